@@ -1,0 +1,41 @@
+"""Errors a client may see: a stable code, an HTTP status and a human message."""
+
+from __future__ import annotations
+
+__all__ = ["HubError"]
+
+
+class HubError(Exception):
+    """A refusal with a stable machine-readable ``code``.
+
+    The API turns it into ``{"error": {"code", "message", "field", "line"}}`` with ``status``;
+    nothing else about the failure (no stack trace, no internals) reaches the client.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.field = field
+        self.line = line
+
+    def to_json(self) -> dict:
+        """The client-facing JSON body."""
+        body: dict = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.line is not None:
+            body["line"] = self.line
+        return {"error": body}
+
+    def __repr__(self) -> str:
+        return f"HubError({self.code!r}, {self.message!r}, status={self.status})"
