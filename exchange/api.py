@@ -1,0 +1,246 @@
+"""The HTTP API under ``/v1`` (aiohttp). Every route but the token endpoint and the OpenAPI
+document needs a bearer token; every refusal is ``{"error": {"code", "message", ...}}``."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import BasicAuth, web
+
+from exchange import packages as pk
+from exchange.auth import Caller, authenticate, issue_token
+from exchange.errors import HubError
+from exchange.hub import Hub
+from exchange.openapi import openapi_document
+from exchange.organ import OrganId
+from exchange.registry import list_agencies
+
+__all__ = ["HUB", "make_app"]
+
+log = logging.getLogger("lienthong.api")
+HUB = web.AppKey("hub", Hub)
+_XML_TYPES = {"application/xml", "text/xml", "application/edxml+xml"}
+_CHUNK = 256 * 1024
+
+
+def _error_response(exc: HubError) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return web.json_response(exc.to_json(), status=exc.status, headers=headers)
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every failure into the JSON error shape; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except HubError as exc:
+        if request.app.get(HUB) is not None:
+            request.app[HUB].metrics.refused[exc.code] += 1
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(
+            exc.status, f"http.{exc.status}"
+        )
+        return _error_response(HubError(code, exc.reason, status=exc.status))
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("internal error", extra={"incident": incident, "path": request.path})
+        return _error_response(
+            HubError("internal", f"internal error; incident {incident} is logged", status=500)
+        )
+
+
+async def _caller(request: web.Request) -> Caller:
+    hub = request.app[HUB]
+    return await authenticate(hub.pool, request.headers.get("Authorization"), hub.tokens)
+
+
+async def token(request: web.Request) -> web.Response:
+    """OAuth2 client credentials: form or JSON body, or HTTP Basic for the client pair."""
+    hub = request.app[HUB]
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HubError("request.invalid_json", "the body is not JSON", status=400) from None
+        if not isinstance(data, dict):
+            raise HubError("request.invalid_json", "the body must be a JSON object", status=400)
+    else:
+        data = dict(await request.post())
+    client_id, client_secret = data.get("client_id"), data.get("client_secret")
+    basic = request.headers.get("Authorization", "")
+    if basic.lower().startswith("basic "):
+        try:
+            auth = BasicAuth.decode(basic)
+        except ValueError:
+            raise HubError(
+                "auth.invalid_client", "malformed Basic credentials", status=401
+            ) from None
+        client_id, client_secret = auth.login, auth.password
+    grant = data.get("grant_type", "client_credentials")
+    if grant != "client_credentials":
+        raise HubError(
+            "auth.unsupported_grant_type", "only grant_type=client_credentials", status=400
+        )
+    if not isinstance(client_id, str) or not isinstance(client_secret, str):
+        raise HubError(
+            "auth.invalid_client", "client_id and client_secret are required", status=401
+        )
+    access, expires_in = await issue_token(
+        hub.pool, client_id, client_secret, hub.settings.token_ttl_seconds
+    )
+    return web.json_response(
+        {"access_token": access, "token_type": "Bearer", "expires_in": expires_in},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def agencies(request: web.Request) -> web.Response:
+    """The registry: GET /v1/agencies?parent=&level=&under=&limit=&offset="""
+    hub = request.app[HUB]
+    await _caller(request)
+    query = request.query
+    under = None
+    if "under" in query:
+        under = OrganId.parse(query["under"], field="under").routing_key
+    rows = await list_agencies(
+        hub.pool,
+        parent=query.get("parent"),
+        level=query.get("level"),
+        under=under,
+        limit=_int(query, "limit", 1000, 1, 10_000),
+        offset=_int(query, "offset", 0, 0, 10**9),
+    )
+    return web.json_response({"items": [a.to_json() for a in rows]})
+
+
+def _int(query, name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HubError(
+            "request.invalid_parameter", f"{name} must be an integer", field=name
+        ) from None
+    if not low <= value <= high:
+        raise HubError(
+            "request.invalid_parameter", f"{name} must be between {low} and {high}", field=name
+        )
+    return value
+
+
+async def submit(request: web.Request) -> web.Response:
+    """POST /v1/packages: the edXML package as the body, streamed to disk while hashed."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    if request.content_type not in _XML_TYPES:
+        raise HubError(
+            "request.unsupported_media_type",
+            f"send the package as application/xml, not {request.content_type or 'no type'}",
+            status=415,
+        )
+    limit = hub.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise HubError(
+            "body.too_large", f"the body is larger than the limit of {limit} bytes", status=413
+        )
+    incoming = hub.blobs.incoming(limit)
+    try:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            incoming.write(chunk)
+    except BaseException:
+        incoming.discard()
+        raise
+    if incoming.size == 0:
+        incoming.discard()
+        raise HubError("body.empty", "the body is empty", status=400)
+    result = await hub.submit(caller, incoming)
+    status = 200 if result.duplicate else 202
+    return web.json_response(
+        result.to_json(), status=status, headers={"Location": f"/v1/packages/{result.id}"}
+    )
+
+
+async def inbox(request: web.Request) -> web.Response:
+    """GET /v1/inbox?after=CURSOR&limit=N"""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    after = _int(request.query, "after", 0, 0, 2**62)
+    limit = _int(request.query, "limit", 100, 1, hub.settings.inbox_max_limit)
+    return web.json_response(await pk.inbox(hub.pool, caller, after, limit))
+
+
+async def package_bytes(request: web.Request) -> web.StreamResponse:
+    """GET /v1/packages/{id}: exactly the stored bytes."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    path = hub.blobs.path_for(row["digest"])
+    if caller.organ_id != row["sender"]:
+        await pk.record_fetch(hub.pool, caller, row["id"])
+    digest_b64 = base64.b64encode(row["digest"]).decode()
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "application/xml",
+            "ETag": f'"{row["digest"].hex()}"',
+            "Repr-Digest": f"sha-256=:{digest_b64}:",
+            "X-Package-Kind": row["kind"],
+        },
+    )
+
+
+async def ack(request: web.Request) -> web.Response:
+    """POST /v1/packages/{id}/ack"""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    return web.json_response(await pk.acknowledge(hub.pool, caller, request.match_info["id"]))
+
+
+async def trail(request: web.Request) -> web.Response:
+    """GET /v1/packages/{id}/trail"""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    return web.json_response(await pk.trail(hub.pool, caller, request.match_info["id"]))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def health(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    await hub.pool.fetchval("SELECT 1")
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        text=request.app[HUB].metrics.render(), content_type="text/plain", charset="utf-8"
+    )
+
+
+def make_app(hub: Hub) -> web.Application:
+    """The aiohttp application serving ``hub``; the caller starts and stops the hub."""
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    app[HUB] = hub
+    app.router.add_post("/v1/token", token)
+    app.router.add_get("/v1/agencies", agencies)
+    app.router.add_post("/v1/packages", submit)
+    app.router.add_get("/v1/inbox", inbox)
+    app.router.add_get("/v1/packages/{id}", package_bytes)
+    app.router.add_post("/v1/packages/{id}/ack", ack)
+    app.router.add_get("/v1/packages/{id}/trail", trail)
+    app.router.add_get("/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", metrics)
+    return app

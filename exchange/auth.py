@@ -1,0 +1,167 @@
+"""Agency credentials (OAuth2 client credentials) and bearer tokens.
+
+Secrets are stored as scrypt hashes and tokens as SHA-256 digests: a copy of the database is not
+a copy of anyone's keys. Neither is ever logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from exchange.errors import HubError
+
+__all__ = [
+    "Caller",
+    "Credentials",
+    "TokenCache",
+    "authenticate",
+    "issue_credentials",
+    "issue_token",
+]
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Freshly issued credentials; the secret exists only in this object and is shown once."""
+
+    client_id: str
+    client_secret: str
+    organ_id: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated agency behind a request."""
+
+    organ_id: str
+    client_id: str
+    expires_at: float
+
+
+def _hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def _check_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = _hash_secret(secret, base64.b64decode(salt_b64)).split("$")[2]
+    return hmac.compare_digest(expected, digest_b64)
+
+
+async def issue_credentials(pool: asyncpg.Pool, organ_id: str) -> Credentials:
+    """New client credentials for a registered agency (earlier ones stay valid)."""
+    exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
+    if not exists:
+        raise HubError("agency.unknown", f"{organ_id} is not in the registry", status=404)
+    client_id = "lt-" + secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    await pool.execute(
+        "INSERT INTO credentials (client_id, organ_id, secret_hash) VALUES ($1, $2, $3)",
+        client_id,
+        organ_id,
+        _hash_secret(secret),
+    )
+    return Credentials(client_id=client_id, client_secret=secret, organ_id=organ_id)
+
+
+async def revoke_credentials(pool: asyncpg.Pool, client_id: str) -> bool:
+    """Revoke a client and every token it holds; returns whether it existed."""
+    async with pool.acquire() as conn, conn.transaction():
+        done = await conn.execute(
+            "UPDATE credentials SET revoked_at = now() WHERE client_id = $1 AND revoked_at IS NULL",
+            client_id,
+        )
+        await conn.execute("DELETE FROM tokens WHERE client_id = $1", client_id)
+    return done.endswith(" 1")
+
+
+_INVALID_CLIENT = HubError(
+    "auth.invalid_client", "unknown client_id or wrong client_secret", status=401
+)
+
+
+async def issue_token(
+    pool: asyncpg.Pool, client_id: str, client_secret: str, ttl_seconds: int
+) -> tuple[str, int]:
+    """Exchange client credentials for a bearer token; returns (token, expires_in seconds)."""
+    row = await pool.fetchrow(
+        "SELECT organ_id, secret_hash, revoked_at FROM credentials WHERE client_id = $1", client_id
+    )
+    if row is None or row["revoked_at"] is not None:
+        # Spend the same time as a real check so client ids cannot be probed by timing.
+        _check_secret(client_secret, _hash_secret("x"))
+        raise _INVALID_CLIENT
+    if not _check_secret(client_secret, row["secret_hash"]):
+        raise _INVALID_CLIENT
+    token = secrets.token_urlsafe(32)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)
+    await pool.execute(
+        "INSERT INTO tokens (token_hash, client_id, organ_id, expires_at) VALUES ($1, $2, $3, $4)",
+        hashlib.sha256(token.encode()).digest(),
+        client_id,
+        row["organ_id"],
+        expires,
+    )
+    await pool.execute("DELETE FROM tokens WHERE expires_at < now() - interval '1 day'")
+    return token, ttl_seconds
+
+
+class TokenCache:
+    """Remembers recent token look-ups for a few seconds, so each request is not a query."""
+
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[float, Caller]] = {}
+
+    def get(self, key: bytes) -> Caller | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: bytes, caller: Caller) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self._ttl, caller)
+
+
+async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache) -> Caller:
+    """The caller named by an ``Authorization: Bearer`` header, or a 401 error."""
+    if not header:
+        raise HubError("auth.missing", "send Authorization: Bearer <token>", status=401)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HubError("auth.missing", "send Authorization: Bearer <token>", status=401)
+    key = hashlib.sha256(token.strip().encode()).digest()
+    caller = cache.get(key)
+    if caller is None:
+        row = await pool.fetchrow(
+            "SELECT t.organ_id, t.client_id, t.expires_at, c.revoked_at FROM tokens t "
+            "JOIN credentials c USING (client_id) WHERE t.token_hash = $1",
+            key,
+        )
+        if row is None or row["revoked_at"] is not None:
+            raise HubError("auth.invalid_token", "the bearer token is not valid", status=401)
+        caller = Caller(row["organ_id"], row["client_id"], row["expires_at"].timestamp())
+        cache.put(key, caller)
+    if caller.expires_at <= time.time():
+        raise HubError("auth.token_expired", "the bearer token has expired", status=401)
+    return caller

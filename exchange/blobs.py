@@ -1,0 +1,85 @@
+"""Content-addressed storage of package bytes: one file per SHA-256, written once, never edited.
+
+Bodies are streamed to a temporary file while they are hashed, so a 50 MiB upload is never held
+in memory; the file is fsynced and renamed into place only once the hub has accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from exchange.errors import HubError
+
+__all__ = ["BlobStore", "IncomingBlob"]
+
+
+class IncomingBlob:
+    """A body being received: a temporary file plus its running SHA-256 and size."""
+
+    def __init__(self, store: BlobStore, limit: int) -> None:
+        self._store = store
+        self._limit = limit
+        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="in-")
+        self._file = os.fdopen(fd, "wb")
+        self.path = Path(name)
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk; refuse the body as soon as it passes the limit."""
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise HubError(
+                "body.too_large",
+                f"the body is larger than the limit of {self._limit} bytes",
+                status=413,
+            )
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    @property
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+    async def finish(self) -> None:
+        """Flush the bytes to disk (the hub answers 202 only for durable bytes)."""
+        self._file.flush()
+        await asyncio.to_thread(os.fsync, self._file.fileno())
+        self._file.close()
+
+    def keep(self) -> Path:
+        """Move the file to its content address; identical bodies share one file."""
+        target = self._store.path_for(self.digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, target)
+        return target
+
+    def discard(self) -> None:
+        """Drop the temporary file (refused or duplicate body)."""
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Files under ``root/ab/cd/<sha256 hex>``."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).resolve()
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, digest: bytes) -> Path:
+        """Where the blob with this SHA-256 lives (the digest is ours, never a client's path)."""
+        hexed = digest.hex()
+        return self.root / hexed[:2] / hexed[2:4] / hexed
+
+    def incoming(self, limit: int) -> IncomingBlob:
+        return IncomingBlob(self, limit)
+
+    def read(self, digest: bytes) -> bytes:
+        return self.path_for(digest).read_bytes()

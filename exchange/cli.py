@@ -1,0 +1,204 @@
+"""The ``lienthong`` command. Run ``lienthong --help`` or ``lienthong COMMAND --help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from exchange import db
+from exchange.config import Settings, load_settings
+from exchange.errors import HubError
+from exchange.logs import setup_logging
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "host", None):
+        settings = settings.replace(host=args.host)
+    if getattr(args, "port", None) is not None:
+        settings = settings.replace(port=args.port)
+    return settings
+
+
+async def _with_pool(settings: Settings, work):
+    await db.create_database(settings)
+    await db.migrate(settings)
+    pool = await db.connect(settings, min_size=1, max_size=2)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from exchange.serve import serve_forever
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    asyncio.run(serve_forever(settings, consume=not args.no_workers))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from exchange.demo import run_demo
+
+    settings = _settings(args)
+    setup_logging("WARNING")
+    return asyncio.run(run_demo(settings, keep_serving=args.keep_serving))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> None:
+        if args.action == "reset":
+            await db.drop_schema(settings)
+        await db.create_database(settings)
+        await db.migrate(settings)
+
+    asyncio.run(run())
+    print(f"schema {settings.database_schema!r} is ready ({args.action})")
+    return 0
+
+
+def cmd_registry_import(args: argparse.Namespace) -> int:
+    from exchange.registry import RegistryFileError, read_registry_file, upsert_agencies
+
+    settings = _settings(args)
+    try:
+        agencies = read_registry_file(args.file)
+    except (RegistryFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    inserted, updated = asyncio.run(_with_pool(settings, lambda p: upsert_agencies(p, agencies)))
+    print(f"imported {len(agencies)} agencies from {args.file}: {inserted} new, {updated} updated")
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange.registry import list_agencies
+
+    settings = _settings(args)
+    rows = asyncio.run(_with_pool(settings, lambda p: list_agencies(p, limit=args.limit)))
+    if args.json:
+        print(json.dumps([a.to_json() for a in rows], ensure_ascii=False, indent=2))
+        return 0
+    table = Table("code", "name", "level", "parent", "valid", "routing key")
+    for a in rows:
+        valid = f"{a.valid_from or '…'} → {a.valid_to or '…'}"
+        if a.successor:
+            valid += f" (→ {a.successor})"
+        table.add_row(a.code, a.name, a.level, a.parent or "", valid, a.routing_key)
+    Console().print(table)
+    return 0
+
+
+def cmd_agency_credentials(args: argparse.Namespace) -> int:
+    from exchange.auth import issue_credentials
+    from exchange.organ import normalise
+
+    settings = _settings(args)
+    organ_id = normalise(args.organ_id)
+    creds = asyncio.run(_with_pool(settings, lambda p: issue_credentials(p, organ_id)))
+    if args.json:
+        print(json.dumps(creds.__dict__))
+    else:
+        print(f"organ_id:      {creds.organ_id}")
+        print(f"client_id:     {creds.client_id}")
+        print(f"client_secret: {creds.client_secret}")
+        print("The secret is shown once and stored only as a hash. Keep it in the DMS's vault.")
+    return 0
+
+
+def cmd_agency_revoke(args: argparse.Namespace) -> int:
+    from exchange.auth import revoke_credentials
+
+    settings = _settings(args)
+    done = asyncio.run(_with_pool(settings, lambda p: revoke_credentials(p, args.client_id)))
+    print(f"{args.client_id}: {'revoked' if done else 'not found or already revoked'}")
+    return 0 if done else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lienthong",
+        description="Hub for official document exchange between state agencies (edXML).",
+    )
+    parser.add_argument(
+        "--config", help="TOML settings file (default: $LIENTHONG_CONFIG; env LIENTHONG_* wins)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the hub: HTTP API, outbox dispatcher and inbox workers")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    p.add_argument(
+        "--no-workers", action="store_true", help="serve the API only; consume no queues"
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "demo", help="start a hub and run a four-level exchange through its real API"
+    )
+    p.add_argument("--port", type=int, default=0, help="port for the demo hub (default: any)")
+    p.add_argument("--keep-serving", action="store_true", help="keep the hub running afterwards")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["migrate", "reset"], help="reset drops every table first")
+    p.set_defaults(func=cmd_db)
+
+    reg = sub.add_parser("registry", help="the agency registry").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = reg.add_parser(
+        "import",
+        help="insert or update agencies from CSV or JSON",
+        description="Columns: code, name, parent, level (central|province|district|commune), "
+        "valid_from, valid_to (YYYY-MM-DD), successor. Only code and name are required; "
+        "parent and level default to what the code says. All or nothing.",
+    )
+    p.add_argument("file", help="a .csv (header row) or .json file")
+    p.set_defaults(func=cmd_registry_import)
+    p = reg.add_parser("list", help="show the registry")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_registry_list)
+
+    ag = sub.add_parser("agency", help="agency credentials").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = ag.add_parser("credentials", help="issue client credentials (the secret is shown once)")
+    p.add_argument("organ_id")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.set_defaults(func=cmd_agency_credentials)
+    p = ag.add_parser("revoke", help="revoke a client and its tokens")
+    p.add_argument("client_id")
+    p.set_defaults(func=cmd_agency_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HubError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

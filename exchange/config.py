@@ -1,0 +1,86 @@
+"""Settings: defaults that work on a developer machine, a TOML file, then ``LIENTHONG_*`` variables.
+
+Precedence (last wins): built-in defaults < TOML file (``--config`` or ``LIENTHONG_CONFIG``) <
+environment. Every setting name is also its environment variable: ``database_url`` is
+``LIENTHONG_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub needs to know about its environment."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/lienthong"
+    database_schema: str = "lienthong"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefix of the exchange and queue names, so several hubs (or test runs) share one broker.
+    broker_prefix: str = "lienthong"
+    # "quorum" (default, runs unchanged on a RabbitMQ cluster) or "classic".
+    queue_type: str = "quorum"
+    blob_dir: str = "var/blobs"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 50 * 1024 * 1024
+    max_depth: int = 64
+    max_attachments: int = 100
+    token_ttl_seconds: int = 3600
+    inbox_max_limit: int = 500
+    # How long an unconfirmed outbox row waits before the relay publishes it again.
+    outbox_retry_seconds: float = 5.0
+    consumer_prefetch: int = 256
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: object, kind: type) -> object:
+    if kind is int:
+        return int(str(raw).replace("_", ""))
+    if kind is float:
+        return float(raw)  # type: ignore[arg-type]
+    if kind is dict:
+        if not isinstance(raw, dict):
+            raise ValueError(f"setting {name} must be a table")
+        return raw
+    return str(raw)
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
+    """Read settings from defaults, an optional TOML file and the environment."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    types = {f.name: _field_type(f) for f in dataclasses.fields(Settings)}
+    path = path or env.get("LIENTHONG_CONFIG")
+    if path:
+        with Path(path).open("rb") as fh:
+            data = tomllib.load(fh)
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {', '.join(unknown)}")
+        values.update(data)
+    for name in types:
+        key = f"LIENTHONG_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    coerced = {name: _coerce(name, raw, types[name]) for name, raw in values.items()}
+    settings = Settings(**coerced)  # type: ignore[arg-type]
+    if settings.queue_type not in ("quorum", "classic"):
+        raise ValueError("queue_type must be 'quorum' or 'classic'")
+    return settings
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    return {"int": int, "float": float, "dict": dict}.get(str(f.type), str)

@@ -1,0 +1,166 @@
+"""The running hub: database pool, blob store, broker, dispatcher and inbox worker, wired once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from exchange import db
+from exchange.auth import TokenCache
+from exchange.blobs import BlobStore, IncomingBlob
+from exchange.broker import Broker, Dispatcher, InboxWorker
+from exchange.config import Settings
+from exchange.edxml import Limits, parse_package
+from exchange.errors import HubError
+from exchange.packages import Submission, record_submission
+
+__all__ = ["Hub", "Metrics"]
+
+log = logging.getLogger("lienthong.hub")
+
+
+@dataclass
+class Metrics:
+    """Counters exported at ``/metrics`` in Prometheus text format."""
+
+    accepted: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)
+
+    def render(self) -> str:
+        lines = [
+            "# HELP lienthong_packages_accepted_total Packages accepted, by kind.",
+            "# TYPE lienthong_packages_accepted_total counter",
+        ]
+        lines += [
+            f'lienthong_packages_accepted_total{{kind="{k}"}} {v}' for k, v in self.accepted.items()
+        ]
+        lines += [
+            "# HELP lienthong_requests_refused_total Requests refused, by error code.",
+            "# TYPE lienthong_requests_refused_total counter",
+        ]
+        lines += [
+            f'lienthong_requests_refused_total{{code="{k}"}} {v}' for k, v in self.refused.items()
+        ]
+        return "\n".join(lines) + "\n"
+
+
+class Hub:
+    """Everything one hub process runs. ``await hub.start()`` then serve the API."""
+
+    def __init__(self, settings: Settings, *, consume: bool = True) -> None:
+        self.settings = settings
+        self.consume = consume
+        self.limits = Limits(
+            max_bytes=settings.max_body_bytes,
+            max_depth=settings.max_depth,
+            max_attachments=settings.max_attachments,
+        )
+        self.tokens = TokenCache()
+        self.metrics = Metrics()
+        self.pool: asyncpg.Pool | None = None
+        self.blobs = BlobStore(settings.blob_dir)
+        self.broker = Broker(settings)
+        self.dispatcher: Dispatcher | None = None
+        self.worker: InboxWorker | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        """Migrate, connect, declare the topology and start the background loops."""
+        await db.create_database(self.settings)
+        await db.migrate(self.settings)
+        self.pool = await db.connect(self.settings)
+        await self.broker.connect()
+        self.dispatcher = Dispatcher(self.pool, self.broker, self.settings)
+        self.dispatcher.start()
+        if self.consume:
+            self.worker = InboxWorker(self.pool, self.broker)
+            await self.worker.start(await self._agency_codes())
+            self._listener = await self.pool.acquire()
+            await self._listener.add_listener("lienthong_registry", self._on_registry_change)
+        log.info("hub started", extra={"schema": self.settings.database_schema})
+
+    async def stop(self) -> None:
+        if self.dispatcher:
+            await self.dispatcher.stop()
+        if self.worker:
+            await self.worker.stop()
+        if self._listener is not None and self.pool is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.remove_listener("lienthong_registry", self._on_registry_change)
+            await self.pool.release(self._listener)
+            self._listener = None
+        await self.broker.close()
+        if self.pool:
+            await self.pool.close()
+
+    async def _agency_codes(self) -> list[str]:
+        assert self.pool is not None
+        rows = await self.pool.fetch("SELECT code FROM agencies ORDER BY code")
+        return [r["code"] for r in rows]
+
+    def _on_registry_change(self, *_: object) -> None:
+        asyncio.get_running_loop().create_task(self._declare_new_agencies())
+
+    async def _declare_new_agencies(self) -> None:
+        try:
+            for code in await self._agency_codes():
+                await self.broker.ensure_agency(code)
+        except Exception:
+            log.exception("declaring queues for new agencies failed")
+
+    async def submit(self, caller, incoming: IncomingBlob) -> Submission:
+        """Check, store and route a received body. The temporary file is always cleaned up."""
+        assert self.pool is not None and self.dispatcher is not None
+        try:
+            await incoming.finish()
+            package = await asyncio.to_thread(parse_package, incoming.path, self.limits)
+            # Keep the bytes at their content address before the row that points at them.
+            incoming_path = incoming.keep()
+            try:
+                result = await record_submission(
+                    self.pool,
+                    caller,
+                    package,
+                    incoming.digest,
+                    incoming.size,
+                    retry_after=self.settings.outbox_retry_seconds,
+                )
+            except HubError:
+                if not await self._digest_known(incoming.digest):
+                    incoming_path.unlink(missing_ok=True)
+                raise
+        except HubError as exc:
+            self.metrics.refused[exc.code] += 1
+            log.info(
+                "package refused",
+                extra={
+                    "code": exc.code,
+                    "digest": incoming.digest.hex(),
+                    "organ_id": caller.organ_id,
+                },
+            )
+            raise
+        finally:
+            incoming.discard()
+        if result.outgoing:
+            self.dispatcher.submit(result.outgoing)
+        self.metrics.accepted[result.kind] += 1
+        log.info(
+            "package accepted",
+            extra={
+                "package_id": str(result.id),
+                "digest": result.digest.hex(),
+                "duplicate": result.duplicate,
+                "organ_id": caller.organ_id,
+            },
+        )
+        return result
+
+    async def _digest_known(self, digest: bytes) -> bool:
+        assert self.pool is not None
+        return bool(await self.pool.fetchval("SELECT 1 FROM packages WHERE digest = $1", digest))

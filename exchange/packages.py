@@ -1,0 +1,382 @@
+"""Accepting packages and answering questions about them (inbox, bytes, acknowledgement, trail).
+
+The rule of the hub: what it stores is exactly what it received. Parsing yields a read-only view
+used to check and route; the bytes on disk are never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from exchange.auth import Caller
+from exchange.edxml import Package
+from exchange.errors import HubError
+from exchange.organ import OrganId
+from exchange.registry import check_recipient, get_agency
+
+__all__ = [
+    "Outgoing",
+    "Submission",
+    "acknowledge",
+    "inbox",
+    "locate_package",
+    "record_submission",
+    "trail",
+]
+
+_NOT_FOUND = "package.not_found"
+_REPLACING_TYPES = {1, 2, 3}  # revoke, update, replace: may reuse a DocumentId
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery waiting for the broker."""
+
+    delivery_id: int
+    package_id: uuid.UUID
+    recipient: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the hub answers to an accepted package."""
+
+    id: uuid.UUID
+    kind: str
+    document_id: str | None
+    digest: bytes
+    recipients: tuple[str, ...]
+    duplicate: bool
+    outgoing: tuple[Outgoing, ...] = ()
+
+    def to_json(self) -> dict:
+        return {
+            "id": str(self.id),
+            "kind": self.kind,
+            "document_id": self.document_id,
+            "digest": self.digest.hex(),
+            "digest_algorithm": "sha256",
+            "recipients": list(self.recipients),
+            "duplicate": self.duplicate,
+        }
+
+
+def _recipients(package: Package) -> list[str]:
+    seen: dict[str, None] = {}
+    for party in package.recipients:
+        seen.setdefault(party.organ_id, None)
+    return list(seen)
+
+
+async def _existing(conn: asyncpg.Connection, digest: bytes) -> Submission | None:
+    row = await conn.fetchrow(
+        "SELECT p.id, p.kind, p.document_id, array_agg(d.recipient ORDER BY d.id) AS recipients "
+        "FROM packages p JOIN deliveries d ON d.package_id = p.id WHERE p.digest = $1 "
+        "GROUP BY p.id",
+        digest,
+    )
+    if row is None:
+        return None
+    return Submission(
+        row["id"], row["kind"], row["document_id"], digest, tuple(row["recipients"]), True
+    )
+
+
+async def record_submission(
+    pool: asyncpg.Pool,
+    caller: Caller,
+    package: Package,
+    digest: bytes,
+    size: int,
+    *,
+    retry_after: float = 5.0,
+) -> Submission:
+    """Check a parsed package against the caller and the registry, then store it in one go.
+
+    Re-sending identical bytes returns the first submission (``duplicate=True``) and changes
+    nothing. The outbox rows become due for the relay after ``retry_after`` seconds, unless the
+    dispatcher's fast path publishes them first. Raises :class:`HubError` for every refusal.
+    """
+    if package.sender.organ_id != caller.organ_id:
+        raise HubError(
+            "sender.mismatch",
+            f"From/OrganId is {package.sender.organ_id} but the token belongs to {caller.organ_id}",
+            status=403,
+            field="From/OrganId",
+        )
+    async with pool.acquire() as conn:
+        existing = await _existing(conn, digest)
+        if existing:
+            return existing
+        today = dt.datetime.now(dt.UTC).date()
+        field = "To/OrganId" if package.kind == "edoc" else "ResponseFor/OrganId"
+        recipients = _recipients(package)
+        if not recipients:
+            raise HubError("recipient.missing", "the package names no recipient", status=422)
+        for code in recipients:
+            check_recipient(await get_agency(conn, code), code, today, field)
+        if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
+            clash = await conn.fetchval(
+                "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
+                package.sender.organ_id,
+                package.document_id,
+            )
+            if clash:
+                raise HubError(
+                    "package.duplicate_document_id",
+                    f"DocumentId {package.document_id!r} was already sent with other content "
+                    f"(package {clash}); send an update, replacement or revocation "
+                    "(BussinessDocType 1-3) to change it",
+                    status=409,
+                    field="DocumentId",
+                )
+        try:
+            return await _insert(conn, package, digest, size, recipients, retry_after)
+        except asyncpg.UniqueViolationError:
+            # The same bytes arrived twice at once: the first one won.
+            existing = await _existing(conn, digest)
+            if existing:
+                return existing
+            raise
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    package: Package,
+    digest: bytes,
+    size: int,
+    recipients: list[str],
+    retry_after: float,
+) -> Submission:
+    package_id = uuid.uuid4()
+    response = package.response_for[0] if package.response_for else None
+    async with conn.transaction():
+        about = None
+        if package.kind == "status" and response and response.document_id:
+            # A reply from a recipient (01-06, 15, 16) or the sender's own recall (13).
+            about = await conn.fetchval(
+                "SELECT p.id FROM packages p JOIN deliveries d ON d.package_id = p.id "
+                "WHERE p.document_id = $2 AND p.kind = 'edoc' "
+                "AND ((p.sender = $1 AND d.recipient = $3) "
+                "OR (p.sender = $3 AND d.recipient = $1)) "
+                "ORDER BY p.received_at DESC LIMIT 1",
+                response.organ_id,
+                response.document_id,
+                package.sender.organ_id,
+            )
+        await conn.execute(
+            """
+            INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type,
+                                  status_code, response_for_organ, response_for_document,
+                                  about_package, subject, size)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            """,
+            package_id,
+            digest,
+            package.sender.organ_id,
+            package.kind,
+            package.document_id,
+            package.business_doc_type,
+            package.status_code,
+            response.organ_id if response else None,
+            response.document_id if response else None,
+            about,
+            package.subject,
+            size,
+        )
+        rows = await conn.fetch(
+            "INSERT INTO deliveries (package_id, recipient) "
+            "SELECT $1, r FROM unnest($2::text[]) AS r RETURNING id, recipient",
+            package_id,
+            recipients,
+        )
+        outgoing = tuple(
+            Outgoing(r["id"], package_id, r["recipient"], OrganId.parse(r["recipient"]).routing_key)
+            for r in rows
+        )
+        await conn.executemany(
+            "INSERT INTO outbox (delivery_id, routing_key, next_attempt_at) "
+            "VALUES ($1, $2, now() + make_interval(secs => $3))",
+            [(o.delivery_id, o.routing_key, retry_after) for o in outgoing],
+        )
+        events = [
+            (
+                package_id,
+                "submitted",
+                package.sender.organ_id,
+                {"digest": digest.hex(), "size": size, "recipients": recipients},
+            )
+        ]
+        if about:
+            events.append(
+                (
+                    about,
+                    "status",
+                    package.sender.organ_id,
+                    {"status_code": package.status_code, "status_package": str(package_id)},
+                )
+            )
+        await conn.executemany(
+            "INSERT INTO events (package_id, event, organ_id, detail) VALUES ($1, $2, $3, $4)",
+            events,
+        )
+    return Submission(
+        package_id, package.kind, package.document_id, digest, tuple(recipients), False, outgoing
+    )
+
+
+async def locate_package(pool: asyncpg.Pool, caller: Caller, package_id: str) -> asyncpg.Record:
+    """The package row if the caller sent it or receives it; otherwise 404, never 403."""
+    try:
+        key = uuid.UUID(package_id)
+    except ValueError:
+        raise HubError(_NOT_FOUND, "no such package", status=404) from None
+    row = await pool.fetchrow(
+        "SELECT p.* FROM packages p WHERE p.id = $1 AND (p.sender = $2 OR EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $2))",
+        key,
+        caller.organ_id,
+    )
+    if row is None:
+        raise HubError(_NOT_FOUND, "no such package", status=404)
+    return row
+
+
+async def record_fetch(pool: asyncpg.Pool, caller: Caller, package_id: uuid.UUID) -> None:
+    """Note the first time a recipient downloads a package."""
+    async with pool.acquire() as conn, conn.transaction():
+        first = await conn.fetchval(
+            "UPDATE deliveries SET fetched_at = now() WHERE package_id = $1 AND recipient = $2 "
+            "AND fetched_at IS NULL RETURNING id",
+            package_id,
+            caller.organ_id,
+        )
+        if first:
+            await conn.execute(
+                "INSERT INTO events (package_id, event, organ_id) VALUES ($1, 'fetched', $2)",
+                package_id,
+                caller.organ_id,
+            )
+
+
+def _inbox_item(row: asyncpg.Record) -> dict:
+    return {
+        "cursor": str(row["inbox_seq"]),
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "sender": row["sender"],
+        "document_id": row["document_id"],
+        "business_doc_type": row["business_doc_type"],
+        "status_code": row["status_code"],
+        "response_for": row["response_for_document"],
+        "subject": row["subject"],
+        "size": row["size"],
+        "digest": row["digest"].hex(),
+        "delivered_at": row["delivered_at"].isoformat(),
+    }
+
+
+async def inbox(pool: asyncpg.Pool, caller: Caller, after: int, limit: int) -> dict:
+    """What waits for the caller, oldest first, starting after a cursor."""
+    rows = await pool.fetch(
+        """
+        SELECT d.inbox_seq, d.delivered_at, p.id, p.kind, p.sender, p.document_id,
+               p.business_doc_type, p.status_code, p.response_for_document, p.subject,
+               p.size, p.digest
+        FROM deliveries d JOIN packages p ON p.id = d.package_id
+        WHERE d.recipient = $1 AND d.state = 'delivered' AND d.inbox_seq > $2
+        ORDER BY d.inbox_seq LIMIT $3
+        """,
+        caller.organ_id,
+        after,
+        limit,
+    )
+    items = [_inbox_item(r) for r in rows]
+    return {
+        "items": items,
+        "next": items[-1]["cursor"] if items else (str(after) if after else None),
+    }
+
+
+async def acknowledge(pool: asyncpg.Pool, caller: Caller, package_id: str) -> dict:
+    """The recipient has stored the package safely: it leaves the inbox. Idempotent."""
+    row = await locate_package(pool, caller, package_id)
+    async with pool.acquire() as conn, conn.transaction():
+        state = await conn.fetchval(
+            "SELECT state FROM deliveries WHERE package_id = $1 AND recipient = $2 FOR UPDATE",
+            row["id"],
+            caller.organ_id,
+        )
+        if state is None:
+            raise HubError(
+                "delivery.not_recipient", "only a recipient acknowledges a package", status=409
+            )
+        if state == "pending":
+            raise HubError(
+                "delivery.not_delivered", "the package has not reached the inbox yet", status=409
+            )
+        if state == "delivered":
+            await conn.execute(
+                "UPDATE deliveries SET state = 'acknowledged', acked_at = now() "
+                "WHERE package_id = $1 AND recipient = $2",
+                row["id"],
+                caller.organ_id,
+            )
+            await conn.execute(
+                "INSERT INTO events (package_id, event, organ_id) VALUES ($1, 'acknowledged', $2)",
+                row["id"],
+                caller.organ_id,
+            )
+    return {"id": str(row["id"]), "state": "acknowledged", "already": state == "acknowledged"}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def trail(pool: asyncpg.Pool, caller: Caller, package_id: str) -> dict:
+    """Every recorded event of a package, oldest first, with each recipient's state."""
+    row = await locate_package(pool, caller, package_id)
+    deliveries = await pool.fetch(
+        "SELECT recipient, state, delivered_at, fetched_at, acked_at FROM deliveries "
+        "WHERE package_id = $1 ORDER BY id",
+        row["id"],
+    )
+    events = await pool.fetch(
+        "SELECT event, organ_id, at, detail FROM events WHERE package_id = $1 ORDER BY at, id",
+        row["id"],
+    )
+    return {
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "sender": row["sender"],
+        "document_id": row["document_id"],
+        "status_code": row["status_code"],
+        "about": str(row["about_package"]) if row["about_package"] else None,
+        "digest": row["digest"].hex(),
+        "received_at": row["received_at"].isoformat(),
+        "recipients": [
+            {
+                "organ_id": d["recipient"],
+                "state": d["state"],
+                "delivered_at": _iso(d["delivered_at"]),
+                "fetched_at": _iso(d["fetched_at"]),
+                "acknowledged_at": _iso(d["acked_at"]),
+            }
+            for d in deliveries
+        ],
+        "events": [
+            {
+                "at": e["at"].isoformat(),
+                "event": e["event"],
+                "organ_id": e["organ_id"],
+                "detail": e["detail"],
+            }
+            for e in events
+        ],
+    }

@@ -1,0 +1,84 @@
+-- lienthong schema, applied idempotently by `lienthong db migrate` (and at start-up).
+-- Every statement must be safe to run again.
+
+CREATE TABLE IF NOT EXISTS agencies (
+    code        text PRIMARY KEY,             -- normalised organ id
+    name        text NOT NULL,
+    parent      text,                         -- organ id of the unit one level up
+    level       text NOT NULL CHECK (level IN ('central', 'province', 'district', 'commune')),
+    valid_from  date,
+    valid_to    date,                         -- after this day the code takes no new documents
+    successor   text,                         -- the code that replaced it (mergers)
+    routing_key text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS agencies_parent ON agencies (parent);
+
+CREATE TABLE IF NOT EXISTS credentials (
+    client_id   text PRIMARY KEY,
+    organ_id    text NOT NULL REFERENCES agencies (code),
+    secret_hash text NOT NULL,                -- scrypt, never the secret itself
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash  bytea PRIMARY KEY,            -- sha256 of the bearer token
+    client_id   text NOT NULL REFERENCES credentials (client_id),
+    organ_id    text NOT NULL,
+    expires_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_expiry ON tokens (expires_at);
+
+CREATE TABLE IF NOT EXISTS packages (
+    id                    uuid PRIMARY KEY,
+    digest                bytea NOT NULL UNIQUE,   -- sha256 of exactly the bytes received
+    sender                text NOT NULL,
+    kind                  text NOT NULL CHECK (kind IN ('edoc', 'status')),
+    document_id           text,
+    business_doc_type     smallint NOT NULL DEFAULT 0,
+    status_code           text,
+    response_for_organ    text,
+    response_for_document text,
+    about_package         uuid REFERENCES packages (id),  -- the document a status is about
+    subject               text,
+    size                  bigint NOT NULL,
+    received_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS packages_document ON packages (sender, document_id);
+
+CREATE SEQUENCE IF NOT EXISTS inbox_seq;
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    id           bigserial PRIMARY KEY,
+    package_id   uuid NOT NULL REFERENCES packages (id),
+    recipient    text NOT NULL,
+    state        text NOT NULL DEFAULT 'pending'
+                 CHECK (state IN ('pending', 'delivered', 'acknowledged')),
+    inbox_seq    bigint UNIQUE,               -- the recipient's inbox cursor, set on delivery
+    delivered_at timestamptz,
+    fetched_at   timestamptz,
+    acked_at     timestamptz,
+    UNIQUE (package_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS deliveries_inbox ON deliveries (recipient, inbox_seq)
+    WHERE state = 'delivered';
+
+-- Transactional outbox: a row per delivery not yet confirmed by the broker.
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id     bigint PRIMARY KEY REFERENCES deliveries (id),
+    routing_key     text NOT NULL,
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS events (
+    id         bigserial PRIMARY KEY,
+    package_id uuid NOT NULL REFERENCES packages (id),
+    event      text NOT NULL,
+    organ_id   text,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    detail     jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_package ON events (package_id, id);

@@ -1,0 +1,99 @@
+"""Shared fixtures. Tests talk to the real PostgreSQL and RabbitMQ (never mocks): each module
+gets its own database schema and broker prefix, removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from adapters.client import HubClient
+from exchange import db
+from exchange.auth import issue_credentials
+from exchange.broker import Broker
+from exchange.config import Settings, load_settings
+from exchange.registry import Agency, upsert_agencies
+from exchange.serve import running_hub
+
+# A copy of ../shared/fixtures/edxml-field (public field samples; see its SOURCE.md).
+FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
+
+
+def sample(name: str) -> bytes:
+    """The bytes of a field sample from ``shared/fixtures/edxml-field``."""
+    return (FIXTURES / name).read_bytes()
+
+
+def make_settings(tmp_path: Path, **changes: object) -> Settings:
+    """Settings isolated by a unique schema, broker prefix and blob folder."""
+    tag = secrets.token_hex(4)
+    base = load_settings()
+    return base.replace(
+        database_url=os.environ.get(
+            "LIENTHONG_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/lienthong_test"
+        ),
+        database_schema=f"t_{tag}",
+        broker_prefix=f"lttest.{tag}",
+        blob_dir=str(tmp_path / "blobs"),
+        host="127.0.0.1",
+        port=0,
+        **changes,
+    )
+
+
+class Exchange:
+    """A running hub with helpers to register agencies and open their clients."""
+
+    def __init__(self, hub, url: str, session: aiohttp.ClientSession) -> None:
+        self.hub = hub
+        self.url = url
+        self.session = session
+        self.codes: list[str] = []
+
+    async def register(self, *agencies: tuple[str, str]) -> None:
+        """Register (code, name) pairs; parent and level come from the code."""
+        from exchange.organ import OrganId
+
+        records = []
+        for code, name in agencies:
+            oid = OrganId.parse(code)
+            parent = oid.parent
+            records.append(
+                Agency(str(oid), name, str(parent) if parent else None, oid.gov_level.value)
+            )
+        await upsert_agencies(self.hub.pool, records)
+        for record in records:
+            self.codes.append(record.code)
+            await self.hub.broker.ensure_agency(record.code)
+
+    async def client(self, organ_id: str) -> HubClient:
+        creds = await issue_credentials(self.hub.pool, organ_id)
+        return HubClient(self.url, creds.client_id, creds.client_secret, session=self.session)
+
+    async def token(self, organ_id: str) -> str:
+        return await (await self.client(organ_id)).token()
+
+
+@pytest.fixture(scope="module")
+async def exchange(tmp_path_factory):
+    """A hub on a random port with its own schema and broker names; cleaned up afterwards."""
+    settings = make_settings(tmp_path_factory.mktemp("hub"))
+    async with aiohttp.ClientSession() as session, running_hub(settings) as (hub, url):
+        ex = Exchange(hub, url, session)
+        try:
+            yield ex
+        finally:
+            await hub.broker.delete_topology(ex.codes)
+    await db.drop_schema(settings)
+
+
+async def cleanup_broker(settings: Settings, codes: list[str]) -> None:
+    broker = Broker(settings)
+    await broker.connect()
+    try:
+        await broker.delete_topology(codes)
+    finally:
+        await broker.close()

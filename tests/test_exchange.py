@@ -1,0 +1,313 @@
+"""End to end through the real API, PostgreSQL and RabbitMQ: submit, route, inbox, fetch, ack,
+statuses and trails, with the field samples going through byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+
+from adapters.client import HubClient, HubClientError
+from exchange.edxml_build import build_document, build_status
+from tests.conftest import sample
+
+MINISTRY = "000.00.00.G01"
+PROVINCE = "000.00.00.H49"
+DISTRICT = "000.00.10.H49"
+COMMUNE = "000.05.10.H49"
+BYSTANDER = "000.00.20.H49"
+
+FIELD_AGENCIES = [
+    ("000.00.00.A80", "UBND xã Hòa Tiến"),
+    ("28.22.H17", "UBND xã Hòa Sơn"),
+    ("000.00.00.G22", "Văn phòng Chính phủ"),
+    ("000.00.00.H41", "UBND Tỉnh Nghệ An"),
+    ("000.00.00.H14", "UBND Tỉnh Cao Bằng"),
+    ("000.00.00.G17", "Sở Thông tin truyền thông Hải Phòng"),
+]
+
+
+async def wait_for_inbox(client: HubClient, package_id: str, timeout: float = 15.0) -> dict:
+    """Poll the inbox until ``package_id`` shows up (deliveries travel through the broker)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for item in (await client.inbox(limit=500))["items"]:
+            if item["id"] == package_id:
+                return item
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"package {package_id} never reached the inbox")
+
+
+@pytest.fixture(scope="module")
+async def agencies(exchange):
+    await exchange.register(
+        (MINISTRY, "Bộ Nội vụ"),
+        (PROVINCE, "UBND tỉnh Quảng Ninh"),
+        (DISTRICT, "UBND thành phố Hạ Long"),
+        (COMMUNE, "UBND phường Hồng Gai"),
+        (BYSTANDER, "UBND thành phố Cẩm Phả"),
+        *FIELD_AGENCIES,
+    )
+    return {
+        code: await exchange.client(code)
+        for code in (MINISTRY, PROVINCE, DISTRICT, COMMUNE, BYSTANDER)
+    }
+
+
+def document(number: str, recipients=(PROVINCE, DISTRICT, COMMUNE), **kw) -> bytes:
+    return build_document(
+        sender=kw.pop("sender", MINISTRY),
+        recipients=list(recipients),
+        code_number=number,
+        code_notation="BNV-VP",
+        subject=f"Công văn số {number}",
+        attachments=kw.pop("attachments", [("cv.pdf", "application/pdf", b"%PDF-1.7 test")]),
+        **kw,
+    )
+
+
+async def test_three_levels_reach_exactly_three_inboxes(exchange, agencies):
+    sent = await agencies[MINISTRY].submit(document("101"))
+    assert sent["recipients"] == [PROVINCE, DISTRICT, COMMUNE]
+    assert sent["duplicate"] is False
+    for code in (PROVINCE, DISTRICT, COMMUNE):
+        item = await wait_for_inbox(agencies[code], sent["id"])
+        assert item["sender"] == MINISTRY and item["kind"] == "edoc"
+        assert item["digest"] == sent["digest"]
+    await asyncio.sleep(0.3)  # give a wrong route time to show up
+    stray = [i for i in (await agencies[BYSTANDER].inbox())["items"] if i["id"] == sent["id"]]
+    assert stray == []
+    trail = await agencies[MINISTRY].trail(sent["id"])
+    delivered = sorted(e["organ_id"] for e in trail["events"] if e["event"] == "delivered")
+    routed = sorted(e["organ_id"] for e in trail["events"] if e["event"] == "routed")
+    assert delivered == routed == sorted([PROVINCE, DISTRICT, COMMUNE])
+    assert trail["events"][0]["event"] == "submitted"
+
+
+async def test_recipient_fetches_exact_bytes_acks_and_inbox_empties(exchange, agencies):
+    package = document("102", recipients=[COMMUNE])
+    sent = await agencies[MINISTRY].submit(package)
+    assert sent["digest"] == hashlib.sha256(package).hexdigest()
+    await wait_for_inbox(agencies[COMMUNE], sent["id"])
+    assert await agencies[COMMUNE].fetch(sent["id"]) == package
+    assert await agencies[MINISTRY].fetch(sent["id"]) == package  # the sender may read it too
+    first = await agencies[COMMUNE].ack(sent["id"])
+    assert first["already"] is False
+    again = await agencies[COMMUNE].ack(sent["id"])
+    assert again["already"] is True
+    ids = [i["id"] for i in (await agencies[COMMUNE].inbox())["items"]]
+    assert sent["id"] not in ids
+    trail = await agencies[MINISTRY].trail(sent["id"])
+    events = [(e["event"], e["organ_id"]) for e in trail["events"]]
+    assert ("fetched", COMMUNE) in events
+    assert events.count(("acknowledged", COMMUNE)) == 1
+    assert trail["recipients"][0]["state"] == "acknowledged"
+
+
+async def test_statuses_flow_back_and_show_in_the_trail(exchange, agencies):
+    sent = await agencies[MINISTRY].submit(document("103", recipients=[PROVINCE, COMMUNE]))
+    for code in (PROVINCE, COMMUNE):
+        await wait_for_inbox(agencies[code], sent["id"])
+        for status in ("01", "03"):
+            answer = await agencies[code].submit(
+                build_status(
+                    sender=code,
+                    response_for_organ_id=MINISTRY,
+                    response_for_document_id=sent["document_id"],
+                    status_code=status,
+                    description="test",
+                )
+            )
+            assert answer["kind"] == "status" and answer["recipients"] == [MINISTRY]
+            await wait_for_inbox(agencies[MINISTRY], answer["id"])
+    trail = await agencies[MINISTRY].trail(sent["id"])
+    statuses = sorted(
+        (e["organ_id"], e["detail"]["status_code"])
+        for e in trail["events"]
+        if e["event"] == "status"
+    )
+    assert statuses == [(PROVINCE, "01"), (PROVINCE, "03"), (COMMUNE, "01"), (COMMUNE, "03")]
+
+
+async def test_identical_bytes_are_idempotent_and_document_id_reuse_conflicts(exchange, agencies):
+    package = document("104", recipients=[PROVINCE])
+    first = await agencies[MINISTRY].submit(package)
+    second = await agencies[MINISTRY].submit(package)
+    assert second["id"] == first["id"] and second["duplicate"] is True
+    other = (
+        document("104", recipients=[PROVINCE], subject_suffix=None)
+        if False
+        else document(
+            "104", recipients=[PROVINCE], attachments=[("cv.pdf", "application/pdf", b"other")]
+        )
+    )
+    with pytest.raises(HubClientError) as info:
+        await agencies[MINISTRY].submit(other)
+    assert info.value.status == 409 and info.value.code == "package.duplicate_document_id"
+    update = document(
+        "104",
+        recipients=[PROVINCE],
+        business_doc_type=2,
+        attachments=[("cv.pdf", "application/pdf", b"corrected")],
+    )
+    updated = await agencies[MINISTRY].submit(update)
+    assert updated["id"] != first["id"] and updated["document_id"] == first["document_id"]
+    # The province sees one delivery per package, not one per post.
+    await wait_for_inbox(agencies[PROVINCE], updated["id"])
+    items = [
+        i for i in (await agencies[PROVINCE].inbox(limit=500))["items"] if i["id"] == first["id"]
+    ]
+    assert len(items) == 1
+
+
+async def test_inbox_pages_with_a_cursor_oldest_first(exchange, agencies):
+    sent = []
+    for n in range(5):
+        sent.append(
+            (await agencies[MINISTRY].submit(document(f"2{n:02d}", recipients=[DISTRICT])))["id"]
+        )
+    await wait_for_inbox(agencies[DISTRICT], sent[-1])
+    seen, cursor = [], None
+    while True:
+        page = await agencies[DISTRICT].inbox(after=cursor, limit=2)
+        if not page["items"]:
+            break
+        assert len(page["items"]) <= 2
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next"]
+    mine = [i for i in seen if i in sent]
+    assert mine == sent  # oldest first, none twice, none lost
+    assert len(seen) == len(set(seen))
+
+
+async def test_field_samples_go_through_byte_for_byte(exchange, agencies):
+    senders = {
+        code: await exchange.client(code)
+        for code in ("000.00.00.A80", "000.00.00.G22", "000.00.00.H41")
+    }
+    receivers = {
+        code: await exchange.client(code)
+        for code in (
+            "000.28.22.H17",
+            "000.00.00.H41",
+            "000.00.00.H14",
+            "000.00.00.G17",
+            "000.00.00.G22",
+        )
+    }
+    plan = (
+        [
+            ("edoc_new.edxml", "000.00.00.A80", ["000.28.22.H17"]),
+            (
+                "edoc_update.edxml",
+                "000.00.00.G22",
+                ["000.00.00.H41", "000.00.00.H14", "000.00.00.G17"],
+            ),
+            (
+                "edoc_replacement.edxml",
+                "000.00.00.G22",
+                ["000.00.00.H41", "000.00.00.H14", "000.00.00.G17"],
+            ),
+            (
+                "edoc_revocation.edxml",
+                "000.00.00.G22",
+                ["000.00.00.H41", "000.00.00.H14", "000.00.00.G17"],
+            ),
+        ]
+        + [
+            (name, "000.00.00.H41", ["000.00.00.G22"])
+            for name in (
+                "status.edxml",
+                "status_inbox_01.edxml",
+                "status_rejection_02.edxml",
+                "status_acceptance_03.edxml",
+                "status_assignment_04.edxml",
+                "status_processing_05.edxml",
+                "status_finish_06.edxml",
+                "status_change-acceptance_15.edxml",
+                "status_change-rejection_16.edxml",
+            )
+        ]
+        + [
+            # A recall (13) goes the other way: the sender tells the recipient.
+            ("status_cancellation_13.edxml", "000.00.00.G22", ["000.00.00.H41"]),
+        ]
+    )
+    last_document = None
+    for name, sender, recipients in plan:
+        data = sample(name)
+        sent = await senders[sender].submit(data)
+        assert sent["recipients"] == recipients, name
+        for code in recipients:
+            await wait_for_inbox(receivers[code], sent["id"])
+            assert await receivers[code].fetch(sent["id"]) == data, name
+        if name.startswith("edoc_") and sender == "000.00.00.G22":
+            last_document = sent["id"]
+    # The ten statuses about G22's document (nine from H41, the recall from G22) show in its
+    # trail.
+    trail = await receivers["000.00.00.G22"].trail(last_document)
+    codes = sorted(e["detail"]["status_code"] for e in trail["events"] if e["event"] == "status")
+    assert codes == sorted(["01", "01", "02", "03", "04", "05", "06", "13", "15", "16"])
+
+
+async def test_outbox_relay_publishes_what_a_crash_left_behind(exchange, agencies):
+    """A package committed but never published (the process died) is still delivered."""
+    from exchange.auth import Caller
+    from exchange.edxml import parse_package
+    from exchange.packages import record_submission
+
+    package = document("301", recipients=[BYSTANDER])
+    parsed = parse_package(package)
+    caller = Caller(MINISTRY, "test", time.time() + 60)
+    digest = hashlib.sha256(package).digest()
+    path = exchange.hub.blobs.path_for(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(package)
+    # Record only: the dispatcher is never told, exactly as if we crashed after COMMIT.
+    result = await record_submission(
+        exchange.hub.pool, caller, parsed, digest, len(package), retry_after=0.0
+    )
+    pending = await exchange.hub.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE delivery_id = $1", result.outgoing[0].delivery_id
+    )
+    assert pending == 1
+    await wait_for_inbox(agencies[BYSTANDER], str(result.id), timeout=20)
+    assert await agencies[BYSTANDER].fetch(str(result.id)) == package
+    left = await exchange.hub.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE delivery_id = $1", result.outgoing[0].delivery_id
+    )
+    assert left == 0
+
+
+async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
+    sent = await agencies[MINISTRY].submit(document("302", recipients=[BYSTANDER]))
+    await wait_for_inbox(agencies[BYSTANDER], sent["id"])
+    row = await exchange.hub.pool.fetchrow(
+        "SELECT d.id, d.package_id, d.recipient, d.inbox_seq FROM deliveries d "
+        "WHERE d.package_id = $1::uuid",
+        sent["id"],
+    )
+    from exchange.organ import OrganId
+    from exchange.packages import Outgoing
+
+    # Publish the same delivery again, as the relay would after a lost confirm.
+    await exchange.hub.broker.publish(
+        Outgoing(
+            row["id"],
+            row["package_id"],
+            row["recipient"],
+            OrganId.parse(row["recipient"]).routing_key,
+        )
+    )
+    await asyncio.sleep(0.5)
+    after = await exchange.hub.pool.fetchrow(
+        "SELECT inbox_seq FROM deliveries WHERE id = $1", row["id"]
+    )
+    assert after["inbox_seq"] == row["inbox_seq"]
+    delivered = await exchange.hub.pool.fetchval(
+        "SELECT count(*) FROM events WHERE package_id = $1::uuid AND event = 'delivered'",
+        sent["id"],
+    )
+    assert delivered == 1
