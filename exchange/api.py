@@ -109,7 +109,7 @@ async def agencies(request: web.Request) -> web.Response:
     query = request.query
     under = None
     if "under" in query:
-        under = OrganId.parse(query["under"], field="under").routing_key
+        under = OrganId.parse(query["under"], field="under").subtree_prefix
     rows = await list_agencies(
         hub.pool,
         parent=query.get("parent"),

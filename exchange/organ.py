@@ -124,6 +124,17 @@ class OrganId:
         return ".".join(reversed(self.segments))
 
     @property
+    def subtree_prefix(self) -> str:
+        """The routing key without its trailing zero segments: ``H47.10`` for ``000.00.10.H47``.
+
+        ``<prefix>.#`` as an AMQP binding (or ``LIKE '<prefix>.%'``) selects the unit's subtree.
+        """
+        key = list(reversed(self.segments))
+        while len(key) > 1 and not key[-1].strip("0"):
+            key.pop()
+        return ".".join(key)
+
+    @property
     def gov_level(self) -> GovLevel:
         """A best guess of the level of government; the registry may say otherwise."""
         depth = self.depth

@@ -185,7 +185,10 @@ async def list_agencies(
     limit: int = 1000,
     offset: int = 0,
 ) -> list[Agency]:
-    """Agencies ordered by code, filtered by parent, level, subtree (routing key prefix) or date."""
+    """Agencies ordered by code, filtered by parent, level, subtree or date.
+
+    ``under`` is a subtree prefix (:attr:`OrganId.subtree_prefix`), the unit itself included.
+    """
     rows = await pool.fetch(
         """
         SELECT * FROM agencies

@@ -81,13 +81,15 @@ class Exchange:
 async def exchange(tmp_path_factory):
     """A hub on a random port with its own schema and broker names; cleaned up afterwards."""
     settings = make_settings(tmp_path_factory.mktemp("hub"))
-    async with aiohttp.ClientSession() as session, running_hub(settings) as (hub, url):
-        ex = Exchange(hub, url, session)
-        try:
+    codes: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as session, running_hub(settings) as (hub, url):
+            ex = Exchange(hub, url, session)
+            ex.codes = codes
             yield ex
-        finally:
-            await hub.broker.delete_topology(ex.codes)
-    await db.drop_schema(settings)
+    finally:
+        await cleanup_broker(settings, codes)
+        await db.drop_schema(settings)
 
 
 async def cleanup_broker(settings: Settings, codes: list[str]) -> None:

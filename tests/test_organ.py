@@ -64,6 +64,12 @@ def test_routing_key_reverses_segments():
     assert OrganId.parse("28.22.H17").routing_key == "H17.22.28.000"
 
 
+def test_subtree_prefix_drops_trailing_zero_levels():
+    assert OrganId.parse("000.00.00.H49").subtree_prefix == "H49"
+    assert OrganId.parse("000.00.10.H49").subtree_prefix == "H49.10"
+    assert OrganId.parse("001.00.10.H47").subtree_prefix == "H47.10.00.001"
+
+
 def test_parse_is_idempotent():
     for raw in ("28.22.H17", "000.00.10.H47", "G22"):
         once = normalise(raw)

@@ -1,0 +1,286 @@
+"""Every refusal over real HTTP: a precise code, the right status, no stack trace, nothing kept."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import aiohttp
+import pytest
+
+from exchange.auth import issue_credentials, issue_token
+from exchange.edxml_build import build_document
+from exchange.openapi import ERROR_CODES
+from exchange.serve import running_hub
+from tests.conftest import make_settings, sample
+
+SENDER = "000.00.00.G03"
+RECIPIENT = "000.00.00.H30"
+OTHER = "000.00.00.H31"
+
+
+@pytest.fixture(scope="module")
+async def ctx(exchange):
+    await exchange.register((SENDER, "Bộ Tư pháp"), (RECIPIENT, "UBND tỉnh A"), (OTHER, "UBND B"))
+    return {
+        "sender": await exchange.token(SENDER),
+        "recipient": await exchange.token(RECIPIENT),
+        "other": await exchange.token(OTHER),
+    }
+
+
+def doc(number: str, recipients=(RECIPIENT,), sender=SENDER) -> bytes:
+    return build_document(
+        sender=sender,
+        recipients=list(recipients),
+        code_number=number,
+        code_notation="BTP",
+        subject="Thử",
+        attachments=[("a.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+
+
+async def post(exchange, token: str | None, body: bytes, ctype: str = "application/xml"):
+    headers = {"Content-Type": ctype}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with exchange.session.post(
+        f"{exchange.url}/v1/packages", data=body, headers=headers
+    ) as r:
+        return r.status, await r.json()
+
+
+async def package_count(exchange) -> int:
+    return await exchange.hub.pool.fetchval("SELECT count(*) FROM packages")
+
+
+def assert_error(status: int, body: dict, want_status: int, want_code: str) -> dict:
+    assert (status, body["error"]["code"]) == (want_status, want_code), body
+    assert want_code in ERROR_CODES and ERROR_CODES[want_code][0] == want_status
+    assert "Traceback" not in body["error"]["message"]
+    return body["error"]
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">&lol3;</edXML>"""
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE edXML [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">&xxe;</edXML>"""
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (sample("malformed_edoc.edxml"), 400, "xml.malformed"),
+        (BILLION_LAUGHS, 400, "xml.dtd_forbidden"),
+        (XXE, 400, "xml.dtd_forbidden"),
+        (b'<edXML xmlns="urn:not-edxml"/>', 422, "edxml.namespace"),
+        (b"", 400, "body.empty"),
+    ],
+    ids=["malformed", "billion-laughs", "xxe", "namespace", "empty"],
+)
+async def test_unreadable_bodies(exchange, ctx, body, status, code):
+    before = await package_count(exchange)
+    got_status, got = await post(exchange, ctx["sender"], body)
+    error = assert_error(got_status, got, status, code)
+    if code == "xml.malformed":
+        assert error["line"] == 74 and "74" in error["message"]
+    if code == "xml.dtd_forbidden":
+        assert "root:" not in str(got)
+    assert await package_count(exchange) == before
+
+
+async def test_schema_violation_names_the_element(exchange, ctx):
+    body = doc("11").replace(
+        b"<edXML:Priority>0</edXML:Priority>", b"<edXML:Priority>9</edXML:Priority>"
+    )
+    status, got = await post(exchange, ctx["sender"], body)
+    error = assert_error(status, got, 422, "edxml.schema")
+    assert "Priority" in error["message"] and error["line"] > 1
+
+
+async def test_bad_base64_and_manifest_mismatches(exchange, ctx):
+    good = doc("12")
+    encoded = base64.b64encode(b"%PDF-1.4")
+    status, got = await post(exchange, ctx["sender"], good.replace(encoded, b"!!not*base64!!"))
+    assert_error(status, got, 422, "edxml.base64")
+    # Drop the attachment: the manifest now references nothing.
+    start = good.index(b"<AttachmentEncoded>")
+    end = good.index(b"</AttachmentEncoded>") + len(b"</AttachmentEncoded>")
+    status, got = await post(exchange, ctx["sender"], good[:start] + good[end:])
+    assert_error(status, got, 422, "edxml.manifest_missing_attachment")
+    # Drop the manifest: the attachment is now unlisted.
+    start = good.index(b"<edXML:edXMLBody>")
+    end = good.index(b"</edXML:edXMLBody>") + len(b"</edXML:edXMLBody>")
+    status, got = await post(exchange, ctx["sender"], good[:start] + good[end:])
+    assert_error(status, got, 422, "edxml.attachment_not_in_manifest")
+
+
+async def test_unknown_recipient_and_forged_sender(exchange, ctx):
+    before = await package_count(exchange)
+    status, got = await post(exchange, ctx["sender"], doc("13", recipients=["000.00.00.H99"]))
+    error = assert_error(status, got, 422, "recipient.unknown")
+    assert "000.00.00.H99" in error["message"]
+    status, got = await post(exchange, ctx["other"], doc("14"))
+    error = assert_error(status, got, 403, "sender.mismatch")
+    assert error["field"] == "From/OrganId"
+    assert await package_count(exchange) == before
+
+
+async def test_retired_recipient_names_its_successor(exchange, ctx):
+    from exchange.registry import Agency, upsert_agencies
+
+    old = Agency(
+        "000.00.00.H32",
+        "UBND tỉnh cũ",
+        None,
+        "province",
+        valid_to=__import__("datetime").date(2025, 6, 30),
+        successor=RECIPIENT,
+    )
+    await upsert_agencies(exchange.hub.pool, [old])
+    exchange.codes.append(old.code)
+    status, got = await post(exchange, ctx["sender"], doc("15", recipients=[old.code]))
+    error = assert_error(status, got, 422, "recipient.inactive")
+    assert RECIPIENT in error["message"]
+
+
+async def test_wrong_media_type(exchange, ctx):
+    status, got = await post(exchange, ctx["sender"], doc("16"), ctype="application/json")
+    assert_error(status, got, 415, "request.unsupported_media_type")
+
+
+async def test_tokens_missing_wrong_expired_and_revoked(exchange, ctx):
+    status, got = await post(exchange, None, doc("17"))
+    assert_error(status, got, 401, "auth.missing")
+    status, got = await post(exchange, "not-a-token", doc("17"))
+    assert_error(status, got, 401, "auth.invalid_token")
+    creds = await issue_credentials(exchange.hub.pool, SENDER)
+    expired, _ = await issue_token(exchange.hub.pool, creds.client_id, creds.client_secret, -5)
+    status, got = await post(exchange, expired, doc("17"))
+    assert_error(status, got, 401, "auth.token_expired")
+    async with exchange.session.post(
+        f"{exchange.url}/v1/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": "wrong",
+        },
+    ) as r:
+        assert_error(r.status, await r.json(), 401, "auth.invalid_client")
+    # HTTP Basic works too, as OAuth2 recommends.
+    async with exchange.session.post(
+        f"{exchange.url}/v1/token",
+        data={"grant_type": "client_credentials"},
+        headers={
+            "Authorization": "Basic "
+            + base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+        },
+    ) as r:
+        assert r.status == 200
+        body = await r.json()
+        assert body["token_type"] == "Bearer" and body["expires_in"] > 0
+    from exchange.auth import revoke_credentials
+
+    assert await revoke_credentials(exchange.hub.pool, creds.client_id)
+    exchange.hub.tokens = type(exchange.hub.tokens)()  # drop the few-seconds cache
+    status, got = await post(exchange, body["access_token"], doc("17"))
+    assert_error(status, got, 401, "auth.invalid_token")
+
+
+async def test_other_agencies_get_404_not_403(exchange, ctx):
+    status, sent = await post(exchange, ctx["sender"], doc("18"))
+    assert status == 202
+    headers = {"Authorization": f"Bearer {ctx['other']}"}
+    for method, path in (
+        ("GET", f"/v1/packages/{sent['id']}"),
+        ("GET", f"/v1/packages/{sent['id']}/trail"),
+        ("POST", f"/v1/packages/{sent['id']}/ack"),
+        ("GET", "/v1/packages/00000000-0000-0000-0000-000000000000"),
+        ("GET", "/v1/packages/not-a-uuid"),
+    ):
+        async with exchange.session.request(method, exchange.url + path, headers=headers) as r:
+            assert_error(r.status, await r.json(), 404, "package.not_found")
+    # The sender cannot acknowledge its own package: it is not a recipient.
+    headers = {"Authorization": f"Bearer {ctx['sender']}"}
+    async with exchange.session.post(
+        f"{exchange.url}/v1/packages/{sent['id']}/ack", headers=headers
+    ) as r:
+        assert_error(r.status, await r.json(), 409, "delivery.not_recipient")
+
+
+async def test_unknown_route_and_bad_parameters_are_json(exchange, ctx):
+    headers = {"Authorization": f"Bearer {ctx['recipient']}"}
+    async with exchange.session.get(f"{exchange.url}/v1/nope", headers=headers) as r:
+        assert_error(r.status, await r.json(), 404, "http.not_found")
+    async with exchange.session.get(f"{exchange.url}/v1/inbox?limit=0", headers=headers) as r:
+        assert_error(r.status, await r.json(), 400, "request.invalid_parameter")
+    async with exchange.session.get(f"{exchange.url}/v1/inbox?after=x", headers=headers) as r:
+        assert_error(r.status, await r.json(), 400, "request.invalid_parameter")
+
+
+async def test_body_limit_streamed_and_declared(tmp_path):
+    """Over the limit: refused while streaming (chunked) and up front (Content-Length)."""
+    settings = make_settings(tmp_path, max_body_bytes=64 * 1024)
+    from exchange import db
+    from exchange.registry import Agency, upsert_agencies
+
+    async with (
+        aiohttp.ClientSession() as session,
+        running_hub(settings, consume=False) as (hub, url),
+    ):
+        await upsert_agencies(hub.pool, [Agency(SENDER, "Bộ", None, "central")])
+        creds = await issue_credentials(hub.pool, SENDER)
+        token, _ = await issue_token(hub.pool, creds.client_id, creds.client_secret, 60)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
+        big = b"<edXML>" + b"x" * (200 * 1024) + b"</edXML>"
+
+        async def chunks():
+            for i in range(0, len(big), 8192):
+                yield big[i : i + 8192]
+
+        async with session.post(f"{url}/v1/packages", data=chunks(), headers=headers) as r:
+            assert_error(r.status, await r.json(), 413, "body.too_large")
+        async with session.post(f"{url}/v1/packages", data=big, headers=headers) as r:
+            assert_error(r.status, await r.json(), 413, "body.too_large")
+        leftovers = list((tmp_path / "blobs" / "tmp").iterdir())
+        assert leftovers == []
+        assert await hub.pool.fetchval("SELECT count(*) FROM packages") == 0
+    await db.drop_schema(settings)
+
+
+async def test_token_endpoint_rejects_other_grants(exchange, ctx):
+    async with exchange.session.post(
+        f"{exchange.url}/v1/token",
+        data={"grant_type": "password", "client_id": "a", "client_secret": "b"},
+    ) as r:
+        assert_error(r.status, await r.json(), 400, "auth.unsupported_grant_type")
+
+
+async def test_openapi_lists_every_route_and_code(exchange):
+    async with exchange.session.get(f"{exchange.url}/v1/openapi.json") as r:
+        doc_ = await r.json()
+    assert doc_["openapi"].startswith("3.")
+    for path in (
+        "/v1/token",
+        "/v1/packages",
+        "/v1/inbox",
+        "/v1/packages/{id}",
+        "/v1/packages/{id}/ack",
+        "/v1/packages/{id}/trail",
+        "/v1/agencies",
+    ):
+        assert path in doc_["paths"]
+    enum = doc_["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+    assert set(enum["enum"]) == set(ERROR_CODES)
+
+
+async def test_metrics_count_refusals(exchange, ctx):
+    await post(exchange, ctx["sender"], b"<not xml")
+    async with exchange.session.get(f"{exchange.url}/metrics") as r:
+        text = await r.text()
+    assert 'lienthong_requests_refused_total{code="xml.malformed"}' in text
+    assert time.time() > 0
