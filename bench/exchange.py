@@ -1,0 +1,657 @@
+"""Benchmark: submit -> delivered into 3 inboxes, beside the raw RabbitMQ ceiling, in one run.
+
+    .venv/bin/python -m bench.exchange              # defaults (about 1-2 minutes)
+    .venv/bin/python -m bench.exchange --quick      # smoke run (< 20 s)
+    .venv/bin/python bench/exchange.py --sizes 400k --count 300 --json
+
+The hub runs as a separate ``lienthong serve`` process with its own schema, broker prefix and
+blob folder; all of them are removed at the end, also on failure. See ``bench/README.md``.
+"""
+
+# ruff: noqa: E402 (the path fix below must run before the imports)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a file: bench/ on sys.path would shadow the `exchange` package
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+    sys.path.insert(0, str(_HERE.parent))
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import aio_pika
+import aiohttp
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from adapters.client import HubClient
+from exchange import db
+from exchange.auth import issue_credentials
+from exchange.broker import Broker
+from exchange.config import Settings, load_settings
+from exchange.edxml_build import build_document
+from exchange.registry import Agency, upsert_agencies
+
+REPO = Path(__file__).resolve().parent.parent
+SENDER = Agency("000.00.00.G01", "Bộ Nội vụ (bench)", None, "central")
+RECIPIENTS = (
+    Agency("000.00.00.H49", "UBND tỉnh Quảng Ninh (bench)", None, "province"),
+    Agency("000.00.10.H49", "UBND thành phố Hạ Long (bench)", "000.00.00.H49", "district"),
+    Agency("000.05.10.H49", "UBND phường Hồng Gai (bench)", "000.00.10.H49", "commune"),
+)
+TARGET_RATIO = 25.0  # % of the broker ceiling at 400 KB (the issue's target)
+DEFAULT_COUNTS = {10 * 1024: 1000, 400 * 1024: 300}
+QUICK_COUNTS = {10 * 1024: 150, 400 * 1024: 50}
+METHOD = (
+    "delivery observed by polling `deliveries` (inbox_seq cursor, all 3 recipients in one "
+    "indexed query) through asyncpg every {poll_ms:g} ms; latency = POST start -> first poll "
+    "that sees the package delivered to all 3 recipients (resolution ~{poll_ms:g} ms)"
+)
+CLAIM_CHECK = (
+    "the hub stores each body once (fsynced file) and publishes 3 references of ~100 B, one per "
+    "recipient (claim check); the ceiling publishes the full body once per message into one "
+    "durable quorum queue, publish-only, with confirms"
+)
+console = Console(stderr=True, highlight=False)
+
+
+# ----- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One package size: the hub's numbers and the broker's ceiling."""
+
+    size_label: str
+    package_bytes: int
+    packages: int
+    concurrency: int
+    delivered: int = 0
+    failed: int = 0
+    hub_pkg_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    accept_p50_ms: float = 0.0
+    accept_p99_ms: float = 0.0
+    db_clock_p50_ms: float = 0.0
+    db_clock_p99_ms: float = 0.0
+    wall_s: float = 0.0
+    hub_cpu_pct: float = 0.0
+    bench_cpu_pct: float = 0.0
+    ceiling_msgs: int = 0
+    ceiling_msg_s: float = 0.0
+    ceiling_confirm_p50_ms: float = 0.0
+    ceiling_confirm_p99_ms: float = 0.0
+    ratio_pct: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def parse_size(text: str) -> int:
+    """``10k`` -> 10240, ``1m`` -> 1048576, ``5000`` -> 5000."""
+    text = text.strip().lower().removesuffix("b")
+    factor = {"k": 1024, "m": 1024**2}.get(text[-1:], 1)
+    return int(float(text[:-1] if factor > 1 else text) * factor)
+
+
+def size_label(size: int) -> str:
+    if size % 1024**2 == 0:
+        return f"{size // 1024**2} MB"
+    return f"{size // 1024} KB" if size % 1024 == 0 else f"{size} B"
+
+
+# ----- packages --------------------------------------------------------------------------------
+
+
+def build_packages(size: int, count: int, first_number: int) -> list[bytes]:
+    """``count`` distinct document packages of about ``size`` bytes to the 3 recipients."""
+
+    def one(number: int, payload: bytes) -> bytes:
+        return build_document(
+            sender=SENDER.code,
+            recipients=[r.code for r in RECIPIENTS],
+            code_number=str(number),
+            code_notation="BENCH-LT",
+            subject="V/v đo hiệu năng liên thông văn bản",
+            attachments=[("dinh-kem.bin", "application/octet-stream", payload)],
+        )
+
+    # The envelope's size barely varies: measure it once, then size the attachment to fit.
+    probe = one(first_number, b"x" * 300)
+    overhead = len(probe) - len(base64.b64encode(b"x" * 300))
+    raw = max(1, (size - overhead) * 3 // 4)
+    return [one(first_number + i, os.urandom(raw)) for i in range(count)]
+
+
+# ----- the hub process -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class HubProcess:
+    """``lienthong serve`` in a child process, with the bench's settings in its environment."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self.log_path = workdir / "hub.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        exe = Path(sys.executable).parent / "lienthong"
+        command = [str(exe)] if exe.exists() else [shutil.which("lienthong") or "lienthong"]
+        env = dict(os.environ)
+        env.update(
+            {
+                "LIENTHONG_DATABASE_URL": self.settings.database_url,
+                "LIENTHONG_DATABASE_SCHEMA": self.settings.database_schema,
+                "LIENTHONG_AMQP_URL": self.settings.amqp_url,
+                "LIENTHONG_BROKER_PREFIX": self.settings.broker_prefix,
+                "LIENTHONG_QUEUE_TYPE": self.settings.queue_type,
+                "LIENTHONG_BLOB_DIR": self.settings.blob_dir,
+                "LIENTHONG_LOG_LEVEL": "WARNING",
+            }
+        )
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*command, "serve", "--host", "127.0.0.1", "--port", str(self.settings.port)],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def wait_healthy(self, session: aiohttp.ClientSession, timeout: float = 30.0) -> None:
+        """Poll ``/healthz`` until it answers 200; fail early if the process dies."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                raise RuntimeError(f"the hub exited with {code}:\n{self.log_tail()}")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(f"{self.url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the hub did not become healthy in {timeout:g} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.proc.pid) if self.proc else 0.0
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not stopped after 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        for _ in range(100):
+            if self.proc.poll() is not None:
+                return
+            await asyncio.sleep(0.1)
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ----- measuring delivery ----------------------------------------------------------------------
+
+
+class DeliveryWatcher:
+    """Follows ``deliveries`` by inbox_seq (it only grows) and notes when packages are complete.
+
+    ``done[package_id]`` is the ``time.perf_counter()`` of the first poll that saw all recipients
+    delivered; ``db_done[package_id]`` the latest ``delivered_at`` (PostgreSQL's clock, the start
+    of the delivering transaction) as a Unix time, for a cross-check.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, recipients: int, poll_s: float) -> None:
+        self._pool = pool
+        self._recipients = recipients
+        self._poll_s = poll_s
+        self._cursor = 0
+        self._seen: dict[str, int] = {}
+        self.done: dict[str, float] = {}
+        self.db_done: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    async def start_at_current(self) -> None:
+        """Ignore deliveries made before now (warm-up packages)."""
+        self._cursor = await self._pool.fetchval(
+            "SELECT coalesce(max(inbox_seq), 0) FROM deliveries"
+        )
+
+    async def run(self) -> None:
+        async with self._pool.acquire() as conn:
+            query = await conn.prepare(
+                "SELECT inbox_seq, package_id::text, extract(epoch FROM delivered_at) "
+                "FROM deliveries WHERE inbox_seq > $1 ORDER BY inbox_seq LIMIT 10000"
+            )
+            while True:
+                rows = await query.fetch(self._cursor)
+                now = time.perf_counter()
+                for seq, package_id, delivered_at in rows:
+                    self._cursor = seq
+                    count = self._seen.get(package_id, 0) + 1
+                    self._seen[package_id] = count
+                    previous = self.db_done.get(package_id, 0.0)
+                    self.db_done[package_id] = max(previous, float(delivered_at))
+                    if count == self._recipients:
+                        self.done[package_id] = now
+                if rows:
+                    self.changed.set()
+                await asyncio.sleep(self._poll_s)
+
+    async def wait_for(self, ids: set[str], timeout: float) -> bool:
+        """Wait until every id in ``ids`` is complete; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not ids <= self.done.keys():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=min(left, 1.0))
+        return True
+
+
+async def submit_all(
+    client: HubClient, packages: list[bytes], concurrency: int
+) -> tuple[dict[str, tuple[float, float, float]], list[str]]:
+    """POST every package with ``concurrency`` in flight.
+
+    Returns ``{package_id: (start perf_counter, start unix time, accept seconds)}`` and errors.
+    """
+    queue = list(reversed(packages))
+    started: dict[str, tuple[float, float, float]] = {}
+    errors: list[str] = []
+
+    async def worker() -> None:
+        while queue:
+            package = queue.pop()
+            t0, wall0 = time.perf_counter(), time.time()
+            try:
+                answer = await client.submit(package)
+            except Exception as exc:  # report, do not stop the run
+                errors.append(repr(exc))
+                continue
+            started[answer["id"]] = (t0, wall0, time.perf_counter() - t0)
+            if answer.get("duplicate"):
+                errors.append(f"package {answer['id']} was taken as a duplicate")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return started, errors
+
+
+async def run_hub_size(
+    client: HubClient,
+    watcher: DeliveryWatcher,
+    hub: HubProcess,
+    result: Result,
+    packages: list[bytes],
+    warmup: list[bytes],
+    timeout: float,
+) -> None:
+    """Warm up, then measure one size: throughput, end-to-end and accept latencies."""
+    warm, warm_errors = await submit_all(client, warmup, result.concurrency)
+    if warm_errors:
+        raise RuntimeError(f"warm-up submissions failed: {warm_errors[:3]}")
+    if not await watcher.wait_for(set(warm), timeout):
+        raise RuntimeError(f"warm-up packages were not delivered:\n{hub.log_tail()}")
+    await watcher.start_at_current()
+
+    cpu_hub0, cpu_me0 = hub.cpu_seconds(), own_cpu_seconds()
+    started, errors = await submit_all(client, packages, result.concurrency)
+    complete = await watcher.wait_for(set(started), timeout)
+    cpu_hub, cpu_me = hub.cpu_seconds() - cpu_hub0, own_cpu_seconds() - cpu_me0
+
+    delivered = {pid: started[pid] for pid in started if pid in watcher.done}
+    result.failed = len(errors)
+    result.errors = errors[:5]
+    if not complete:
+        result.errors.append(
+            f"{len(started) - len(delivered)} accepted packages not delivered in {timeout:g} s"
+        )
+    result.delivered = len(delivered)
+    if not delivered:
+        return
+    first = min(t0 for t0, _, _ in started.values())
+    last = max(watcher.done[pid] for pid in delivered)
+    result.wall_s = last - first
+    result.hub_pkg_s = len(delivered) / result.wall_s
+    latencies = [(watcher.done[pid] - t0) * 1000 for pid, (t0, _, _) in delivered.items()]
+    db_latencies = [(watcher.db_done[pid] - w0) * 1000 for pid, (_, w0, _) in delivered.items()]
+    accepts = [acc * 1000 for _, _, acc in started.values()]
+    result.p50_ms, result.p99_ms = percentile(latencies, 50), percentile(latencies, 99)
+    result.db_clock_p50_ms = percentile(db_latencies, 50)
+    result.db_clock_p99_ms = percentile(db_latencies, 99)
+    result.accept_p50_ms, result.accept_p99_ms = percentile(accepts, 50), percentile(accepts, 99)
+    result.hub_cpu_pct = 100 * cpu_hub / result.wall_s
+    result.bench_cpu_pct = 100 * cpu_me / result.wall_s
+
+
+# ----- the broker ceiling ----------------------------------------------------------------------
+
+
+async def broker_ceiling(settings: Settings, result: Result, count: int) -> None:
+    """Persistent messages of the package's size, with publisher confirms, to a durable queue of
+    the hub's type on a topic exchange; ``result.concurrency`` publishes in flight."""
+    prefix = f"{settings.broker_prefix}.ceiling"
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.declare_exchange(
+            f"{prefix}.packages", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(
+            f"{prefix}.inbox",
+            durable=True,
+            arguments={"x-queue-type": settings.queue_type},
+        )
+        try:
+            await queue.bind(exchange, "H49.00.00.000")
+            body = os.urandom(result.package_bytes)
+
+            async def publish(n: int, confirms: list[float]) -> None:
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    await exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key="H49.00.00.000",
+                        mandatory=True,
+                    )
+                    confirms.append(time.perf_counter() - t0)
+
+            async def run(total: int) -> tuple[float, list[float]]:
+                confirms: list[float] = []
+                share, extra = divmod(total, result.concurrency)
+                t0 = time.perf_counter()
+                await asyncio.gather(
+                    *(publish(share + (i < extra), confirms) for i in range(result.concurrency))
+                )
+                return time.perf_counter() - t0, confirms
+
+            await run(min(count, max(20, result.concurrency * 2)))  # warm-up
+            await queue.purge()
+            elapsed, confirms = await run(count)
+            result.ceiling_msgs = count
+            result.ceiling_msg_s = count / elapsed
+            result.ceiling_confirm_p50_ms = percentile([c * 1000 for c in confirms], 50)
+            result.ceiling_confirm_p99_ms = percentile([c * 1000 for c in confirms], 99)
+        finally:
+            with contextlib.suppress(Exception):
+                await queue.delete(if_unused=False, if_empty=False)
+            with contextlib.suppress(Exception):
+                await exchange.delete()
+    finally:
+        await connection.close()
+
+
+# ----- the run ---------------------------------------------------------------------------------
+
+
+async def register(settings: Settings) -> tuple[str, str]:
+    """Create the schema, register the 4 agencies; returns the sender's client id and secret."""
+    await db.create_database(settings)
+    await db.migrate(settings)
+    pool = await db.connect(settings, min_size=1, max_size=2)
+    try:
+        await upsert_agencies(pool, [SENDER, *RECIPIENTS])
+        creds = await issue_credentials(pool, SENDER.code)
+    finally:
+        await pool.close()
+    return creds.client_id, creds.client_secret
+
+
+async def cleanup(settings: Settings, hub: HubProcess | None) -> None:
+    """Stop the hub, delete its queues and exchange, drop its schema (each step best effort)."""
+    if hub is not None:
+        await hub.stop()
+    try:
+        broker = Broker(settings)
+        await broker.connect()
+        try:
+            await broker.delete_topology([a.code for a in (SENDER, *RECIPIENTS)])
+        finally:
+            await broker.close()
+    except Exception as exc:
+        console.print(f"[yellow]cleanup: broker topology not removed: {exc!r}[/]")
+    try:
+        await db.drop_schema(settings)
+    except Exception as exc:
+        console.print(f"[yellow]cleanup: schema not dropped: {exc!r}[/]")
+
+
+async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
+    """The whole benchmark; everything it creates is removed before it returns or raises."""
+    tag = secrets.token_hex(4)
+    workdir = Path(tempfile.mkdtemp(prefix=f"lienthong-bench-{tag}-"))
+    settings = load_settings().replace(
+        database_schema=f"bench_{tag}",
+        broker_prefix=f"bench.{tag}",
+        blob_dir=str(workdir / "blobs"),
+        host="127.0.0.1",
+        port=args.port or free_port(),
+    )
+    meta = {
+        "schema": settings.database_schema,
+        "broker_prefix": settings.broker_prefix,
+        "queue_type": settings.queue_type,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "method": METHOD.format(poll_ms=args.poll_ms),
+        "claim_check": CLAIM_CHECK,
+        "target_ratio_pct_at_400k": TARGET_RATIO,
+    }
+    hub: HubProcess | None = None
+    results: list[Result] = []
+    try:
+        client_id, client_secret = await register(settings)
+        hub = HubProcess(settings, workdir)
+        hub.start()
+        connector = aiohttp.TCPConnector(limit=max(100, args.concurrency * 2))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await hub.wait_healthy(session)
+            console.print(f"hub pid {hub.proc.pid} on {hub.url}, schema {settings.database_schema}")
+            client = HubClient(hub.url, client_id, client_secret, session=session)
+            await client.token()
+            pool = await db.connect(settings, min_size=1, max_size=2)
+            watcher = DeliveryWatcher(pool, len(RECIPIENTS), args.poll_ms / 1000)
+            watch = asyncio.create_task(watcher.run(), name="delivery-watcher")
+            try:
+                for index, size in enumerate(args.sizes):
+                    count = args.count or (QUICK_COUNTS if args.quick else DEFAULT_COUNTS).get(
+                        size, 300
+                    )
+                    results.append(
+                        await measure_size(args, settings, hub, client, watcher, index, size, count)
+                    )
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+                await pool.close()
+        meta["rabbitmq"] = await rabbitmq_version(settings)
+    except BaseException:
+        if hub is not None:
+            console.print(f"[red]hub log (tail):[/]\n{hub.log_tail()}")
+        raise
+    finally:
+        await cleanup(settings, hub)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, meta
+
+
+async def measure_size(
+    args: argparse.Namespace,
+    settings: Settings,
+    hub: HubProcess,
+    client: HubClient,
+    watcher: DeliveryWatcher,
+    index: int,
+    size: int,
+    count: int,
+) -> Result:
+    """Ceiling first, then the hub, for one package size."""
+    label = size_label(size)
+    warm_count = max(10, args.concurrency)
+    console.print(f"[bold]{label}[/]: building {count} + {warm_count} packages ...")
+    packages = build_packages(size, count + warm_count, 1_000_000 * (index + 1))
+    warmup, packages = packages[:warm_count], packages[warm_count:]
+    result = Result(label, len(packages[0]), count, args.concurrency)
+    console.print(f"{label}: broker ceiling, {count} persistent messages with confirms ...")
+    await broker_ceiling(settings, result, args.ceiling_count or count)
+    console.print(f"{label}: hub, {count} packages x {len(RECIPIENTS)} recipients ...")
+    await run_hub_size(client, watcher, hub, result, packages, warmup, args.timeout)
+    if result.ceiling_msg_s:
+        result.ratio_pct = 100 * result.hub_pkg_s / result.ceiling_msg_s
+    return result
+
+
+async def rabbitmq_version(settings: Settings) -> str:
+    with contextlib.suppress(Exception):
+        connection = await aio_pika.connect(settings.amqp_url)
+        try:
+            props = connection.transport.connection.server_properties
+            return str(props.get("version", "?"))
+        finally:
+            await connection.close()
+    return "?"
+
+
+# ----- output ----------------------------------------------------------------------------------
+
+
+def print_table(results: list[Result], meta: dict) -> None:
+    out = Console(highlight=False)
+    table = Table(title="lienthong: submit -> delivered into 3 inboxes vs. raw broker ceiling")
+    for name in (
+        "size",
+        "packages",
+        "concurrency",
+        "hub pkg/s",
+        "p50 ms",
+        "p99 ms",
+        "broker ceiling msg/s",
+        "ratio %",
+    ):
+        table.add_column(name, justify="left" if name == "size" else "right")
+    for r in results:
+        ratio = f"{r.ratio_pct:.1f}"
+        if r.package_bytes >= 400 * 1024 * 0.9:
+            ratio += " ✓" if r.ratio_pct >= TARGET_RATIO else " ✗"
+        table.add_row(
+            f"{r.size_label} ({r.package_bytes:,} B)",
+            f"{r.delivered}/{r.packages}",
+            str(r.concurrency),
+            f"{r.hub_pkg_s:.1f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.ceiling_msg_s:.1f}",
+            ratio,
+        )
+    out.print(table)
+    out.print(f"target: hub ≥ {TARGET_RATIO:g} % of the ceiling at 400 KB (✓ met, ✗ missed)")
+    out.print(f"measured: {meta['method']}")
+    out.print(f"note: {meta['claim_check']}")
+    for r in results:
+        out.print(
+            f"{r.size_label}: accept (POST→202) p50 {r.accept_p50_ms:.1f} ms p99 "
+            f"{r.accept_p99_ms:.1f} ms; delivered_at (DB clock) p50 {r.db_clock_p50_ms:.1f} ms "
+            f"p99 {r.db_clock_p99_ms:.1f} ms; ceiling confirm p50 {r.ceiling_confirm_p50_ms:.1f} "
+            f"ms p99 {r.ceiling_confirm_p99_ms:.1f} ms; hub CPU {r.hub_cpu_pct:.0f} %, "
+            f"bench CPU {r.bench_cpu_pct:.0f} % of one core over {r.wall_s:.1f} s"
+        )
+        for error in r.errors:
+            out.print(f"[red]{r.size_label}: {error}[/]")
+    out.print(
+        f"{meta['cpus']} CPUs, Python {meta['python']}, RabbitMQ {meta.get('rabbitmq', '?')}, "
+        f"{meta['queue_type']} queues"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark submit -> delivered (3 recipients) against the raw broker ceiling."
+    )
+    parser.add_argument(
+        "--sizes", default="10k,400k", help="package sizes, comma-separated (default 10k,400k)"
+    )
+    parser.add_argument(
+        "--count", type=int, help="packages per size (default 1000 at 10k, 300 at 400k)"
+    )
+    parser.add_argument(
+        "--ceiling-count", type=int, help="broker messages per size (default: as --count)"
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run (< 20 s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--poll-ms", type=float, default=5.0, help="delivery poll interval (5)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for delivery")
+    parser.add_argument("--port", type=int, help="port for the hub process (default: any free)")
+    args = parser.parse_args(argv)
+    args.sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.concurrency < 1 or (args.count is not None and args.count < 1):
+        parser.error("--count and --concurrency must be positive")
+    try:
+        results, meta = asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        print_table(results, meta)
+    ok = all(r.delivered == r.packages and not r.failed for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
