@@ -35,6 +35,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 
 import aio_pika
@@ -59,8 +60,8 @@ RECIPIENTS = (
     Agency("000.05.10.H49", "UBND phường Hồng Gai (bench)", "000.00.10.H49", "commune"),
 )
 TARGET_RATIO = 25.0  # % of the broker ceiling at 400 KB (the issue's target)
-DEFAULT_COUNTS = {10 * 1024: 1000, 400 * 1024: 300}
-QUICK_COUNTS = {10 * 1024: 150, 400 * 1024: 50}
+DEFAULT_COUNTS = {10 * 1024: 2000, 400 * 1024: 600}
+QUICK_COUNTS = {10 * 1024: 200, 400 * 1024: 80}
 METHOD = (
     "delivery observed by polling `deliveries` (inbox_seq cursor, all 3 recipients in one "
     "indexed query) through asyncpg every {poll_ms:g} ms; latency = POST start -> first poll "
@@ -221,6 +222,25 @@ class HubProcess:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"the hub did not become healthy in {timeout:g} s:\n{self.log_tail()}")
 
+    @contextlib.asynccontextmanager
+    async def profiled(self, output: Path | None) -> AsyncIterator[None]:
+        """Sample the hub with py-spy (collapsed stacks in ``output``) while the block runs."""
+        if output is None or self.proc is None:
+            yield
+            return
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "--pid", str(self.proc.pid), "--rate", "200"]
+        command += ["--format", "raw", "--nonblocking", "--output", str(output)]
+        recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        await asyncio.sleep(0.5)  # let it attach
+        try:
+            yield
+        finally:
+            recorder.send_signal(signal.SIGINT)
+            _, err = await asyncio.to_thread(recorder.communicate)
+            if not output.exists():
+                console.print(f"[yellow]py-spy wrote no profile: {err.decode()[-500:]}[/]")
+
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.proc.pid) if self.proc else 0.0
 
@@ -339,6 +359,7 @@ async def run_hub_size(
     packages: list[bytes],
     warmup: list[bytes],
     timeout: float,
+    profile: Path | None = None,
 ) -> None:
     """Warm up, then measure one size: throughput, end-to-end and accept latencies."""
     warm, warm_errors = await submit_all(client, warmup, result.concurrency)
@@ -348,10 +369,11 @@ async def run_hub_size(
         raise RuntimeError(f"warm-up packages were not delivered:\n{hub.log_tail()}")
     await watcher.start_at_current()
 
-    cpu_hub0, cpu_me0 = hub.cpu_seconds(), own_cpu_seconds()
-    started, errors = await submit_all(client, packages, result.concurrency)
-    complete = await watcher.wait_for(set(started), timeout)
-    cpu_hub, cpu_me = hub.cpu_seconds() - cpu_hub0, own_cpu_seconds() - cpu_me0
+    async with hub.profiled(profile):
+        cpu_hub0, cpu_me0 = hub.cpu_seconds(), own_cpu_seconds()
+        started, errors = await submit_all(client, packages, result.concurrency)
+        complete = await watcher.wait_for(set(started), timeout)
+        cpu_hub, cpu_me = hub.cpu_seconds() - cpu_hub0, own_cpu_seconds() - cpu_me0
 
     delivered = {pid: started[pid] for pid in started if pid in watcher.done}
     result.failed = len(errors)
@@ -550,7 +572,11 @@ async def measure_size(
     console.print(f"{label}: broker ceiling, {count} persistent messages with confirms ...")
     await broker_ceiling(settings, result, args.ceiling_count or count)
     console.print(f"{label}: hub, {count} packages x {len(RECIPIENTS)} recipients ...")
-    await run_hub_size(client, watcher, hub, result, packages, warmup, args.timeout)
+    profile = None
+    if args.profile_hub:
+        args.profile_hub.mkdir(parents=True, exist_ok=True)
+        profile = args.profile_hub / f"hub-{label.replace(' ', '').lower()}.txt"
+    await run_hub_size(client, watcher, hub, result, packages, warmup, args.timeout, profile)
     if result.ceiling_msg_s:
         result.ratio_pct = 100 * result.hub_pkg_s / result.ceiling_msg_s
     return result
@@ -571,7 +597,7 @@ async def rabbitmq_version(settings: Settings) -> str:
 
 
 def print_table(results: list[Result], meta: dict) -> None:
-    out = Console(highlight=False)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(title="lienthong: submit -> delivered into 3 inboxes vs. raw broker ceiling")
     for name in (
         "size",
@@ -626,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="10k,400k", help="package sizes, comma-separated (default 10k,400k)"
     )
     parser.add_argument(
-        "--count", type=int, help="packages per size (default 1000 at 10k, 300 at 400k)"
+        "--count", type=int, help="packages per size (default 2000 at 10k, 600 at 400k)"
     )
     parser.add_argument(
         "--ceiling-count", type=int, help="broker messages per size (default: as --count)"
@@ -637,6 +663,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=float, default=5.0, help="delivery poll interval (5)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for delivery")
     parser.add_argument("--port", type=int, help="port for the hub process (default: any free)")
+    parser.add_argument(
+        "--profile-hub",
+        type=Path,
+        metavar="DIR",
+        help="sample the hub with py-spy during each measured run (collapsed stacks into DIR)",
+    )
     args = parser.parse_args(argv)
     args.sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     if args.concurrency < 1 or (args.count is not None and args.count < 1):
