@@ -103,6 +103,7 @@ class Result:
     ceiling_confirm_p50_ms: float = 0.0
     ceiling_confirm_p99_ms: float = 0.0
     ratio_pct: float = 0.0
+    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -274,7 +275,8 @@ class DeliveryWatcher:
     """
 
     def __init__(self, pool: asyncpg.Pool, recipients: int, poll_s: float) -> None:
-        self._pool = pool
+        self.pool = pool
+        self.wall_offset = time.time() - time.perf_counter()
         self._recipients = recipients
         self._poll_s = poll_s
         self._cursor = 0
@@ -285,12 +287,12 @@ class DeliveryWatcher:
 
     async def start_at_current(self) -> None:
         """Ignore deliveries made before now (warm-up packages)."""
-        self._cursor = await self._pool.fetchval(
+        self._cursor = await self.pool.fetchval(
             "SELECT coalesce(max(inbox_seq), 0) FROM deliveries"
         )
 
     async def run(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             query = await conn.prepare(
                 "SELECT inbox_seq, package_id::text, extract(epoch FROM delivered_at) "
                 "FROM deliveries WHERE inbox_seq > $1 ORDER BY inbox_seq LIMIT 10000"
@@ -398,6 +400,45 @@ async def run_hub_size(
     result.accept_p50_ms, result.accept_p99_ms = percentile(accepts, 50), percentile(accepts, 99)
     result.hub_cpu_pct = 100 * cpu_hub / result.wall_s
     result.bench_cpu_pct = 100 * cpu_me / result.wall_s
+    result.stages_ms = await stage_breakdown(watcher, delivered)
+
+
+STAGES = {
+    "accepted": "POST start -> package row inserted (upload, fsync, parse, checks)",
+    "outbox": "row inserted -> dispatcher starts publishing its references",
+    "broker": "publishing -> last of the 3 deliveries recorded (confirm, consume, inbox txn)",
+    "visible": "last delivery recorded -> seen committed by the bench's poll",
+}
+
+
+async def stage_breakdown(
+    watcher: DeliveryWatcher, delivered: dict[str, tuple[float, float, float]]
+) -> dict[str, dict[str, float]]:
+    """p50/p99 of each stage, from the hub's own timestamps (packages, events, deliveries)."""
+    rows = await watcher.pool.fetch(
+        """
+        SELECT p.id::text, extract(epoch FROM p.received_at),
+               (SELECT extract(epoch FROM min(e.at)) FROM events e
+                WHERE e.package_id = p.id AND e.event = 'routed'),
+               (SELECT extract(epoch FROM max(d.delivered_at)) FROM deliveries d
+                WHERE d.package_id = p.id)
+        FROM packages p WHERE p.id = ANY($1::uuid[])
+        """,
+        list(delivered),
+    )
+    spans: dict[str, list[float]] = {name: [] for name in STAGES}
+    for package_id, received, routed, done in rows:
+        if routed is None or done is None:
+            continue
+        start = delivered[package_id][1]
+        seen = watcher.done[package_id] + watcher.wall_offset
+        marks = [start, float(received), float(routed), float(done), seen]
+        for name, begin, end in zip(STAGES, marks, marks[1:], strict=False):
+            spans[name].append((end - begin) * 1000)
+    return {
+        name: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+        for name, values in spans.items()
+    }
 
 
 # ----- the broker ceiling ----------------------------------------------------------------------
@@ -511,6 +552,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
         "python": platform.python_version(),
         "method": METHOD.format(poll_ms=args.poll_ms),
         "claim_check": CLAIM_CHECK,
+        "stages": STAGES,
         "target_ratio_pct_at_400k": TARGET_RATIO,
     }
     hub: HubProcess | None = None
@@ -628,6 +670,7 @@ def print_table(results: list[Result], meta: dict) -> None:
     out.print(f"target: hub ≥ {TARGET_RATIO:g} % of the ceiling at 400 KB (✓ met, ✗ missed)")
     out.print(f"measured: {meta['method']}")
     out.print(f"note: {meta['claim_check']}")
+    out.print("stages: " + "; ".join(f"{k} = {v}" for k, v in STAGES.items()))
     for r in results:
         out.print(
             f"{r.size_label}: accept (POST→202) p50 {r.accept_p50_ms:.1f} ms p99 "
@@ -636,6 +679,10 @@ def print_table(results: list[Result], meta: dict) -> None:
             f"ms p99 {r.ceiling_confirm_p99_ms:.1f} ms; hub CPU {r.hub_cpu_pct:.0f} %, "
             f"bench CPU {r.bench_cpu_pct:.0f} % of one core over {r.wall_s:.1f} s"
         )
+        stages = ", ".join(
+            f"{name} {v['p50']:.0f}/{v['p99']:.0f}" for name, v in r.stages_ms.items()
+        )
+        out.print(f"{r.size_label}: stages p50/p99 ms: {stages}")
         for error in r.errors:
             out.print(f"[red]{r.size_label}: {error}[/]")
     out.print(

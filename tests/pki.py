@@ -140,29 +140,50 @@ class TestPKI:
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), False
         )
         if ca:
-            usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False,
-                         content_commitment=False)
+            usage = dict(
+                key_cert_sign=True, crl_sign=True, digital_signature=False, content_commitment=False
+            )
         else:
-            usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True,
-                         content_commitment=eku is None)
+            usage = dict(
+                key_cert_sign=False,
+                crl_sign=False,
+                digital_signature=True,
+                content_commitment=eku is None,
+            )
         builder = builder.add_extension(
-            x509.KeyUsage(key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False, **usage),
+            x509.KeyUsage(
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+                **usage,
+            ),
             critical=True,
         )
         if eku:
             builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
         if crl_url:
             builder = builder.add_extension(
-                x509.CRLDistributionPoints([x509.DistributionPoint(
-                    [x509.UniformResourceIdentifier(crl_url)], None, None, None)]),
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(crl_url)], None, None, None
+                        )
+                    ]
+                ),
                 critical=False,
             )
         if ocsp:
             builder = builder.add_extension(
-                x509.AuthorityInformationAccess([x509.AccessDescription(
-                    x509.oid.AuthorityInformationAccessOID.OCSP,
-                    x509.UniformResourceIdentifier(self.ocsp_url))]),
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            x509.oid.AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(self.ocsp_url),
+                        )
+                    ]
+                ),
                 critical=False,
             )
         if ocsp_nocheck:
@@ -175,23 +196,41 @@ class TestPKI:
         key_pem = self.dir / f"{name}.key.pem"
         p12 = self.dir / f"{name}.p12"
         cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_pem.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        p12.write_bytes(pkcs12.serialize_key_and_certificates(
-            name.encode(), key, cert, chain, serialization.BestAvailableEncryption(P12_PASSWORD)))
+        key_pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        p12.write_bytes(
+            pkcs12.serialize_key_and_certificates(
+                name.encode(), key, cert, chain, serialization.BestAvailableEncryption(P12_PASSWORD)
+            )
+        )
         identity = Identity(name, cert, key, cert_pem, key_pem, p12, chain)
         self._identities[name] = identity
         return identity
 
     def _build(self) -> None:
         root_key = self._new_key("rsa")
-        root = self._issue(self._name("Lienthong Test Root CA", "Lienthong Test PKI"), root_key,
-                           None, None, ca=True)
+        root = self._issue(
+            self._name("Lienthong Test Root CA", "Lienthong Test PKI"),
+            root_key,
+            None,
+            None,
+            ca=True,
+        )
         self.root = self._save("root", root, root_key, [])
         issuing_key = self._new_key("rsa")
-        issuing = self._issue(self._name("Lienthong Test Issuing CA", "Lienthong Test PKI"),
-                              issuing_key, root, root_key, ca=True, crl_url=self.root_crl_url)
+        issuing = self._issue(
+            self._name("Lienthong Test Issuing CA", "Lienthong Test PKI"),
+            issuing_key,
+            root,
+            root_key,
+            ca=True,
+            crl_url=self.root_crl_url,
+        )
         self.issuing = self._save("issuing", issuing, issuing_key, [root])
         self.root_pem, self.issuing_pem = self.root.cert_pem, self.issuing.cert_pem
         chain = [issuing]
@@ -199,30 +238,56 @@ class TestPKI:
             key = self._new_key(kind)
             window = {}
             if special == "expired":
-                window = dict(not_before=self.now - dt.timedelta(days=400),
-                              not_after=self.now - dt.timedelta(days=2))
-            cert = self._issue(self._name(cn, org, organ_id), key, issuing, issuing_key,
-                               crl_url=self.crl_url, ocsp=True, **window)
+                window = dict(
+                    not_before=self.now - dt.timedelta(days=400),
+                    not_after=self.now - dt.timedelta(days=2),
+                )
+            cert = self._issue(
+                self._name(cn, org, organ_id),
+                key,
+                issuing,
+                issuing_key,
+                crl_url=self.crl_url,
+                ocsp=True,
+                **window,
+            )
             self._save(name, cert, key, chain)
             if special == "revoked":
                 self.revoked[cert.serial_number] = self.now - dt.timedelta(days=1)
         tsa_key = self._new_key("rsa")
-        tsa = self._issue(self._name("Lienthong Test TSA", "Lienthong Test PKI"), tsa_key,
-                          issuing, issuing_key, eku=[ExtendedKeyUsageOID.TIME_STAMPING],
-                          crl_url=self.crl_url, ocsp=True)
+        tsa = self._issue(
+            self._name("Lienthong Test TSA", "Lienthong Test PKI"),
+            tsa_key,
+            issuing,
+            issuing_key,
+            eku=[ExtendedKeyUsageOID.TIME_STAMPING],
+            crl_url=self.crl_url,
+            ocsp=True,
+        )
         self._save("tsa", tsa, tsa_key, chain)
         ocsp_key = self._new_key("rsa")
-        responder = self._issue(self._name("Lienthong Test OCSP", "Lienthong Test PKI"),
-                                ocsp_key, issuing, issuing_key,
-                                eku=[ExtendedKeyUsageOID.OCSP_SIGNING], ocsp_nocheck=True)
+        responder = self._issue(
+            self._name("Lienthong Test OCSP", "Lienthong Test PKI"),
+            ocsp_key,
+            issuing,
+            issuing_key,
+            eku=[ExtendedKeyUsageOID.OCSP_SIGNING],
+            ocsp_nocheck=True,
+        )
         self._save("ocsp", responder, ocsp_key, chain)
         # A second, untrusted hierarchy with the same names: for forgery tests.
         rogue_root_key = self._new_key("rsa")
-        rogue_root = self._issue(self._name("Lienthong Test Root CA", "Lienthong Test PKI"),
-                                 rogue_root_key, None, None, ca=True)
+        rogue_root = self._issue(
+            self._name("Lienthong Test Root CA", "Lienthong Test PKI"),
+            rogue_root_key,
+            None,
+            None,
+            ca=True,
+        )
         rogue_key = self._new_key("rsa")
-        rogue = self._issue(self._name(*PROFILES["clerk"][:3]), rogue_key, rogue_root,
-                            rogue_root_key)
+        rogue = self._issue(
+            self._name(*PROFILES["clerk"][:3]), rogue_key, rogue_root, rogue_root_key
+        )
         self._save("untrusted", rogue, rogue_key, [rogue_root])
 
     def identity(self, name: str) -> Identity:
@@ -240,48 +305,62 @@ class TestPKI:
             .next_update(now + dt.timedelta(days=1))
             .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
+            )
         )
         for serial, when in revoked.items():
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(when)
                 .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
-                .build())
+                .build()
+            )
         return builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def _issued_by_issuing(self) -> dict[int, x509.Certificate]:
-        return {i.cert.serial_number: i.cert for i in self._identities.values()
-                if i.cert.issuer == self.issuing.cert.subject}
+        return {
+            i.cert.serial_number: i.cert
+            for i in self._identities.values()
+            if i.cert.issuer == self.issuing.cert.subject
+        }
 
     def _ocsp_response(self, der: bytes) -> bytes:
         try:
             request = ocsp.load_der_ocsp_request(der)
         except ValueError:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+            ).public_bytes(serialization.Encoding.DER)
         cert = self._issued_by_issuing().get(request.serial_number)
         if cert is None:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+                ocsp.OCSPResponseStatus.UNAUTHORIZED
+            ).public_bytes(serialization.Encoding.DER)
         now = dt.datetime.now(UTC)
         revoked_at = self.revoked.get(request.serial_number)
         responder = self.identity("ocsp")
-        builder = ocsp.OCSPResponseBuilder().add_response(
-            cert=cert,
-            issuer=self.issuing.cert,
-            algorithm=hashes.SHA1() if request.hash_algorithm.name == "sha1" else hashes.SHA256(),
-            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD,
-            this_update=now - dt.timedelta(minutes=1),
-            next_update=now + dt.timedelta(hours=1),
-            revocation_time=revoked_at,
-            revocation_reason=x509.ReasonFlags.key_compromise if revoked_at else None,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, responder.cert).certificates(
-            [responder.cert])
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=cert,
+                issuer=self.issuing.cert,
+                algorithm=hashes.SHA1()
+                if request.hash_algorithm.name == "sha1"
+                else hashes.SHA256(),
+                cert_status=ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD,
+                this_update=now - dt.timedelta(minutes=1),
+                next_update=now + dt.timedelta(hours=1),
+                revocation_time=revoked_at,
+                revocation_reason=x509.ReasonFlags.key_compromise if revoked_at else None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.cert)
+            .certificates([responder.cert])
+        )
         for extension in request.extensions:
             if isinstance(extension.value, x509.OCSPNonce):
                 builder = builder.add_extension(extension.value, critical=False)
-        return builder.sign(responder.key, hashes.SHA256()).public_bytes(
-            serialization.Encoding.DER)
+        return builder.sign(responder.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def _timestamper(self):
         from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
@@ -289,13 +368,21 @@ class TestPKI:
 
         tsa = self.identity("tsa")
         store = SimpleCertificateStore.from_certs(
-            [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-             for c in (tsa.cert, self.issuing.cert)])
-        key_info = asn1_keys.PrivateKeyInfo.load(tsa.key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        return DummyTimeStamper(asn1_x509.Certificate.load(tsa.cert_der), key_info,
-                                certs_to_embed=store)
+            [
+                asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+                for c in (tsa.cert, self.issuing.cert)
+            ]
+        )
+        key_info = asn1_keys.PrivateKeyInfo.load(
+            tsa.key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return DummyTimeStamper(
+            asn1_x509.Certificate.load(tsa.cert_der), key_info, certs_to_embed=store
+        )
 
     def app(self) -> web.Application:
         """The HTTP face of the PKI."""
@@ -310,8 +397,10 @@ class TestPKI:
 
         async def ocsp_handler(request: web.Request) -> web.Response:
             self.requests["ocsp"] += 1
-            return web.Response(body=self._ocsp_response(await request.read()),
-                                content_type="application/ocsp-response")
+            return web.Response(
+                body=self._ocsp_response(await request.read()),
+                content_type="application/ocsp-response",
+            )
 
         async def crl_handler(request: web.Request) -> web.Response:
             self.requests["crl"] += 1
@@ -364,7 +453,9 @@ if __name__ == "__main__":
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "var/test-pki")
     with running_pki(target) as served:
-        print(f"test PKI in {target}: TSA {served.tsa_url}  OCSP {served.ocsp_url}  "
-              f"CRL {served.crl_url}  (Ctrl-C to stop)")
+        print(
+            f"test PKI in {target}: TSA {served.tsa_url}  OCSP {served.ocsp_url}  "
+            f"CRL {served.crl_url}  (Ctrl-C to stop)"
+        )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

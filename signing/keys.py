@@ -1,0 +1,174 @@
+"""Signing keys: a PKCS#12 file or a key on a PKCS#11 token, behind pyHanko's ``Signer``.
+
+Secrets (passphrase, PIN) are arguments here; the CLI reads them from a prompt or an environment
+variable, never from the command line. Every failure is a :class:`SigningError` with a stable
+code and a message a clerk can act on.
+
+    with open_key(KeySource(p12=Path("clerk.p12")), secret="...") as key:
+        key.signer      # a pyhanko.sign.signers.Signer (RSASSA-PSS for RSA keys unless asked)
+        key.cert        # asn1crypto certificate of the signer
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.sign import signers
+
+__all__ = ["KeyHandle", "KeySource", "SigningError", "open_key"]
+
+
+class SigningError(Exception):
+    """A signing or key failure with a stable ``code`` (``signing.*``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where the key is: ``p12`` or (``pkcs11_lib``, ``token``, ``key_label``/``key_id``)."""
+
+    p12: Path | None = None
+    pkcs11_lib: str | None = None
+    token: str | None = None
+    key_label: str | None = None
+    key_id: bytes | None = None
+    cert_label: str | None = None
+    # "pss" (default for RSA, Circular 15/2025) or "pkcs1v15" (only when asked for).
+    rsa_padding: str = "pss"
+
+    def describe(self) -> str:
+        if self.p12:
+            return f"PKCS#12 file {self.p12}"
+        return f"token {self.token!r} key {self.key_label or (self.key_id or b'').hex()!r}"
+
+
+@dataclass
+class KeyHandle:
+    """An opened key: the pyHanko signer, its certificate and the chain that came with it."""
+
+    signer: signers.Signer
+    cert: asn1_x509.Certificate
+    chain: list[asn1_x509.Certificate]
+    source: KeySource
+
+
+def _prefer_pss(source: KeySource) -> bool:
+    if source.rsa_padding not in ("pss", "pkcs1v15"):
+        raise SigningError("signing.bad_option", "rsa padding must be 'pss' or 'pkcs1v15'")
+    return source.rsa_padding == "pss"
+
+
+def _open_p12(source: KeySource, secret: str | None) -> KeyHandle:
+    path = source.p12
+    assert path is not None
+    if not path.is_file():
+        raise SigningError("signing.key_not_found", f"no PKCS#12 file at {path}")
+    data = path.read_bytes()
+    # Check the passphrase with cryptography first: pyHanko only logs a failure.
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        key, cert, _ = pkcs12.load_key_and_certificates(data, secret.encode() if secret else None)
+    except ValueError:
+        raise SigningError(
+            "signing.wrong_passphrase", f"cannot open {path.name}: wrong passphrase or not PKCS#12"
+        ) from None
+    if key is None:
+        raise SigningError("signing.key_not_found", f"{path.name} holds no private key")
+    if cert is None:
+        raise SigningError("signing.certificate_missing", f"{path.name} holds no certificate")
+    signer = signers.SimpleSigner.load_pkcs12(
+        path, passphrase=secret.encode() if secret else None, prefer_pss=_prefer_pss(source)
+    )
+    if signer is None:
+        raise SigningError("signing.wrong_passphrase", f"cannot open {path.name}")
+    chain = list(signer.cert_registry)
+    return KeyHandle(signer, signer.signing_cert, chain, source)
+
+
+@contextlib.contextmanager
+def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
+    import pkcs11
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign import pkcs11 as sign_pkcs11
+
+    if not source.pkcs11_lib or not Path(source.pkcs11_lib).exists():
+        raise SigningError(
+            "signing.pkcs11_library", f"PKCS#11 library {source.pkcs11_lib!r} does not exist"
+        )
+    if not source.token:
+        raise SigningError("signing.bad_option", "name the token (its label)")
+    try:
+        session = sign_pkcs11.open_pkcs11_session(
+            source.pkcs11_lib, token_criteria=TokenCriteria(label=source.token), user_pin=secret
+        )
+    except pkcs11.exceptions.PinIncorrect:
+        raise SigningError("signing.wrong_pin", f"wrong PIN for token {source.token!r}") from None
+    except pkcs11.exceptions.PinLocked:
+        raise SigningError("signing.pin_locked", f"the PIN of {source.token!r} is locked") from None
+    except (pkcs11.exceptions.NoSuchToken, sign_pkcs11.PKCS11Error):
+        raise SigningError(
+            "signing.token_not_found", f"no token labelled {source.token!r} is connected"
+        ) from None
+    try:
+        key_label = source.key_label
+        cert_label = source.cert_label or key_label
+
+        def make_signer(raw: bool) -> sign_pkcs11.PKCS11Signer:
+            return sign_pkcs11.PKCS11Signer(
+                session,
+                cert_label=cert_label,
+                key_label=key_label,
+                key_id=source.key_id,
+                cert_id=source.key_id if not cert_label else None,
+                prefer_pss=_prefer_pss(source),
+                use_raw_mechanism=raw,
+            )
+
+        try:
+            signer = make_signer(raw=False)
+            cert = signer.signing_cert
+            if cert is not None and cert.public_key.algorithm == "ec":
+                # Many tokens (SoftHSM2 among them) offer only raw ECDSA: hash on the host.
+                signer = make_signer(raw=True)
+                cert = signer.signing_cert
+        except (pkcs11.exceptions.NoSuchKey, sign_pkcs11.PKCS11Error) as exc:
+            text = str(exc).lower()
+            if "cert" in text:
+                raise SigningError(
+                    "signing.certificate_missing",
+                    f"token {source.token!r} has no certificate for key {cert_label!r}",
+                ) from None
+            raise SigningError(
+                "signing.key_not_found", f"token {source.token!r} has no key {key_label!r}"
+            ) from None
+        if cert is None:
+            raise SigningError(
+                "signing.certificate_missing",
+                f"token {source.token!r} has no certificate for key {cert_label!r}",
+            )
+        yield KeyHandle(signer, cert, list(signer.cert_registry), source)
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def open_key(source: KeySource, secret: str | None = None) -> Iterator[KeyHandle]:
+    """Open the key described by ``source``; ``secret`` is the passphrase or the PIN."""
+    if source.p12 and source.pkcs11_lib:
+        raise SigningError("signing.bad_option", "use a PKCS#12 file or a token, not both")
+    if source.p12:
+        yield _open_p12(source, secret)
+    elif source.pkcs11_lib:
+        with _open_pkcs11(source, secret) as handle:
+            yield handle
+    else:
+        raise SigningError("signing.bad_option", "give a PKCS#12 file or a PKCS#11 token")
