@@ -186,7 +186,7 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
     row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
     path = hub.blobs.path_for(row["digest"])
     if caller.organ_id != row["sender"]:
-        await pk.record_fetch(hub.pool, caller, row["id"])
+        await pk.record_fetch(hub.pool, caller, row["id"], row["digest"])
     digest_b64 = base64.b64encode(row["digest"]).decode()
     return web.FileResponse(
         path,

@@ -23,6 +23,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
 from exchange.config import Settings
+from exchange.events import Event, record_events
 from exchange.organ import OrganId
 from exchange.packages import Outgoing
 
@@ -168,16 +169,16 @@ class Dispatcher:
             """
             UPDATE outbox o SET attempts = o.attempts + 1,
                 next_attempt_at = now() + make_interval(secs => least(300, $1 * 2 ^ o.attempts))
-            FROM deliveries d
+            FROM deliveries d JOIN packages p ON p.id = d.package_id
             WHERE d.id = o.delivery_id AND o.delivery_id IN (
                 SELECT delivery_id FROM outbox WHERE next_attempt_at <= now()
                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING o.delivery_id, d.package_id, d.recipient, o.routing_key
+            RETURNING o.delivery_id, d.package_id, d.recipient, o.routing_key, p.digest
             """,
             self._retry,
             limit,
         )
-        return [Outgoing(r[0], r[1], r[2], r[3]) for r in rows]
+        return [Outgoing(*r) for r in rows]
 
     async def _publish(self, batch: list[Outgoing]) -> None:
         # 'routed' is stamped with the time of publishing: a consumer may record 'delivered'
@@ -200,11 +201,17 @@ class Dispatcher:
                 "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[])",
                 [c.delivery_id for c in confirmed],
             )
-            await conn.executemany(
-                "INSERT INTO events (package_id, event, organ_id, detail, at) "
-                "VALUES ($1, 'routed', $2, $3, $4)",
+            await record_events(
+                conn,
                 [
-                    (c.package_id, c.recipient, {"routing_key": c.routing_key}, published_at)
+                    Event(
+                        "routed",
+                        c.digest,
+                        c.package_id,
+                        c.recipient,
+                        {"routing_key": c.routing_key},
+                        published_at,
+                    )
                     for c in confirmed
                 ],
             )
@@ -266,14 +273,19 @@ class InboxWorker:
                     """
                     UPDATE deliveries SET state = 'delivered', delivered_at = now(),
                         inbox_seq = nextval('inbox_seq')
-                    WHERE id = ANY($1::bigint[]) AND state = 'pending'
-                    RETURNING package_id, recipient
+                    FROM packages p
+                    WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
+                      AND p.id = deliveries.package_id
+                    RETURNING deliveries.package_id, deliveries.recipient, p.digest
                     """,
                     ids,
                 )
-                await conn.executemany(
-                    "INSERT INTO events (package_id, event, organ_id) VALUES ($1, 'delivered', $2)",
-                    [(r["package_id"], r["recipient"]) for r in rows],
+                await record_events(
+                    conn,
+                    [
+                        Event("delivered", r["digest"], r["package_id"], r["recipient"])
+                        for r in rows
+                    ],
                 )
         except Exception:
             log.exception("recording deliveries failed; messages go back to the queue")

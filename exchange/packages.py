@@ -15,6 +15,7 @@ import asyncpg
 from exchange.auth import Caller
 from exchange.edxml import Package
 from exchange.errors import HubError
+from exchange.events import Event, record_events
 from exchange.organ import OrganId
 from exchange.registry import check_recipient, get_agency
 
@@ -40,6 +41,7 @@ class Outgoing:
     package_id: uuid.UUID
     recipient: str
     routing_key: str
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,8 @@ async def _insert(
         about = None
         if package.kind == "status" and response and response.document_id:
             # A reply from a recipient (01-06, 15, 16) or the sender's own recall (13).
-            about = await conn.fetchval(
-                "SELECT p.id FROM packages p JOIN deliveries d ON d.package_id = p.id "
+            about = await conn.fetchrow(
+                "SELECT p.id, p.digest FROM packages p JOIN deliveries d ON d.package_id = p.id "
                 "WHERE p.document_id = $2 AND p.kind = 'edoc' "
                 "AND ((p.sender = $1 AND d.recipient = $3) "
                 "OR (p.sender = $3 AND d.recipient = $1)) "
@@ -185,7 +187,7 @@ async def _insert(
             package.status_code,
             response.organ_id if response else None,
             response.document_id if response else None,
-            about,
+            about["id"] if about else None,
             package.subject,
             size,
         )
@@ -196,7 +198,13 @@ async def _insert(
             recipients,
         )
         outgoing = tuple(
-            Outgoing(r["id"], package_id, r["recipient"], OrganId.parse(r["recipient"]).routing_key)
+            Outgoing(
+                r["id"],
+                package_id,
+                r["recipient"],
+                OrganId.parse(r["recipient"]).routing_key,
+                digest,
+            )
             for r in rows
         )
         await conn.executemany(
@@ -205,26 +213,30 @@ async def _insert(
             [(o.delivery_id, o.routing_key, retry_after) for o in outgoing],
         )
         events = [
-            (
-                package_id,
+            Event(
                 "submitted",
+                digest,
+                package_id,
                 package.sender.organ_id,
-                {"digest": digest.hex(), "size": size, "recipients": recipients},
+                {"kind": package.kind, "size": size, "recipients": recipients},
             )
         ]
         if about:
+            # The status joins the document's own chain of leaves.
             events.append(
-                (
-                    about,
-                    "status",
+                Event(
+                    "recalled" if package.status_code == "13" else "status",
+                    about["digest"],
+                    about["id"],
                     package.sender.organ_id,
-                    {"status_code": package.status_code, "status_package": str(package_id)},
+                    {
+                        "status_code": package.status_code,
+                        "status_package": str(package_id),
+                        "status_digest": digest.hex(),
+                    },
                 )
             )
-        await conn.executemany(
-            "INSERT INTO events (package_id, event, organ_id, detail) VALUES ($1, $2, $3, $4)",
-            events,
-        )
+        await record_events(conn, events)
     return Submission(
         package_id, package.kind, package.document_id, digest, tuple(recipients), False, outgoing
     )
@@ -247,7 +259,9 @@ async def locate_package(pool: asyncpg.Pool, caller: Caller, package_id: str) ->
     return row
 
 
-async def record_fetch(pool: asyncpg.Pool, caller: Caller, package_id: uuid.UUID) -> None:
+async def record_fetch(
+    pool: asyncpg.Pool, caller: Caller, package_id: uuid.UUID, digest: bytes
+) -> None:
     """Note the first time a recipient downloads a package."""
     async with pool.acquire() as conn, conn.transaction():
         first = await conn.fetchval(
@@ -257,11 +271,7 @@ async def record_fetch(pool: asyncpg.Pool, caller: Caller, package_id: uuid.UUID
             caller.organ_id,
         )
         if first:
-            await conn.execute(
-                "INSERT INTO events (package_id, event, organ_id) VALUES ($1, 'fetched', $2)",
-                package_id,
-                caller.organ_id,
-            )
+            await record_events(conn, [Event("fetched", digest, package_id, caller.organ_id)])
 
 
 def _inbox_item(row: asyncpg.Record) -> dict:
@@ -327,10 +337,8 @@ async def acknowledge(pool: asyncpg.Pool, caller: Caller, package_id: str) -> di
                 row["id"],
                 caller.organ_id,
             )
-            await conn.execute(
-                "INSERT INTO events (package_id, event, organ_id) VALUES ($1, 'acknowledged', $2)",
-                row["id"],
-                caller.organ_id,
+            await record_events(
+                conn, [Event("acknowledged", row["digest"], row["id"], caller.organ_id)]
             )
     return {"id": str(row["id"]), "state": "acknowledged", "already": state == "acknowledged"}
 
@@ -348,7 +356,8 @@ async def trail(pool: asyncpg.Pool, caller: Caller, package_id: str) -> dict:
         row["id"],
     )
     events = await pool.fetch(
-        "SELECT event, organ_id, at, detail FROM events WHERE package_id = $1 ORDER BY at, id",
+        "SELECT event, organ_id, at, detail, ledger_index FROM events WHERE package_id = $1 "
+        "ORDER BY at, id",
         row["id"],
     )
     return {
@@ -376,6 +385,7 @@ async def trail(pool: asyncpg.Pool, caller: Caller, package_id: str) -> dict:
                 "event": e["event"],
                 "organ_id": e["organ_id"],
                 "detail": e["detail"],
+                "ledger_index": e["ledger_index"],
             }
             for e in events
         ],

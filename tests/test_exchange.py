@@ -248,7 +248,12 @@ async def test_field_samples_go_through_byte_for_byte(exchange, agencies):
     # The ten statuses about G22's document (nine from H41, the recall from G22) show in its
     # trail.
     trail = await receivers["000.00.00.G22"].trail(last_document)
-    codes = sorted(e["detail"]["status_code"] for e in trail["events"] if e["event"] == "status")
+    codes = sorted(
+        e["detail"]["status_code"] for e in trail["events"] if e["event"] in ("status", "recalled")
+    )
+    assert [e["detail"]["status_code"] for e in trail["events"] if e["event"] == "recalled"] == [
+        "13"
+    ]
     assert codes == sorted(["01", "01", "02", "03", "04", "05", "06", "13", "15", "16"])
 
 
@@ -299,6 +304,7 @@ async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
             row["package_id"],
             row["recipient"],
             OrganId.parse(row["recipient"]).routing_key,
+            bytes.fromhex(sent["digest"]),
         )
     )
     await asyncio.sleep(0.5)

@@ -73,12 +73,35 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at);
 
+-- The trail. Each row carries its ledger leaf (canonical JSON, see exchange/events.py), written
+-- in the transaction of the change it records; the sequencer then gives it a ledger position.
 CREATE TABLE IF NOT EXISTS events (
-    id         bigserial PRIMARY KEY,
-    package_id uuid NOT NULL REFERENCES packages (id),
-    event      text NOT NULL,
-    organ_id   text,
-    at         timestamptz NOT NULL DEFAULT clock_timestamp(),
-    detail     jsonb NOT NULL DEFAULT '{}'
+    id           bigserial PRIMARY KEY,
+    package_id   uuid REFERENCES packages (id),   -- NULL for a refused body
+    event        text NOT NULL,
+    organ_id     text,
+    at           timestamptz NOT NULL,
+    detail       jsonb NOT NULL DEFAULT '{}',
+    digest       bytea NOT NULL,                  -- the package digest
+    leaf         bytea NOT NULL,                  -- canonical encoding, never rewritten
+    ledger_index bigint UNIQUE                    -- position in the Merkle log
 );
 CREATE INDEX IF NOT EXISTS events_package ON events (package_id, id);
+CREATE INDEX IF NOT EXISTS events_unsequenced ON events (id) WHERE ledger_index IS NULL;
+
+-- Hashes of the complete perfect subtrees of the ledger (level 0 = leaf hashes).
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    level smallint NOT NULL,
+    idx   bigint NOT NULL,
+    hash  bytea NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+
+-- Signed tree heads: (size, root, time) signed by the hub (CMS), optionally timestamped.
+CREATE TABLE IF NOT EXISTS tree_heads (
+    tree_size  bigint PRIMARY KEY,
+    root_hash  bytea NOT NULL,
+    signed_at  timestamptz NOT NULL,
+    head       bytea NOT NULL,                    -- the canonical JSON that was signed
+    signature  bytea NOT NULL                     -- CMS SignedData (DER), detached
+);

@@ -1,0 +1,83 @@
+"""Trail events and their canonical encoding, the leaves of the delivery ledger.
+
+Every state change the hub records is an event, written in the same transaction as the change
+itself, together with its canonical encoding (``leaf``): UTF-8 JSON with sorted keys and no
+spaces, holding the package digest, the event, the agency, the time and the details. The ledger
+(:mod:`exchange.ledger`) later gives each leaf its position in the Merkle log; the leaf bytes never
+change after the transaction that wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+__all__ = ["EVENT_KINDS", "Event", "canonical_leaf", "record_events"]
+
+EVENT_KINDS = frozenset(
+    {
+        "submitted",  # accepted by the hub
+        "verified",  # signature verification report (issue 4)
+        "routed",  # published to the broker, confirmed
+        "delivered",  # in the recipient's inbox
+        "fetched",  # first download by the recipient
+        "acknowledged",  # recipient stored it safely
+        "status",  # a status package about this document (01-06, 15, 16)
+        "recalled",  # the sender's recall (status 13)
+        "rejected",  # refused by the hub
+    }
+)
+LEAF_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a package (or to a refused body, then ``package_id`` is None)."""
+
+    event: str
+    digest: bytes
+    package_id: uuid.UUID | None = None
+    organ_id: str | None = None
+    detail: dict = field(default_factory=dict)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def __post_init__(self) -> None:
+        if self.event not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.event!r}")
+
+
+def canonical_leaf(event: Event) -> bytes:
+    """The ledger leaf: canonical JSON of the event, including the package digest."""
+    return json.dumps(
+        {
+            "v": LEAF_VERSION,
+            "event": event.event,
+            "package": str(event.package_id) if event.package_id else None,
+            "digest": event.digest.hex(),
+            "organ": event.organ_id,
+            "at": event.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+            "detail": event.detail,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+async def record_events(conn: asyncpg.Connection, events: Iterable[Event]) -> None:
+    """Insert events with their leaves; call inside the transaction of the change they record."""
+    rows = [
+        (e.package_id, e.event, e.organ_id, e.at, e.detail, e.digest, canonical_leaf(e))
+        for e in events
+    ]
+    if rows:
+        await conn.executemany(
+            "INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            rows,
+        )
