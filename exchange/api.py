@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import BasicAuth, web
 
+from exchange import merkle
 from exchange import packages as pk
 from exchange.auth import Caller, authenticate, issue_token
 from exchange.errors import HubError
+from exchange.evidence import build_bundle
 from exchange.hub import Hub
 from exchange.openapi import openapi_document
 from exchange.organ import OrganId
@@ -213,6 +215,77 @@ async def trail(request: web.Request) -> web.Response:
     return web.json_response(await pk.trail(hub.pool, caller, request.match_info["id"]))
 
 
+async def ledger_heads(request: web.Request) -> web.Response:
+    """GET /v1/ledger/heads[?size=N][&consistency_from=M]; POST signs a head now."""
+    hub = request.app[HUB]
+    await _caller(request)
+    if request.method == "POST":
+        head = await hub.ledger.sign_head()
+    else:
+        size = _int(request.query, "size", 0, 0, 2**62) or None
+        head = await hub.ledger.head(size)
+    if head is None:
+        raise HubError("ledger.head_not_found", "no signed head of that size", status=404)
+    body = head.to_json()
+    old = _int(request.query, "consistency_from", 0, 0, 2**62)
+    if old:
+        body["consistency"] = {
+            "from": old,
+            "proof": [h.hex() for h in await _proof(hub.ledger.consistency(old, head.tree_size))],
+        }
+    return web.json_response(body)
+
+
+async def _proof(coroutine):
+    try:
+        return await coroutine
+    except merkle.ProofError as exc:
+        raise HubError("ledger.bad_proof_request", str(exc), status=400) from None
+
+
+async def inclusion_proof(request: web.Request) -> web.Response:
+    """GET /v1/ledger/proof/inclusion?leaf=INDEX&size=N"""
+    hub = request.app[HUB]
+    await _caller(request)
+    index = _int(request.query, "leaf", -1, 0, 2**62)
+    size = _int(request.query, "size", 0, 1, 2**62)
+    path = await _proof(hub.ledger.inclusion(index, size))
+    leaf = await hub.pool.fetchval(
+        "SELECT hash FROM ledger_nodes WHERE level = 0 AND idx = $1", index
+    )
+    return web.json_response(
+        {
+            "leaf_index": index,
+            "tree_size": size,
+            "leaf_hash": leaf.hex() if leaf else None,
+            "audit_path": [h.hex() for h in path],
+        }
+    )
+
+
+async def consistency_proof(request: web.Request) -> web.Response:
+    """GET /v1/ledger/proof/consistency?from=M&to=N"""
+    hub = request.app[HUB]
+    await _caller(request)
+    old = _int(request.query, "from", 0, 1, 2**62)
+    new = _int(request.query, "to", 0, 1, 2**62)
+    proof = await _proof(hub.ledger.consistency(old, new))
+    return web.json_response({"from": old, "to": new, "proof": [h.hex() for h in proof]})
+
+
+async def evidence(request: web.Request) -> web.Response:
+    """GET /v1/packages/{id}/evidence: an ASiC-E zip an auditor checks offline."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    data = await build_bundle(hub, row)
+    return web.Response(
+        body=data,
+        content_type="application/vnd.etsi.asic-e+zip",
+        headers={"Content-Disposition": f'attachment; filename="evidence-{row["id"]}.asice"'},
+    )
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -240,6 +313,11 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/v1/packages/{id}", package_bytes)
     app.router.add_post("/v1/packages/{id}/ack", ack)
     app.router.add_get("/v1/packages/{id}/trail", trail)
+    app.router.add_get("/v1/packages/{id}/evidence", evidence)
+    app.router.add_get("/v1/ledger/heads", ledger_heads)
+    app.router.add_post("/v1/ledger/heads", ledger_heads)
+    app.router.add_get("/v1/ledger/proof/inclusion", inclusion_proof)
+    app.router.add_get("/v1/ledger/proof/consistency", consistency_proof)
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
     app.router.add_get("/metrics", metrics)

@@ -39,6 +39,16 @@ class Settings:
     outbox_retry_seconds: float = 5.0
     consumer_prefetch: int = 256
     log_level: str = "INFO"
+    # RFC 3161 time-stamping authority for signed tree heads (empty: heads are not timestamped).
+    tsa_url: str = ""
+    # The hub's signing key for ledger heads and receipts: a PKCS#12 file, or a PKCS#11 token
+    # (library, token label, key label). Its passphrase or PIN comes from LIENTHONG_LEDGER_SECRET.
+    # With neither, a self-signed development key is made at <blob_dir>/../hub-dev-key.p12.
+    ledger_p12: str = ""
+    ledger_pkcs11_lib: str = ""
+    ledger_token: str = ""
+    ledger_key_label: str = ""
+    ledger_head_interval_seconds: float = 60.0
     extra: dict = field(default_factory=dict)
 
     def replace(self, **changes: object) -> Settings:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
@@ -17,7 +21,11 @@ from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.edxml import Limits, parse_package
 from exchange.errors import HubError
+from exchange.ledger import Ledger
 from exchange.packages import Submission, record_submission
+from exchange.receipts import issue_receipt
+from signing.devkey import ensure_dev_key
+from signing.keys import KeyHandle, KeySource, open_key
 
 __all__ = ["Hub", "Metrics"]
 
@@ -67,6 +75,9 @@ class Hub:
         self.broker = Broker(settings)
         self.dispatcher: Dispatcher | None = None
         self.worker: InboxWorker | None = None
+        self.ledger: Ledger | None = None
+        self.key: KeyHandle | None = None
+        self._exit = contextlib.ExitStack()
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -74,6 +85,14 @@ class Hub:
         await db.create_database(self.settings)
         await db.migrate(self.settings)
         self.pool = await db.connect(self.settings)
+        self.key = self._exit.enter_context(open_hub_key(self.settings))
+        self.ledger = Ledger(
+            self.pool,
+            self.key,
+            tsa_url=self.settings.tsa_url or None,
+            head_interval=self.settings.ledger_head_interval_seconds,
+        )
+        self.ledger.start()
         await self.broker.connect()
         self.dispatcher = Dispatcher(self.pool, self.broker, self.settings)
         self.dispatcher.start()
@@ -85,6 +104,8 @@ class Hub:
         log.info("hub started", extra={"schema": self.settings.database_schema})
 
     async def stop(self) -> None:
+        if self.ledger:
+            await self.ledger.stop()
         if self.dispatcher:
             await self.dispatcher.stop()
         if self.worker:
@@ -97,6 +118,7 @@ class Hub:
         await self.broker.close()
         if self.pool:
             await self.pool.close()
+        self._exit.close()
 
     async def _agency_codes(self) -> list[str]:
         assert self.pool is not None
@@ -149,6 +171,8 @@ class Hub:
             incoming.discard()
         if result.outgoing:
             self.dispatcher.submit(result.outgoing)
+        receipt = await self.receipt(result)
+        result = dataclasses.replace(result, receipt=receipt)
         self.metrics.accepted[result.kind] += 1
         log.info(
             "package accepted",
@@ -164,3 +188,31 @@ class Hub:
     async def _digest_known(self, digest: bytes) -> bool:
         assert self.pool is not None
         return bool(await self.pool.fetchval("SELECT 1 FROM packages WHERE digest = $1", digest))
+
+    async def receipt(self, result: Submission) -> dict | None:
+        """The signed receipt of an accepted package, citing its ledger leaf."""
+        assert self.pool is not None and self.ledger is not None and self.key is not None
+        if result.event_id is not None:
+            self.ledger.kick()
+            await self.ledger.wait_indexed([result.event_id])
+        return await issue_receipt(self.pool, self.key, result.id)
+
+
+@contextlib.contextmanager
+def open_hub_key(settings: Settings) -> Iterator[KeyHandle]:
+    """The hub's own signing key (ledger heads, receipts), as configured."""
+    secret = os.environ.get("LIENTHONG_LEDGER_SECRET")
+    if settings.ledger_pkcs11_lib:
+        source = KeySource(
+            pkcs11_lib=settings.ledger_pkcs11_lib,
+            token=settings.ledger_token,
+            key_label=settings.ledger_key_label,
+        )
+    elif settings.ledger_p12:
+        source = KeySource(p12=Path(settings.ledger_p12))
+    else:
+        path = ensure_dev_key(Path(settings.blob_dir).resolve().parent / "hub-dev-key.p12")
+        log.warning("no ledger key configured: signing with the development key %s", path)
+        source, secret = KeySource(p12=path), None
+    with open_key(source, secret) as key:
+        yield key

@@ -39,6 +39,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "package.not_found": (404, "no such package, or not yours to see"),
     "delivery.not_delivered": (409, "acknowledging before delivery"),
     "delivery.not_recipient": (409, "only a recipient acknowledges"),
+    "ledger.head_not_found": (404, "no signed tree head of that size"),
+    "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
@@ -183,6 +185,67 @@ def openapi_document() -> dict:
                     },
                 }
             },
+            "/v1/packages/{id}/evidence": {
+                "get": {
+                    "summary": "Evidence bundle (ASiC-E zip): bytes, statuses, receipts, "
+                    "ledger leaves with inclusion proofs, signed head, hub certificates",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The bundle; check it with `lienthong audit verify`",
+                            "content": {"application/vnd.etsi.asic-e+zip": {}},
+                        },
+                        **_errors(401, 404),
+                    },
+                }
+            },
+            "/v1/ledger/heads": {
+                "get": {
+                    "summary": "The latest signed tree head, or the one of ?size=N; with "
+                    "?consistency_from=M also the consistency proof from size M",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "integer"}}
+                        for n in ("size", "consistency_from")
+                    ],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head"),
+                        **_errors(400, 401, 404),
+                    },
+                },
+                "post": {
+                    "summary": "Sign a head of the log as it is now",
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head"),
+                        **_errors(401, 404),
+                    },
+                },
+            },
+            "/v1/ledger/proof/inclusion": {
+                "get": {
+                    "summary": "RFC 9162 inclusion proof of a leaf in the tree of a given size",
+                    "parameters": [
+                        {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                        for n in ("leaf", "size")
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "leaf_hash and audit_path (hex)"),
+                        **_errors(400, 401),
+                    },
+                }
+            },
+            "/v1/ledger/proof/consistency": {
+                "get": {
+                    "summary": "RFC 9162 consistency proof between two tree sizes",
+                    "parameters": [
+                        {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                        for n in ("from", "to")
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "proof (hex)"),
+                        **_errors(400, 401),
+                    },
+                }
+            },
             "/v1/packages/{id}/trail": {
                 "get": {
                     "summary": "Every recorded event of the package",
@@ -255,6 +318,16 @@ def openapi_document() -> dict:
                         "digest_algorithm": {"const": "sha256"},
                         "recipients": {"type": "array", "items": {"type": "string"}},
                         "duplicate": {"type": "boolean"},
+                    },
+                },
+                "TreeHead": {
+                    "type": "object",
+                    "properties": {
+                        "tree_size": {"type": "integer"},
+                        "root_hash": {"type": "string"},
+                        "signed_at": {"type": "string", "format": "date-time"},
+                        "head": {"type": "string", "description": "the exact signed JSON"},
+                        "signature": {"type": "string", "description": "CMS, DER, base64"},
                     },
                 },
                 "Inbox": {

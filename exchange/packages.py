@@ -15,7 +15,7 @@ import asyncpg
 from exchange.auth import Caller
 from exchange.edxml import Package
 from exchange.errors import HubError
-from exchange.events import Event, record_events
+from exchange.events import Event, record_event, record_events
 from exchange.organ import OrganId
 from exchange.registry import check_recipient, get_agency
 
@@ -55,6 +55,8 @@ class Submission:
     recipients: tuple[str, ...]
     duplicate: bool
     outgoing: tuple[Outgoing, ...] = ()
+    event_id: int | None = None  # the 'submitted' event, whose ledger position the receipt cites
+    receipt: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -65,6 +67,7 @@ class Submission:
             "digest_algorithm": "sha256",
             "recipients": list(self.recipients),
             "duplicate": self.duplicate,
+            "receipt": self.receipt,
         }
 
 
@@ -212,15 +215,17 @@ async def _insert(
             "VALUES ($1, $2, now() + make_interval(secs => $3))",
             [(o.delivery_id, o.routing_key, retry_after) for o in outgoing],
         )
-        events = [
+        submitted = await record_event(
+            conn,
             Event(
                 "submitted",
                 digest,
                 package_id,
                 package.sender.organ_id,
                 {"kind": package.kind, "size": size, "recipients": recipients},
-            )
-        ]
+            ),
+        )
+        events = []
         if about:
             # The status joins the document's own chain of leaves.
             events.append(
@@ -238,7 +243,14 @@ async def _insert(
             )
         await record_events(conn, events)
     return Submission(
-        package_id, package.kind, package.document_id, digest, tuple(recipients), False, outgoing
+        package_id,
+        package.kind,
+        package.document_id,
+        digest,
+        tuple(recipients),
+        False,
+        outgoing,
+        submitted,
     )
 
 

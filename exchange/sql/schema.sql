@@ -105,3 +105,19 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     head       bytea NOT NULL,                    -- the canonical JSON that was signed
     signature  bytea NOT NULL                     -- CMS SignedData (DER), detached
 );
+
+-- The hub's signed receipt for each accepted package (non-repudiation of receipt).
+CREATE TABLE IF NOT EXISTS receipts (
+    package_id uuid PRIMARY KEY REFERENCES packages (id),
+    body       bytea NOT NULL,                    -- canonical JSON that the signature covers
+    signature  bytea NOT NULL                     -- CMS SignedData (DER), detached
+);
+
+-- Signature verification reports made at the hub's door (JSON bytes, as served).
+CREATE TABLE IF NOT EXISTS verification_reports (
+    package_id uuid PRIMARY KEY REFERENCES packages (id),
+    indication text NOT NULL,
+    digest     bytea NOT NULL,                    -- sha256 of report
+    report     bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,168 @@
+"""Evidence bundles: one zip (ASiC-E layout) with everything an auditor needs to check, offline and
+without trusting the hub, what happened to one package.
+
+Layout (every member is listed with its SHA-256 in ``evidence.json``):
+
+    mimetype                        application/vnd.etsi.asic-e+zip (first, stored)
+    META-INF/manifest.xml           ASiC-E manifest
+    package.edxml                   the exact bytes the sender posted
+    statuses/<id>.edxml             every status package about it, exact bytes
+    receipts/<id>.json, .p7s        the hub's signed receipts (package and statuses)
+    reports/<id>.json               verification reports, when the hub made them
+    ledger/leaves.json              the leaves of every event, with inclusion proofs
+    ledger/head.json, head.p7s      the signed tree head the proofs lead to
+    certs/hub.pem                   the hub's certificate chain (trust comes from the auditor)
+    evidence.json                   index of the above
+    README.txt                      what each item proves
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+from typing import TYPE_CHECKING
+
+import asyncpg
+from lxml import etree
+
+from exchange.receipts import issue_receipt
+
+if TYPE_CHECKING:
+    from exchange.hub import Hub
+
+__all__ = ["MIMETYPE", "README", "build_bundle"]
+
+MIMETYPE = "application/vnd.etsi.asic-e+zip"
+MANIFEST_NS = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
+README = """lienthong evidence bundle
+=========================
+
+What each item proves (check them all with: lienthong audit verify THIS.asice --trust HUB-ROOT.pem)
+
+package.edxml       The exact bytes the sender posted. Its SHA-256 is the "digest" in every
+                    ledger leaf about the package and in the hub's receipt.
+statuses/*.edxml    The status packages (01-16) about it, exact bytes; each one's SHA-256 is in
+                    a leaf of the package's chain ("status_digest") and in the status's own leaves.
+receipts/*          The hub's receipts: what arrived, from whom, for whom, when, and at which ledger
+                    leaf, signed by the hub (CMS; openssl cms -verify can check them too).
+reports/*           Signature verification reports made at the hub's door, when there are any.
+ledger/leaves.json  Every event (submitted, routed, delivered, fetched, acknowledged, status,
+                    recalled) as its exact leaf bytes with an inclusion proof (RFC 9162).
+ledger/head.*       The signed tree head (size, root hash, time) the proofs lead to, signed by the
+                    hub and timestamped by a TSA when the hub has one. A leaf that verifies against
+                    this head was in the log when the head was signed; the hub cannot later drop or
+                    change it without every newer head failing a consistency check
+                    (lienthong audit verify ... --head NEWER.json).
+certs/hub.pem       The hub's certificate chain, for convenience: trust comes from the anchors you
+                    pass to the verifier, never from the bundle.
+"""
+
+
+async def _status_packages(pool: asyncpg.Pool, package_id) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT id, digest FROM packages WHERE about_package = $1 ORDER BY received_at, id",
+        package_id,
+    )
+
+
+def _pem(cert) -> bytes:
+    der = cert.dump()
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return (
+        "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    ).encode()
+
+
+def _manifest(names: list[str]) -> bytes:
+    root = etree.Element(f"{{{MANIFEST_NS}}}manifest", nsmap={"manifest": MANIFEST_NS})
+    entry = etree.SubElement(root, f"{{{MANIFEST_NS}}}file-entry")
+    entry.set(f"{{{MANIFEST_NS}}}full-path", "/")
+    entry.set(f"{{{MANIFEST_NS}}}media-type", MIMETYPE)
+    for name in names:
+        entry = etree.SubElement(root, f"{{{MANIFEST_NS}}}file-entry")
+        entry.set(f"{{{MANIFEST_NS}}}full-path", name)
+        media = (
+            "application/xml" if name.endswith((".edxml", ".xml")) else "application/octet-stream"
+        )
+        if name.endswith(".json"):
+            media = "application/json"
+        elif name.endswith(".p7s"):
+            media = "application/pkcs7-signature"
+        entry.set(f"{{{MANIFEST_NS}}}media-type", media)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+async def build_bundle(hub: Hub, package: asyncpg.Record) -> bytes:
+    """The evidence zip for one package row (the caller has checked access)."""
+    pool, ledger = hub.pool, hub.ledger
+    assert pool is not None and ledger is not None and hub.key is not None
+    statuses = await _status_packages(pool, package["id"])
+    ids = [package["id"], *(s["id"] for s in statuses)]
+    events = await pool.fetch(
+        "SELECT id, package_id, event, leaf FROM events WHERE package_id = ANY($1::uuid[]) "
+        "ORDER BY id",
+        ids,
+    )
+    await ledger.wait_indexed([e["id"] for e in events], timeout=10)
+    head = await ledger.sign_head()
+    if head is None:
+        raise RuntimeError("the ledger could not sign a head")
+    placed = await pool.fetch(
+        "SELECT id, package_id, event, leaf, ledger_index FROM events "
+        "WHERE id = ANY($1::bigint[]) AND ledger_index < $2 ORDER BY ledger_index",
+        [e["id"] for e in events],
+        head.tree_size,
+    )
+    leaves = []
+    for row in placed:
+        proof = await ledger.inclusion(row["ledger_index"], head.tree_size)
+        leaves.append(
+            {
+                "index": row["ledger_index"],
+                "package_id": str(row["package_id"]),
+                "event": row["event"],
+                "leaf": base64.b64encode(row["leaf"]).decode(),
+                "audit_path": [h.hex() for h in proof],
+            }
+        )
+    files: dict[str, bytes] = {"package.edxml": hub.blobs.read(package["digest"])}
+    for status in statuses:
+        files[f"statuses/{status['id']}.edxml"] = hub.blobs.read(status["digest"])
+    for package_id in ids:
+        receipt = await issue_receipt(pool, hub.key, package_id)
+        files[f"receipts/{package_id}.json"] = base64.b64decode(receipt["body"])
+        files[f"receipts/{package_id}.p7s"] = base64.b64decode(receipt["signature"])
+    for report in await pool.fetch(
+        "SELECT package_id, report FROM verification_reports WHERE package_id = ANY($1::uuid[])",
+        ids,
+    ):
+        files[f"reports/{report['package_id']}.json"] = report["report"]
+    files["ledger/leaves.json"] = json.dumps(
+        {"tree_size": head.tree_size, "leaves": leaves}, indent=1
+    ).encode()
+    files["ledger/head.json"] = head.head
+    files["ledger/head.p7s"] = head.signature
+    files["certs/hub.pem"] = b"".join(
+        _pem(c) for c in [hub.key.cert, *hub.key.chain] if c is not None
+    )
+    index = {
+        "v": 1,
+        "type": "lienthong.evidence",
+        "package_id": str(package["id"]),
+        "status_packages": [str(s["id"]) for s in statuses],
+        "tree_size": head.tree_size,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    files["evidence.json"] = json.dumps(index, indent=1).encode()
+    files["README.txt"] = README.encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
+        bundle.writestr("META-INF/manifest.xml", _manifest(sorted(files)))
+        for name, data in sorted(files.items()):
+            bundle.writestr(name, data)
+    return out.getvalue()

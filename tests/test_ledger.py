@@ -1,0 +1,429 @@
+"""The delivery ledger end to end: receipts, signed heads, proofs, evidence bundles checked offline
+by the CLI, and tampering done directly in PostgreSQL found by `lienthong audit check`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from adapters.client import HubClient
+from exchange import db, merkle
+from exchange.auth import issue_credentials
+from exchange.edxml_build import build_document, build_status
+from exchange.registry import Agency, upsert_agencies
+from exchange.serve import running_hub
+from tests.conftest import cleanup_broker, make_settings
+from tests.pki import P12_PASSWORD
+
+SENDER, PROVINCE, COMMUNE = "000.00.00.G22", "000.00.00.H49", "000.05.10.H49"
+
+
+@pytest.fixture(scope="module")
+async def ledger_hub(pki, tmp_path_factory):
+    """A hub whose ledger key is the PKI's hub certificate and whose heads get TSA tokens."""
+    tmp = tmp_path_factory.mktemp("ledger")
+    settings = make_settings(
+        tmp,
+        ledger_p12=str(pki.identity("hub").p12),
+        tsa_url=pki.tsa_url,
+        outbox_retry_seconds=1.0,
+    )
+    os.environ["LIENTHONG_LEDGER_SECRET"] = P12_PASSWORD.decode()
+    codes = [SENDER, PROVINCE, COMMUNE]
+    try:
+        async with running_hub(settings) as (hub, url):
+            await upsert_agencies(
+                hub.pool,
+                [
+                    Agency(SENDER, "Văn phòng Chính phủ", None, "central"),
+                    Agency(PROVINCE, "UBND tỉnh Quảng Ninh", None, "province"),
+                    Agency(COMMUNE, "UBND phường Hồng Gai", "000.00.10.H49", "commune"),
+                ],
+            )
+            clients = {}
+            for code in codes:
+                await hub.broker.ensure_agency(code)
+                creds = await issue_credentials(hub.pool, code)
+                clients[code] = HubClient(url, creds.client_id, creds.client_secret)
+            yield hub, url, clients, settings, tmp
+            for client in clients.values():
+                await client.close()
+    finally:
+        os.environ.pop("LIENTHONG_LEDGER_SECRET", None)
+        await cleanup_broker(settings, codes)
+        await db.drop_schema(settings)
+
+
+async def until(predicate, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")
+
+
+async def exchange_document(clients, number: str) -> dict:
+    sender = clients[SENDER]
+    sent = await sender.submit(
+        build_document(
+            sender=SENDER,
+            recipients=[PROVINCE, COMMUNE],
+            code_number=number,
+            code_notation="VPCP",
+            subject="Ledger test",
+        )
+    )
+    for code in (PROVINCE, COMMUNE):
+
+        async def arrived(code=code):
+            return any(i["id"] == sent["id"] for i in (await clients[code].inbox())["items"])
+
+        await until(arrived)
+        await clients[code].fetch(sent["id"])
+        await clients[code].ack(sent["id"])
+        await clients[code].submit(
+            build_status(
+                sender=code,
+                response_for_organ_id=SENDER,
+                response_for_document_id=sent["document_id"],
+                status_code="03",
+                description="Tiếp nhận",
+            )
+        )
+    return sent
+
+
+def cli(settings, *args: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        LIENTHONG_DATABASE_URL=settings.database_url,
+        LIENTHONG_DATABASE_SCHEMA=settings.database_schema,
+        LIENTHONG_BLOB_DIR=settings.blob_dir,
+        LIENTHONG_LEDGER_P12=settings.ledger_p12,
+        LIENTHONG_LEDGER_SECRET=P12_PASSWORD.decode(),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "exchange.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_receipt_is_signed_and_names_the_ledger_leaf(ledger_hub, pki, tmp_path):
+    hub, _, clients, _, _ = ledger_hub
+    package = build_document(
+        sender=SENDER,
+        recipients=[PROVINCE],
+        code_number="1",
+        code_notation="VPCP",
+        subject="Receipt",
+    )
+    sent = await clients[SENDER].submit(package)
+    receipt = sent["receipt"]
+    claims = receipt["claims"]
+    assert claims["digest"] == hashlib.sha256(package).hexdigest() == sent["digest"]
+    assert claims["sender"] == SENDER and claims["recipients"] == [PROVINCE]
+    assert isinstance(claims["ledger"]["leaf_index"], int)
+    leaf = await hub.pool.fetchval(
+        "SELECT leaf FROM events WHERE ledger_index = $1", claims["ledger"]["leaf_index"]
+    )
+    assert json.loads(leaf)["event"] == "submitted" and json.loads(leaf)["digest"] == sent["digest"]
+    # Oracle: openssl checks the hub's detached CMS signature over the receipt bytes.
+    (tmp_path / "r.json").write_bytes(base64.b64decode(receipt["body"]))
+    (tmp_path / "r.p7s").write_bytes(base64.b64decode(receipt["signature"]))
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(pki.issuing_pem.read_bytes())
+    out = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "r.p7s"),
+            "-content",
+            str(tmp_path / "r.json"),
+            "-CAfile",
+            str(pki.root_pem),
+            "-certfile",
+            str(chain),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    # The same bytes again: the same receipt, not a new one.
+    again = await clients[SENDER].submit(package)
+    assert again["receipt"]["signature"] == receipt["signature"]
+
+
+async def test_heads_and_proofs_over_the_api(ledger_hub):
+    hub, url, clients, _, _ = ledger_hub
+    await exchange_document(clients, "2")
+    headers = {"Authorization": f"Bearer {await clients[SENDER].token()}"}
+    session = clients[SENDER].session
+    async with session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
+        first = await r.json()
+    await exchange_document(clients, "3")
+    async with session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
+        second = await r.json()
+    assert second["tree_size"] > first["tree_size"]
+    async with session.get(
+        f"{url}/v1/ledger/heads?size={first['tree_size']}&consistency_from={first['tree_size']}",
+        headers=headers,
+    ) as r:
+        assert (await r.json())["root_hash"] == first["root_hash"]
+    async with session.get(
+        f"{url}/v1/ledger/proof/consistency?from={first['tree_size']}&to={second['tree_size']}",
+        headers=headers,
+    ) as r:
+        proof = [bytes.fromhex(h) for h in (await r.json())["proof"]]
+    merkle.verify_consistency(
+        first["tree_size"],
+        second["tree_size"],
+        bytes.fromhex(first["root_hash"]),
+        bytes.fromhex(second["root_hash"]),
+        proof,
+    )
+    size = second["tree_size"]
+    for index in (0, size // 2, size - 1):
+        async with session.get(
+            f"{url}/v1/ledger/proof/inclusion?leaf={index}&size={size}", headers=headers
+        ) as r:
+            body = await r.json()
+        merkle.verify_inclusion(
+            bytes.fromhex(body["leaf_hash"]),
+            index,
+            size,
+            [bytes.fromhex(h) for h in body["audit_path"]],
+            bytes.fromhex(second["root_hash"]),
+            hashed=True,
+        )
+    async with session.get(
+        f"{url}/v1/ledger/proof/inclusion?leaf={size}&size={size}", headers=headers
+    ) as r:
+        assert r.status == 400 and (await r.json())["error"]["code"] == "ledger.bad_proof_request"
+    # The head signature is timestamped by the TSA.
+    assert "timestamp" in json.loads(second["head"])
+
+
+async def _bundle(ledger_hub, number: str) -> tuple[bytes, dict]:
+    _, url, clients, _, _ = ledger_hub
+    sent = await exchange_document(clients, number)
+    headers = {"Authorization": f"Bearer {await clients[SENDER].token()}"}
+    async with clients[SENDER].session.get(
+        f"{url}/v1/packages/{sent['id']}/evidence", headers=headers
+    ) as r:
+        assert r.status == 200, await r.text()
+        assert r.content_type == "application/vnd.etsi.asic-e+zip"
+        return await r.read(), sent
+
+
+def _hub_anchor(pki, tmp_path):
+    path = tmp_path / "hub.pem"
+    path.write_bytes(pki.identity("hub").cert_pem.read_bytes())
+    return path
+
+
+async def test_evidence_bundle_verifies_offline_with_the_cli(ledger_hub, pki, tmp_path):
+    hub, url, clients, settings, _ = ledger_hub
+    data, sent = await _bundle(ledger_hub, "4")
+    bundle = tmp_path / "evidence.asice"
+    bundle.write_bytes(data)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert names[0] == "mimetype"
+    assert {
+        "package.edxml",
+        "ledger/head.json",
+        "ledger/head.p7s",
+        "ledger/leaves.json",
+        "evidence.json",
+        "META-INF/manifest.xml",
+        "certs/hub.pem",
+    } <= set(names)
+    assert sum(n.startswith("statuses/") for n in names) == 2
+    anchor = _hub_anchor(pki, tmp_path)
+    out = cli(settings, "audit", "verify", str(bundle), "--trust", str(anchor), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    checks = json.loads(out.stdout)
+    items = " ".join(c["item"] for c in checks)
+    for expected in ("signed tree head", "package.edxml", "receipt", "status 03 link", "leaf"):
+        assert expected in items
+    head_check = next(c for c in checks if c["item"] == "signed tree head")
+    assert head_check["ok"] and "timestamped" in head_check["detail"]  # the TSA's token
+    events = {c["item"].split("(")[-1].rstrip(")") for c in checks if c["item"].startswith("leaf")}
+    assert {"submitted", "routed", "delivered", "fetched", "acknowledged", "status"} <= events
+    # Later: a newer head with a consistency proof shows the log only grew.
+    await exchange_document(clients, "5")
+    headers = {"Authorization": f"Bearer {await clients[SENDER].token()}"}
+    bundle_size = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("ledger/head.json"))[
+        "tree_size"
+    ]
+    async with clients[SENDER].session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
+        newest = (await r.json())["tree_size"]
+    async with clients[SENDER].session.get(
+        f"{url}/v1/ledger/heads?size={newest}&consistency_from={bundle_size}", headers=headers
+    ) as r:
+        (tmp_path / "newer.json").write_text(await r.text())
+    out = cli(
+        settings,
+        "audit",
+        "verify",
+        str(bundle),
+        "--trust",
+        str(anchor),
+        "--head",
+        str(tmp_path / "newer.json"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "without rewriting" in out.stdout
+
+
+def _rewrite(data: bytes, changes: dict[str, bytes], fix_index: bool = True) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    files = {n: src.read(n) for n in src.namelist()}
+    files.update(changes)
+    if fix_index:
+        index = json.loads(files["evidence.json"])
+        for name in changes:
+            if name in index["files"]:
+                index["files"][name] = hashlib.sha256(files[name]).hexdigest()
+        files["evidence.json"] = json.dumps(index).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name, content in files.items():
+            dst.writestr(name, content)
+    return out.getvalue()
+
+
+async def test_doctored_bundles_are_refused(ledger_hub, pki, tmp_path):
+    _, _, _, settings, _ = ledger_hub
+    data, _ = await _bundle(ledger_hub, "6")
+    other, _ = await _bundle(ledger_hub, "7")
+    other_zip = zipfile.ZipFile(io.BytesIO(other))
+    anchor = _hub_anchor(pki, tmp_path)
+    # A head signed by another (even trusted-CA) key.
+    from signing.cms import sign_detached
+    from signing.keys import KeySource, open_key
+
+    head = zipfile.ZipFile(io.BytesIO(data)).read("ledger/head.json")
+    with open_key(KeySource(p12=pki.identity("clerk").p12), P12_PASSWORD.decode()) as key:
+        forged_sig = await sign_detached(head, key)
+    cases = {
+        "swapped package": (
+            _rewrite(data, {"package.edxml": other_zip.read("package.edxml")}),
+            "package.edxml",
+        ),
+        "head of another size": (
+            _rewrite(
+                data,
+                {
+                    "ledger/head.json": other_zip.read("ledger/head.json"),
+                    "ledger/head.p7s": other_zip.read("ledger/head.p7s"),
+                },
+            ),
+            "leaf",
+        ),
+        "head signed by another key": (
+            _rewrite(data, {"ledger/head.p7s": forged_sig}),
+            "signed tree head",
+        ),
+        "index not updated": (
+            _rewrite(data, {"package.edxml": b"<x/>"}, fix_index=False),
+            "file package.edxml",
+        ),
+    }
+    for name, (doctored, failing_item) in cases.items():
+        path = tmp_path / f"{name}.asice"
+        path.write_bytes(doctored)
+        out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor), "--json")
+        assert out.returncode == 1, name
+        failed = [c["item"] for c in json.loads(out.stdout) if not c["ok"]]
+        assert any(item.startswith(failing_item) for item in failed), (name, failed)
+
+
+async def test_unsafe_or_broken_zips_are_refused_before_reading(ledger_hub, pki, tmp_path):
+    _, _, _, settings, _ = ledger_hub
+    data, _ = await _bundle(ledger_hub, "8")
+    anchor = _hub_anchor(pki, tmp_path)
+    truncated = tmp_path / "truncated.asice"
+    truncated.write_bytes(data[: len(data) // 2])
+    traversal = tmp_path / "traversal.asice"
+    with zipfile.ZipFile(traversal, "w") as z:
+        z.writestr("mimetype", "application/vnd.etsi.asic-e+zip")
+        z.writestr("../../evil.txt", "pwned")
+    absolute = tmp_path / "absolute.asice"
+    with zipfile.ZipFile(absolute, "w") as z:
+        z.writestr(zipfile.ZipInfo("/etc/evil"), "pwned")
+    for path, message in (
+        (truncated, "zip"),
+        (traversal, "path traversal"),
+        (absolute, "path traversal"),
+    ):
+        out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor))
+        assert out.returncode == 1 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+async def test_audit_check_finds_rows_edited_deleted_or_reordered(ledger_hub):
+    hub, url, clients, settings, _ = ledger_hub
+    await exchange_document(clients, "9")
+    await hub.ledger.wait_indexed([r["id"] for r in await hub.pool.fetch("SELECT id FROM events")])
+    await hub.ledger.sign_head()
+    clean = cli(settings, "audit", "check")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    pool = hub.pool
+    victim = await pool.fetchrow(
+        "SELECT id, ledger_index, organ_id FROM events WHERE event = 'delivered' "
+        "ORDER BY ledger_index LIMIT 1"
+    )
+
+    # Edited: a delivery moved to another agency.
+    await pool.execute("UPDATE events SET organ_id = '000.00.00.H01' WHERE id = $1", victim["id"])
+    out = cli(settings, "audit", "check")
+    assert (
+        out.returncode == 1
+        and f"first leaf that no longer matches: {victim['ledger_index']}" in out.stdout
+    )
+    await pool.execute(
+        "UPDATE events SET organ_id = $2 WHERE id = $1", victim["id"], victim["organ_id"]
+    )
+    assert cli(settings, "audit", "check").returncode == 0
+
+    # Reordered: two leaves swap places.
+    a, b = victim["ledger_index"], victim["ledger_index"] + 1
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE events SET ledger_index = -1 WHERE ledger_index = $1", a)
+        await conn.execute("UPDATE events SET ledger_index = $1 WHERE ledger_index = $2", a, b)
+        await conn.execute("UPDATE events SET ledger_index = $1 WHERE ledger_index = -1", b)
+    out = cli(settings, "audit", "check")
+    assert out.returncode == 1 and f"no longer matches: {a}" in out.stdout
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE events SET ledger_index = -1 WHERE ledger_index = $1", a)
+        await conn.execute("UPDATE events SET ledger_index = $1 WHERE ledger_index = $2", a, b)
+        await conn.execute("UPDATE events SET ledger_index = $1 WHERE ledger_index = -1", b)
+    assert cli(settings, "audit", "check").returncode == 0
+
+    # Deleted: a row disappears.
+    await pool.execute("DELETE FROM events WHERE id = $1", victim["id"])
+    out = cli(settings, "audit", "check")
+    assert out.returncode == 1 and f"no longer matches: {victim['ledger_index']}" in out.stdout
