@@ -1,0 +1,473 @@
+"""XML-DSig signatures of edXML packages (QCVN 102:2016; DOMAIN.md §3-4).
+
+Enveloped, where the format puts it: ``ds:Signature`` as the last child of ``edXML:edXMLHeader``,
+one Reference ``URI=""`` (the whole package, attachments included) with the transforms
+enveloped-signature + exclusive C14N, exclusive C14N of SignedInfo, SHA-256 digests, and in
+KeyInfo the signer's certificate followed by its CA certificates.
+
+    with open_key(KeySource(p12=Path("clerk.p12")), secret) as key:
+        signed = sign_package(data, key)        # RSASSA-PSS for RSA unless rsa_padding says not
+    verify_package(signed, trust_roots=[Path("root.pem")]).status   # "valid"
+
+signxml does the XML work (C14N, digests, structure); the private-key operation goes through the
+key's pyHanko ``Signer`` (:class:`_SignerKey`), so a PKCS#11 token signs like a PKCS#12 file.
+The output is the input, byte for byte, with the Signature spliced in. Verification accepts one
+whole-document Reference only (no signature wrapping), checks the mathematics with signxml and
+the certificate path with pyhanko-certvalidator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import copy
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from xml.parsers import expat
+
+from asn1crypto import algos
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as cv
+from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
+
+# The hub's hardened reader (no DTD or entities, no network, size and depth limits), on purpose.
+from exchange.edxml import DSIG_NS, NS, Limits, _read, _validate
+from exchange.errors import HubError
+from signing.keys import KeyHandle, SigningError
+
+__all__ = [
+    "ALGORITHMS",
+    "PackageSignatureResult",
+    "sign_package",
+    "sign_package_async",
+    "verify_package",
+    "verify_package_async",
+]
+
+M = SignatureMethod
+#: What we sign with and accept (Circular 15/2025: RSASSA-PSS, PKCS#1 v1.5 when asked, ECDSA;
+#: SHA-2). Anything else, SHA-1 included, is a CRYPTO_CONSTRAINTS_FAILURE.
+ALGORITHMS = frozenset(
+    {M.SHA256_RSA_MGF1, M.SHA384_RSA_MGF1, M.SHA512_RSA_MGF1, M.RSA_SHA256, M.RSA_SHA384}
+    | {M.RSA_SHA512, M.ECDSA_SHA256, M.ECDSA_SHA384, M.ECDSA_SHA512}
+)
+_DIGESTS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
+_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+_ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+_HEADER = f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader"
+_SIG = f"{{{DSIG_NS}}}Signature"
+_DS = {"ds": DSIG_NS}
+_PLACEHOLDER = f'<ds:Signature xmlns:ds="{DSIG_NS}" Id="placeholder"/>'.encode()
+_CONFIG = SignatureConfiguration(
+    location=f"./{_HEADER}/", expect_references=1, signature_methods=ALGORITHMS,
+    digest_algorithms=_DIGESTS,
+)  # fmt: skip
+_INDETERMINATE = {
+    "NO_SIGNING_CERTIFICATE_FOUND", "NO_CERTIFICATE_CHAIN_FOUND", "EXPIRED", "NOT_YET_VALID",
+    "TRY_LATER", "CHAIN_CONSTRAINTS_FAILURE", "CRYPTO_CONSTRAINTS_FAILURE",
+}  # fmt: skip
+_CHAIN_FAILURES = [  # most specific first
+    (cv.PathBuildingError, "NO_CERTIFICATE_CHAIN_FOUND"), (cv.RevokedError, "REVOKED"),
+    (cv.ExpiredError, "EXPIRED"), (cv.NotYetValidError, "NOT_YET_VALID"),
+    (cv.InsufficientRevinfoError, "TRY_LATER"),
+    (cv.DisallowedAlgorithmError, "CRYPTO_CONSTRAINTS_FAILURE"),
+    ((cv.PathError, cv.ValidationError), "CHAIN_CONSTRAINTS_FAILURE"),
+]  # fmt: skip
+Run = Callable[[Coroutine[Any, Any, bytes]], bytes]
+CertLike = x509.Certificate | Path | str
+
+
+def _parser() -> etree.XMLParser:
+    """For signxml's re-parses of trees we already read safely (huge_tree: big attachments)."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+
+# ----- signing ---------------------------------------------------------------------------------
+
+
+def sign_package(
+    data: bytes,
+    key: KeyHandle,
+    *,
+    algorithm: str | None = None,
+    intermediates: Iterable[x509.Certificate] = (),
+    replace_existing: bool = False,
+) -> bytes:
+    """Sign an edXML package; return it with the Signature inserted, other bytes unchanged.
+
+    ``algorithm``: a URI of :data:`ALGORITHMS`; by default RSASSA-PSS (``sha256-rsa-MGF1``) for
+    RSA, RSA-SHA256 if ``key.source.rsa_padding == "pkcs1v15"``, ECDSA with the curve's hash.
+    ``intermediates`` add CA certificates to KeyInfo (tokens rarely hold them). A signed package
+    raises ``signing.already_signed`` unless ``replace_existing``. Outside event loops only.
+    """
+    return _sign(data, key, algorithm, list(intermediates), replace_existing, asyncio.run)
+
+
+async def sign_package_async(
+    data: bytes,
+    key: KeyHandle,
+    *,
+    algorithm: str | None = None,
+    intermediates: Iterable[x509.Certificate] = (),
+    replace_existing: bool = False,
+) -> bytes:
+    """:func:`sign_package` for async code: XML work in a thread, the key operation here."""
+    loop = asyncio.get_running_loop()
+
+    def run(coro: Coroutine[Any, Any, bytes]) -> bytes:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    args = (data, key, algorithm, list(intermediates), replace_existing, run)
+    return await asyncio.to_thread(_sign, *args)
+
+
+class _SignerKey:
+    """Quacks like a cryptography RSA/EC private key for signxml; signs with ``KeyHandle.signer``.
+
+    signxml calls only ``sign()`` (and reads ``key_size`` for ECDSA). The padding and hash it asks
+    for become a pyHanko signature mechanism, and pyHanko's ``async_sign_raw`` does the rest on a
+    PKCS#12 key or a PKCS#11 token alike. PSS gets a salt as long as the hash, as RFC 6931's
+    ``…-rsa-MGF1`` URIs require (pyHanko's own default, the longest salt, would not verify).
+    """
+
+    def __init__(self, key: KeyHandle, run: Run) -> None:
+        self._key, self._run = key, run
+        self._public = _to_crypto(key.cert).public_key()
+        self.key_size: int = self._public.key_size
+
+    def sign(self, data: bytes, padding: Any = None, algorithm: Any = None, **kw: Any) -> bytes:
+        scheme = kw.get("signature_algorithm") or padding
+        if isinstance(scheme, ec.ECDSA):
+            algorithm, mechanism = scheme.algorithm, {"algorithm": f"{scheme.algorithm.name}_ecdsa"}
+        elif isinstance(scheme, PSS):
+            mechanism = {"algorithm": "rsassa_pss", "parameters": _pss(algorithm)}
+        elif isinstance(scheme, PKCS1v15):
+            mechanism = {"algorithm": f"{algorithm.name}_rsa"}
+        else:
+            raise SigningError("signing.bad_option", f"cannot sign with {scheme!r}")
+        signer = copy.copy(self._key.signer)  # the caller's signer keeps its own mechanism
+        signer._signature_mechanism = algos.SignedDigestAlgorithm(mechanism)  # no public setter
+        try:
+            signature = self._run(signer.async_sign_raw(data, algorithm.name))
+        except Exception as exc:  # a token error, a mechanism the key does not support...
+            raise SigningError("signing.failed", f"the key could not sign: {exc}") from exc
+        try:  # a certificate that does not match the key must not make a package
+            args = (scheme,) if isinstance(scheme, ec.ECDSA) else (scheme, algorithm)
+            self._public.verify(signature, data, *args)
+        except CryptoInvalidSignature:
+            message = "the key does not match its certificate"
+            raise SigningError("signing.key_mismatch", message) from None
+        return signature
+
+
+def _pss(digest: hashes.HashAlgorithm) -> algos.RSASSAPSSParams:
+    hash_algorithm = algos.DigestAlgorithm({"algorithm": digest.name})
+    mgf = algos.MaskGenAlgorithm({"algorithm": "mgf1", "parameters": hash_algorithm})
+    return algos.RSASSAPSSParams(
+        {"hash_algorithm": hash_algorithm, "mask_gen_algorithm": mgf,
+         "salt_length": digest.digest_size, "trailer_field": "trailer_field_bc"}
+    )  # fmt: skip
+
+
+class _Signer(XMLSigner):
+    """signxml's signer, re-parsing its internal copies with :func:`_parser`."""
+
+    @property
+    def parser(self) -> etree.XMLParser:
+        return _parser()
+
+
+def _sign(data, key, algorithm, intermediates, replace_existing, run: Run) -> bytes:
+    data, method = bytes(data), _method(key, algorithm)
+    try:
+        root = _read(data, Limits())
+        _validate(root, Limits())
+    except HubError as exc:
+        raise SigningError("signing.invalid_package", f"{exc.message} ({exc.code})") from None
+    if (root.getroottree().docinfo.encoding or "").upper() not in ("UTF-8", "US-ASCII"):
+        data = etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+    start, end = _header_tail(data)
+    if start != end and not replace_existing:
+        raise SigningError("signing.already_signed", "the package already carries a Signature")
+    templated = data[:start] + _PLACEHOLDER + data[end:]  # an old Signature goes
+    signed = _Signer(signature_algorithm=method, c14n_algorithm=_EXC_C14N).sign(
+        _read(templated, Limits()), key=_SignerKey(key, run), cert=_chain(key, intermediates)
+    )
+    signature = etree.fromstring(etree.tostring(signed.find(f"{_HEADER}/{_SIG}"), with_tail=False))
+    etree.cleanup_namespaces(signature)  # drop the edXML declarations it inherited
+    # signxml digested ``templated`` minus the placeholder: putting the Signature in its place,
+    # bytes around it untouched, keeps that digest true.
+    return templated[:start] + etree.tostring(signature) + templated[start + len(_PLACEHOLDER) :]
+
+
+def _method(key: KeyHandle, algorithm: str | None) -> SignatureMethod:
+    kind, bits = key.cert.public_key.algorithm, key.cert.public_key.bit_size
+    if algorithm is None and kind == "ec":
+        return {384: M.ECDSA_SHA384, 521: M.ECDSA_SHA512}.get(bits, M.ECDSA_SHA256)
+    if algorithm is None:
+        return M.RSA_SHA256 if key.source.rsa_padding == "pkcs1v15" else M.SHA256_RSA_MGF1
+    method = next((m for m in ALGORITHMS if m.value == algorithm), None)
+    if method is None or method.name.startswith("ECDSA") != (kind == "ec"):
+        raise SigningError("signing.bad_option", f"cannot sign with {algorithm} and a {kind} key")
+    return method
+
+
+def _header_tail(data: bytes) -> tuple[int, int]:
+    """Byte offsets of the header's Signature (else of the header's end tag), and of that tag."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    header, path, found = [f"{NS} edXML", f"{NS} edXMLEnvelope", f"{NS} edXMLHeader"], [], {}
+
+    def start(name: str, _attributes: dict) -> None:
+        if path == header and name.endswith(" Signature"):
+            found.setdefault("signature", parser.CurrentByteIndex)
+        path.append(name)
+
+    def end(name: str) -> None:
+        path.pop()
+        if path == header[:2] and name == header[2]:
+            found.setdefault("end", parser.CurrentByteIndex)
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.Parse(data, True)
+    return found.get("signature", found["end"]), found["end"]
+
+
+def _chain(key: KeyHandle, extra: list[x509.Certificate]) -> list[x509.Certificate]:
+    """The signer's certificate, then each CA above it that we hold (self-signed roots left out)."""
+    pool = [c for c in [_to_crypto(c) for c in key.chain] + extra if c.subject != c.issuer]
+    chain = [_to_crypto(key.cert)]
+    while issuer := next((c for c in pool if c not in chain and _issued(chain[-1], c)), None):
+        chain.append(issuer)
+    return chain
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, CryptoInvalidSignature):
+        return False
+
+
+# ----- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackageSignatureResult:
+    """The verdict on a package's signature.
+
+    ``reason`` (None when valid) follows ETSI EN 319 102-1's sub-indications. Invalid:
+    NO_SIGNATURE, FORMAT_FAILURE, HASH_FAILURE (changed after signing), SIG_CRYPTO_FAILURE,
+    REVOKED. Indeterminate: NO_SIGNING_CERTIFICATE_FOUND, NO_CERTIFICATE_CHAIN_FOUND, EXPIRED,
+    NOT_YET_VALID, TRY_LATER (no revocation data), CHAIN_CONSTRAINTS_FAILURE,
+    CRYPTO_CONSTRAINTS_FAILURE (an algorithm outside :data:`ALGORITHMS`).
+    """
+
+    status: Literal["valid", "invalid", "indeterminate"]
+    reason: str | None
+    message: str
+    algorithm: str | None = None  # the SignatureMethod URI
+    signer_cert: x509.Certificate | None = None
+    covers_whole_document: bool = False  # the signed bytes are the package minus the Signature
+
+    @property
+    def signer_subject(self) -> str | None:
+        return None if self.signer_cert is None else self.signer_cert.subject.rfc4514_string()
+
+    @property
+    def valid(self) -> bool:
+        return self.status == "valid"
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def verify_package(
+    data: bytes,
+    *,
+    trust_roots: Iterable[CertLike],
+    intermediates: Iterable[CertLike] = (),
+    at: datetime | None = None,
+    check_revocation: bool = False,
+) -> PackageSignatureResult:
+    """Verify a package's Signature; ``data`` may come from anyone (read with the hardened parser).
+
+    ``trust_roots``/``intermediates``: certificates, or PEM/DER files. ``at`` (timezone-aware,
+    default now): when the certificates must be valid. ``check_revocation``: ask the OCSP/CRL
+    services the certificates name (hard fail). Outside event loops only.
+    """
+    options = dict(intermediates=intermediates, at=at, check_revocation=check_revocation)
+    return asyncio.run(verify_package_async(data, trust_roots=trust_roots, **options))
+
+
+async def verify_package_async(
+    data: bytes,
+    *,
+    trust_roots: Iterable[CertLike],
+    intermediates: Iterable[CertLike] = (),
+    at: datetime | None = None,
+    check_revocation: bool = False,
+) -> PackageSignatureResult:
+    """:func:`verify_package` for async code."""
+    if at is not None and at.utcoffset() is None:
+        raise ValueError("'at' must be timezone-aware")
+    found: dict[str, Any] = {}
+    try:
+        root = _read(bytes(data), Limits())
+        signature = _the_signature(root)
+        found["algorithm"] = _check_structure(root, signature)
+        certs = _key_info_certificates(signature)
+        found["signer_cert"] = certs[0]
+        _check_crypto(root, certs[0])
+        found["covers_whole_document"] = True
+        others = certs[1:] + _load(intermediates)
+        await _check_chain(certs[0], others, _load(trust_roots), at, check_revocation)
+    except HubError as exc:
+        found["reason"], found["message"] = "FORMAT_FAILURE", f"{exc.message} ({exc.code})"
+    except _Failure as failure:
+        found["reason"], found["message"] = failure.reason, failure.message
+    reason = found.pop("reason", None)
+    status = (
+        "valid" if reason is None else "indeterminate" if reason in _INDETERMINATE else "invalid"
+    )
+    message = found.pop("message", "the signature is valid and covers the whole package")
+    return PackageSignatureResult(status, reason, message, **found)
+
+
+def _the_signature(root: etree._Element) -> etree._Element:
+    """The one ds:Signature, which must be the last child of the header."""
+    header = root.find(_HEADER)
+    signatures = list(root.iter(_SIG))
+    if not signatures and header is not None and header.find(f"{{{NS}}}Signature") is not None:
+        message = "the header's Signature is not in the XML-DSig namespace: it cannot verify"
+        raise _Failure("FORMAT_FAILURE", message)
+    if not signatures:
+        raise _Failure("NO_SIGNATURE", "the package carries no XML-DSig Signature")
+    if len(signatures) > 1:
+        message = f"the package holds {len(signatures)} Signature elements; one is allowed"
+        raise _Failure("FORMAT_FAILURE", message)
+    children = [] if header is None else list(header.iterchildren(etree.Element))
+    if not children or children[-1] is not signatures[0]:
+        raise _Failure("FORMAT_FAILURE", "the Signature must be the last child of edXMLHeader")
+    return signatures[0]
+
+
+def _check_structure(root: etree._Element, signature: etree._Element) -> str | None:
+    """One Reference to the whole document, enveloped + exc-C14N, unique Ids, a known algorithm."""
+    references = signature.findall("ds:SignedInfo/ds:Reference", _DS)
+    if len(references) != 1:
+        message = f"SignedInfo must hold exactly one Reference, not {len(references)}"
+        raise _Failure("FORMAT_FAILURE", message)
+    if (uri := references[0].get("URI")) != "":
+        message = f'the Reference must cover the whole package (URI=""), not URI={uri!r}'
+        raise _Failure("FORMAT_FAILURE", message)
+    transforms = [t.get("Algorithm") for t in references[0].iterfind("ds:Transforms/*", _DS)]
+    if transforms != [_ENVELOPED, _EXC_C14N.value]:
+        message = f"the Reference's transforms must be enveloped + exc-C14N, not {transforms}"
+        raise _Failure("FORMAT_FAILURE", message)
+    ids = collections.Counter(root.xpath("//@*[translate(local-name(), 'DI', 'di') = 'id']"))
+    if duplicated := sorted(str(value) for value, count in ids.items() if count > 1):
+        raise _Failure("FORMAT_FAILURE", f"Id values used more than once: {duplicated}")
+    method = signature.find("ds:SignedInfo/ds:SignatureMethod", _DS)
+    algorithm = None if method is None else method.get("Algorithm")
+    if algorithm not in {m.value for m in ALGORITHMS}:
+        raise _Failure("CRYPTO_CONSTRAINTS_FAILURE", f"algorithm {algorithm} is not accepted")
+    return algorithm
+
+
+def _key_info_certificates(signature: etree._Element) -> list[x509.Certificate]:
+    """KeyInfo's certificates, the signer's first."""
+    path = "ds:KeyInfo/ds:X509Data/ds:X509Certificate"
+    texts = [e.text or "" for e in signature.iterfind(path, _DS)]
+    if not texts:
+        raise _Failure("NO_SIGNING_CERTIFICATE_FOUND", "KeyInfo carries no X509Certificate")
+    try:
+        return [x509.load_der_x509_certificate(base64.b64decode(text)) for text in texts]
+    except ValueError:
+        raise _Failure("FORMAT_FAILURE", "a KeyInfo certificate cannot be read") from None
+
+
+def _check_crypto(root: etree._Element, signer: x509.Certificate) -> None:
+    """The digest and the signature value (signxml), then what exactly was signed."""
+    # signxml checks the mathematics only: time and trust are certvalidator's (_check_chain).
+    config = replace(_CONFIG, verification_time=signer.not_valid_before_utc)
+    try:
+        verified = XMLVerifier().verify(
+            root, x509_cert=signer, parser=_parser(), expect_config=config
+        )
+    except InvalidDigest:
+        raise _Failure("HASH_FAILURE", "the package was changed after it was signed") from None
+    except InvalidSignature:
+        raise _Failure("SIG_CRYPTO_FAILURE", "the signature value does not verify") from None
+    except (SignXMLException, ValueError, etree.DocumentInvalid) as exc:
+        raise _Failure("FORMAT_FAILURE", f"the Signature is malformed: {exc}") from None
+    document = copy.deepcopy(root)  # see what is signed: all of the package but the Signature
+    _detach(next(document.iter(_SIG)))
+    expected = etree.tostring(document, method="c14n", exclusive=True, with_comments=False)
+    if verified.signed_data != expected:
+        raise _Failure("FORMAT_FAILURE", "the signed data is not the whole package")
+
+
+def _detach(element: etree._Element) -> None:
+    """Remove ``element`` but keep its tail text, as the enveloped-signature transform does."""
+    parent, previous = element.getparent(), element.getprevious()
+    if element.tail and previous is not None:
+        previous.tail = (previous.tail or "") + element.tail
+    elif element.tail:
+        parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
+async def _check_chain(signer, others, roots, at, check_revocation: bool) -> None:
+    """Build and validate the signer's path to a trust root with pyhanko-certvalidator."""
+    context = ValidationContext(
+        trust_roots=[_to_asn1(c) for c in roots], other_certs=[_to_asn1(c) for c in others],
+        moment=at, allow_fetching=check_revocation,
+        revocation_mode="hard-fail" if check_revocation else "soft-fail",
+    )  # fmt: skip
+    async with contextlib.aclosing(context):
+        validator = CertificateValidator(_to_asn1(signer), validation_context=context)
+        try:
+            await validator.async_validate_usage({"digital_signature"})
+        except (cv.PathError, cv.ValidationError) as exc:
+            reason = next(code for kind, code in _CHAIN_FAILURES if isinstance(exc, kind))
+            raise _Failure(reason, f"the signer's certificate: {exc}") from None
+
+
+def _load(items: Iterable[CertLike]) -> list[x509.Certificate]:
+    """Certificates as given, or read from PEM (one or more) or DER files."""
+    certs: list[x509.Certificate] = []
+    for item in items:
+        if isinstance(item, x509.Certificate):
+            certs.append(item)
+        elif b"-----BEGIN" in (raw := Path(item).read_bytes()):
+            certs += x509.load_pem_x509_certificates(raw)
+        else:
+            certs.append(x509.load_der_x509_certificate(raw))
+    return certs
+
+
+def _to_crypto(cert: asn1_x509.Certificate) -> x509.Certificate:
+    return x509.load_der_x509_certificate(cert.dump())
+
+
+def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
