@@ -12,6 +12,8 @@ from exchange import db
 from exchange.config import Settings, load_settings
 from exchange.errors import HubError
 from exchange.logs import setup_logging
+from signing.cli import add_sign_commands
+from signing.keys import SigningError
 
 __all__ = ["main"]
 
@@ -291,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="anchor for the head signatures (default: the hub's own certificate)",
     )
     p.set_defaults(func=cmd_audit_check)
+    add_sign_commands(sub)
     return parser
 
 
@@ -299,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except HubError as exc:
+    except (HubError, SigningError) as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
