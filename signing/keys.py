@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign import signers
 
 __all__ = ["KeyHandle", "KeySource", "SigningError", "open_key"]
@@ -60,6 +62,34 @@ class KeyHandle:
     source: KeySource
 
 
+def _pss_sha256() -> algos.SignedDigestAlgorithm:
+    """RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (the hash length, as RFC 4055
+    and ETSI TS 119 312 recommend and most verifiers expect)."""
+    return algos.SignedDigestAlgorithm(
+        {
+            "algorithm": "rsassa_pss",
+            "parameters": algos.RSASSAPSSParams(
+                {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "mask_gen_algorithm": {
+                        "algorithm": "mgf1",
+                        "parameters": {"algorithm": "sha256"},
+                    },
+                    "salt_length": 32,
+                }
+            ),
+        }
+    )
+
+
+def _mechanism(
+    source: KeySource, cert: asn1_x509.Certificate
+) -> algos.SignedDigestAlgorithm | None:
+    if cert.public_key.algorithm == "rsa" and _prefer_pss(source):
+        return _pss_sha256()
+    return None
+
+
 def _prefer_pss(source: KeySource) -> bool:
     if source.rsa_padding not in ("pss", "pkcs1v15"):
         raise SigningError("signing.bad_option", "rsa padding must be 'pss' or 'pkcs1v15'")
@@ -86,7 +116,12 @@ def _open_p12(source: KeySource, secret: str | None) -> KeyHandle:
     if cert is None:
         raise SigningError("signing.certificate_missing", f"{path.name} holds no certificate")
     signer = signers.SimpleSigner.load_pkcs12(
-        path, passphrase=secret.encode() if secret else None, prefer_pss=_prefer_pss(source)
+        path,
+        passphrase=secret.encode() if secret else None,
+        prefer_pss=_prefer_pss(source),
+        signature_mechanism=_mechanism(
+            source, asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+        ),
     )
     if signer is None:
         raise SigningError("signing.wrong_passphrase", f"cannot open {path.name}")
@@ -122,7 +157,7 @@ def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
         key_label = source.key_label
         cert_label = source.cert_label or key_label
 
-        def make_signer(raw: bool) -> sign_pkcs11.PKCS11Signer:
+        def make_signer(raw: bool, mechanism=None) -> sign_pkcs11.PKCS11Signer:
             return sign_pkcs11.PKCS11Signer(
                 session,
                 cert_label=cert_label,
@@ -131,6 +166,7 @@ def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
                 cert_id=source.key_id if not cert_label else None,
                 prefer_pss=_prefer_pss(source),
                 use_raw_mechanism=raw,
+                signature_mechanism=mechanism,
             )
 
         try:
@@ -140,6 +176,8 @@ def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
                 # Many tokens (SoftHSM2 among them) offer only raw ECDSA: hash on the host.
                 signer = make_signer(raw=True)
                 cert = signer.signing_cert
+            elif cert is not None and _mechanism(source, cert) is not None:
+                signer = make_signer(raw=False, mechanism=_mechanism(source, cert))
         except (pkcs11.exceptions.NoSuchKey, sign_pkcs11.PKCS11Error) as exc:
             text = str(exc).lower()
             if "cert" in text:

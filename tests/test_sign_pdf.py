@@ -167,7 +167,11 @@ class RawSig:
     @property
     def algorithm(self) -> str:
         signed = cms.ContentInfo.load(self.der)["content"]
-        return signed["signer_infos"][0]["signature_algorithm"]["algorithm"].native
+        algorithm = signed["signer_infos"][0]["signature_algorithm"]
+        if algorithm["algorithm"].native == "rsassa_pss":
+            # Salt as long as the hash (RFC 4055, ETSI TS 119 312): what verifiers expect.
+            assert algorithm["parameters"]["salt_length"].native == 32
+        return algorithm["algorithm"].native
 
 
 def _der_length(blob: bytes) -> int:
