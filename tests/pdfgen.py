@@ -14,9 +14,11 @@ ToUnicode map) so that poppler's text extraction finds the Vietnamese words; it 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.generic import pdf_name
@@ -24,7 +26,16 @@ from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 from signing.appearance import FontProgram
 
-__all__ = ["A4", "FONT_DIR", "LAYOUT", "VIETNAMESE", "Layout", "official_document"]
+__all__ = [
+    "A4",
+    "FONT_DIR",
+    "LAYOUT",
+    "VIETNAMESE",
+    "Layout",
+    "official_document",
+    "seal_png",
+    "signature_png",
+]
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 A4 = (595.28, 841.89)
@@ -214,3 +225,48 @@ if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "document.pdf")
     target.write_bytes(official_document(int(sys.argv[2]) if len(sys.argv) > 2 else 1))
     print(target)
+
+
+# ----- test images -----------------------------------------------------------------------
+
+
+def signature_png() -> bytes:
+    """A blue handwritten-looking signature (looped cursive and a flourish), transparent."""
+    img = Image.new("RGBA", (600, 260), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    blue = (18, 42, 160, 255)
+    # a prolate cycloid makes loops like joined-up handwriting
+    loops = [
+        (70 + 13 * t - 30 * math.sin(t), 125 - (34 + 3 * t) * math.cos(t) * 0.8)
+        for t in (i / 10 for i in range(0, 300))
+    ]
+    draw.line(loops, fill=blue, width=6, joint="curve")
+    flourish = [(60 + 4.6 * i, 205 - 50 * math.sin(i / 32) - 0.12 * i) for i in range(105)]
+    draw.line(flourish, fill=blue, width=5, joint="curve")
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def seal_png(text: str = "VĂN PHÒNG CHÍNH PHỦ") -> bytes:
+    """A red round seal: two rings, the agency name around, a star in the middle."""
+    size, red = 600, (205, 22, 32, 235)
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((8, 8, size - 8, size - 8), outline=red, width=16)
+    draw.ellipse((150, 150, size - 150, size - 150), outline=red, width=7)
+    draw.regular_polygon((size / 2, size / 2, 85), 5, fill=red, rotation=0)
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans-Bold.ttf"), 56)
+    step = 270 / len(text)
+    for i, char in enumerate(text):
+        angle = -135 + step * (i + 0.5)  # degrees, 0 = top
+        glyph = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
+        ImageDraw.Draw(glyph).text((40, 40), char, font=font, fill=red, anchor="mm")
+        glyph = glyph.rotate(-angle, resample=Image.BICUBIC)
+        r = 218
+        x = size / 2 + r * math.sin(math.radians(angle)) - 40
+        y = size / 2 - r * math.cos(math.radians(angle)) - 40
+        img.alpha_composite(glyph, (int(x), int(y)))
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()

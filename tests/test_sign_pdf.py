@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from signing.appearance import (
     VN_TZ,
@@ -49,57 +48,12 @@ from signing.pdf import (
     sign_pdf,
     sign_pdf_sync,
 )
-from tests.pdfgen import FONT_DIR, official_document
+from tests.pdfgen import official_document, seal_png, signature_png
 from tests.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ANCHOR = AnchorPlacement("BỘ TRƯỞNG")
-
-# ----- test images -----------------------------------------------------------------------
-
-
-def signature_png() -> bytes:
-    """A blue handwritten-looking signature (looped cursive and a flourish), transparent."""
-    img = Image.new("RGBA", (600, 260), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(img)
-    blue = (18, 42, 160, 255)
-    # a prolate cycloid makes loops like joined-up handwriting
-    loops = [
-        (70 + 13 * t - 30 * math.sin(t), 125 - (34 + 3 * t) * math.cos(t) * 0.8)
-        for t in (i / 10 for i in range(0, 300))
-    ]
-    draw.line(loops, fill=blue, width=6, joint="curve")
-    flourish = [(60 + 4.6 * i, 205 - 50 * math.sin(i / 32) - 0.12 * i) for i in range(105)]
-    draw.line(flourish, fill=blue, width=5, joint="curve")
-    out = io.BytesIO()
-    img.save(out, "PNG", optimize=True)
-    return out.getvalue()
-
-
-def seal_png(text: str = "VĂN PHÒNG CHÍNH PHỦ") -> bytes:
-    """A red round seal: two rings, the agency name around, a star in the middle."""
-    size, red = 600, (205, 22, 32, 235)
-    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((8, 8, size - 8, size - 8), outline=red, width=16)
-    draw.ellipse((150, 150, size - 150, size - 150), outline=red, width=7)
-    draw.regular_polygon((size / 2, size / 2, 85), 5, fill=red, rotation=0)
-    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans-Bold.ttf"), 56)
-    step = 270 / len(text)
-    for i, char in enumerate(text):
-        angle = -135 + step * (i + 0.5)  # degrees, 0 = top
-        glyph = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
-        ImageDraw.Draw(glyph).text((40, 40), char, font=font, fill=red, anchor="mm")
-        glyph = glyph.rotate(-angle, resample=Image.BICUBIC)
-        r = 218
-        x = size / 2 + r * math.sin(math.radians(angle)) - 40
-        y = size / 2 - r * math.cos(math.radians(angle)) - 40
-        img.alpha_composite(glyph, (int(x), int(y)))
-    out = io.BytesIO()
-    img.save(out, "PNG", optimize=True)
-    return out.getvalue()
-
 
 # ----- fixtures --------------------------------------------------------------------------
 

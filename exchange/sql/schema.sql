@@ -121,3 +121,15 @@ CREATE TABLE IF NOT EXISTS verification_reports (
     report     bytea NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Who may sign for an agency (see exchange/signers.py).
+CREATE TABLE IF NOT EXISTS agency_signers (
+    organ_id text NOT NULL REFERENCES agencies (code),
+    rule     text NOT NULL CHECK (rule IN ('cert', 'organization_identifier', 'delegate')),
+    value    text NOT NULL,
+    PRIMARY KEY (organ_id, rule, value)
+);
+
+-- Per-agency verification policy; NULL follows the hub's setting.
+ALTER TABLE agencies ADD COLUMN IF NOT EXISTS verify_policy text
+    CHECK (verify_policy IN ('enforce', 'report-only'));

@@ -1,0 +1,182 @@
+"""`lienthong sign` as a clerk runs it: separate processes, a folder batch, a token, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from signing.xmldsig import verify_package
+from tests.pdfgen import official_document, seal_png, signature_png
+from tests.pki import P12_PASSWORD
+
+
+def lienthong(*args: str, secret: str | None = None, env: dict | None = None):
+    full = dict(os.environ, **(env or {}))
+    full.pop("LIENTHONG_SIGN_SECRET", None)
+    if secret is not None:
+        full["LIENTHONG_SIGN_SECRET"] = secret
+    return subprocess.run(
+        [sys.executable, "-m", "exchange.cli", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def pdfsig_valid(path) -> bool:
+    out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+    return "Signature is Valid." in out.stdout and "Invalid" not in out.stdout
+
+
+def test_batch_signs_a_folder_and_reports_each_file(pki, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for n in range(3):
+        (src / f"cv-{n}.pdf").write_bytes(official_document(number=f"{n}/QĐ-VPCP"))
+    (src / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really a pdf")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    image = tmp_path / "chu-ky.png"
+    image.write_bytes(signature_png())
+    out = lienthong(
+        "sign",
+        "pdf",
+        str(src),
+        str(dst),
+        "--role",
+        "leader",
+        "--level",
+        "B-T",
+        "--tsa",
+        pki.tsa_url,
+        "--p12",
+        str(pki.identity("leader").p12),
+        "--image",
+        str(image),
+        "--anchor",
+        "BỘ TRƯỞNG",
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 1  # one file could not be signed
+    assert "3 signed, 1 failed" in out.stdout and "signing.pdf_invalid" in out.stdout
+    for n in range(3):
+        assert pdfsig_valid(dst / f"cv-{n}.pdf")
+    assert not (dst / "broken.pdf").exists() and not list(dst.glob(".*part"))
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
+
+
+def test_token_signing_with_the_pin_from_the_environment(pki, hsm_token, tmp_path):
+    doc = tmp_path / "cv.pdf"
+    doc.write_bytes(official_document())
+    seal = tmp_path / "dau.png"
+    seal.write_bytes(seal_png())
+    args = [
+        "sign",
+        "pdf",
+        str(doc),
+        str(tmp_path / "signed.pdf"),
+        "--role",
+        "agency",
+        "--level",
+        "B-B",
+        "--pkcs11-lib",
+        hsm_token.module,
+        "--token",
+        hsm_token.label,
+        "--key",
+        "seal",
+        "--image",
+        str(seal),
+        "--anchor",
+        "BỘ TRƯỞNG",
+        "--extra-cert",
+        str(pki.issuing_pem),
+    ]
+    env = {"SOFTHSM2_CONF": str(hsm_token.conf)}
+    wrong = lienthong(*args, secret="000000", env=env)
+    assert wrong.returncode == 1 and "signing.wrong_pin" in wrong.stderr
+    assert not (tmp_path / "signed.pdf").exists()
+    missing = lienthong(*args, env=env)  # no PIN and no terminal to ask at
+    assert missing.returncode == 1 and "signing.secret_missing" in missing.stderr
+    ok = lienthong(*args, secret=hsm_token.pin, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert pdfsig_valid(tmp_path / "signed.pdf")
+    assert hsm_token.pin not in ok.stdout + ok.stderr
+
+
+def test_sign_package_then_verify(pki, tmp_path):
+    from exchange.edxml_build import build_document
+
+    package = tmp_path / "goi.edxml"
+    package.write_bytes(
+        build_document(
+            sender="000.00.00.G22",
+            recipients=["000.00.00.H49"],
+            code_number="5",
+            code_notation="VPCP",
+            subject="Ký gói",
+        )
+    )
+    signed = tmp_path / "goi-ky.edxml"
+    out = lienthong(
+        "sign",
+        "package",
+        str(package),
+        str(signed),
+        "--p12",
+        str(pki.identity("clerk").p12),
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 0, out.stderr
+    result = verify_package(signed.read_bytes(), trust_roots=[pki.root_pem])
+    assert result.valid, result.message
+    again = lienthong(
+        "sign",
+        "package",
+        str(signed),
+        str(tmp_path / "twice.edxml"),
+        "--p12",
+        str(pki.identity("clerk").p12),
+        secret=P12_PASSWORD.decode(),
+    )
+    assert again.returncode == 1 and "signing.already_signed" in again.stderr
+
+
+def test_bad_options_are_explained(pki, tmp_path):
+    doc = tmp_path / "cv.pdf"
+    doc.write_bytes(official_document())
+    out = lienthong(
+        "sign",
+        "pdf",
+        str(doc),
+        str(tmp_path / "o.pdf"),
+        "--role",
+        "leader",
+        "--level",
+        "B-T",
+        "--p12",
+        str(pki.identity("leader").p12),
+        "--anchor",
+        "X",
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 1 and "signing.bad_option" in out.stderr and "TSA" in out.stderr
+    out = lienthong(
+        "sign",
+        "pdf",
+        str(tmp_path / "nope.pdf"),
+        str(tmp_path / "o.pdf"),
+        "--role",
+        "attachment",
+        "--document-number",
+        "1/QĐ",
+        "--level",
+        "B-B",
+        "--p12",
+        str(pki.identity("clerk").p12),
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 1 and "signing.input_missing" in out.stderr
+    assert "Traceback" not in out.stderr
