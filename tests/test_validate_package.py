@@ -1,0 +1,98 @@
+"""Package validation: the XML signature and every signed PDF inside, one worst-case verdict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exchange.edxml_build import build_document
+from signing.appearance import AnchorPlacement
+from signing.keys import KeySource, open_key
+from signing.pdf import SignOptions, sign_pdf
+from signing.trust import TrustSettings
+from signing.validate_package import package_report_json, validate_package
+from signing.xmldsig import sign_package_async
+from tests.conftest import sample
+from tests.pdfgen import official_document, signature_png
+from tests.pki import P12_PASSWORD
+
+SECRET = P12_PASSWORD.decode()
+
+
+@pytest.fixture(scope="module")
+async def signed_pdf(pki) -> bytes:
+    options = SignOptions(
+        role="leader",
+        level="B-T",
+        tsa_url=pki.tsa_url,
+        image=signature_png(),
+        placement=AnchorPlacement("BỘ TRƯỞNG"),
+    )
+    with open_key(KeySource(p12=pki.identity("leader").p12), SECRET) as key:
+        return await sign_pdf(official_document(), key, options)
+
+
+def package(attachments) -> bytes:
+    return build_document(
+        sender="000.00.00.G22",
+        recipients=["000.00.00.H49"],
+        code_number="7",
+        code_notation="VPCP",
+        subject="Gói có chữ ký",
+        attachments=attachments,
+    )
+
+
+async def sign(pki, data: bytes, who: str = "clerk") -> bytes:
+    with open_key(KeySource(p12=pki.identity(who).p12), SECRET) as key:
+        return await sign_package_async(data, key)
+
+
+def trust(pki) -> TrustSettings:
+    return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
+
+
+async def test_signed_package_with_signed_pdf_passes(pki, signed_pdf):
+    data = await sign(
+        pki,
+        package(
+            [("qd.pdf", "application/pdf", signed_pdf), ("ghi-chu.txt", "text/plain", b"note")]
+        ),
+    )
+    report = await validate_package(data, trust(pki))
+    assert report.indication == "TOTAL-PASSED", report.message
+    assert report.xml_signature.signer_organization_identifier == "000.00.00.G22"
+    assert [a.indication for a in report.attachments] == ["TOTAL-PASSED"]
+    assert len(report.skipped_attachments) == 1
+    body = json.loads(package_report_json(report))
+    assert body["schema"] == "lienthong.package-validation-report/1"
+    assert body["attachments"][0]["report"]["schema"] == "lienthong.validation-report/1"
+
+
+async def test_tampered_pdf_inside_a_validly_signed_package_fails(pki, signed_pdf):
+    tampered = bytearray(signed_pdf)
+    index = tampered.index(b"Quy ch") if b"Quy ch" in tampered else 200
+    tampered[index] ^= 0x01
+    data = await sign(pki, package([("qd.pdf", "application/pdf", bytes(tampered))]))
+    report = await validate_package(data, trust(pki))
+    assert report.xml_signature.indication == "TOTAL-PASSED"
+    assert report.indication == "TOTAL-FAILED"
+    assert report.message.startswith("attachment qd.pdf")
+
+
+async def test_unsigned_field_sample_and_broken_signatures(pki):
+    unsigned = await validate_package(package([]), trust(pki))
+    assert (unsigned.indication, unsigned.sub_indication) == (
+        "INDETERMINATE",
+        "SIGNED_DATA_NOT_FOUND",
+    )
+    field = await validate_package(sample("edoc_new.edxml"), trust(pki))
+    assert field.indication != "TOTAL-PASSED"  # a truncated test certificate, rsa-sha1
+    data = await sign(pki, package([]))
+    changed = data.replace("Gói có chữ ký".encode(), "Gói đã sửa".encode())
+    assert (await validate_package(changed, trust(pki))).sub_indication == "HASH_FAILURE"
+    rogue = await sign(pki, package([]), who="untrusted")
+    assert (await validate_package(rogue, trust(pki))).sub_indication == (
+        "NO_CERTIFICATE_CHAIN_FOUND"
+    )
