@@ -273,6 +273,19 @@ async def consistency_proof(request: web.Request) -> web.Response:
     return web.json_response({"from": old, "to": new, "proof": [h.hex() for h in proof]})
 
 
+async def verification_report(request: web.Request) -> web.Response:
+    """GET /v1/packages/{id}/report: the stored verification report, exactly as recorded."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    report = await hub.pool.fetchval(
+        "SELECT report FROM verification_reports WHERE package_id = $1", row["id"]
+    )
+    if report is None:
+        raise HubError("report.not_found", "this package was not verified", status=404)
+    return web.Response(body=report, content_type="application/json", charset="utf-8")
+
+
 async def evidence(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/evidence: an ASiC-E zip an auditor checks offline."""
     hub = request.app[HUB]
@@ -314,6 +327,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/v1/packages/{id}/ack", ack)
     app.router.add_get("/v1/packages/{id}/trail", trail)
     app.router.add_get("/v1/packages/{id}/evidence", evidence)
+    app.router.add_get("/v1/packages/{id}/report", verification_report)
     app.router.add_get("/v1/ledger/heads", ledger_heads)
     app.router.add_post("/v1/ledger/heads", ledger_heads)
     app.router.add_get("/v1/ledger/proof/inclusion", inclusion_proof)

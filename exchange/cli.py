@@ -120,6 +120,32 @@ def cmd_agency_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agency_signer(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from exchange.audit import load_anchors
+    from exchange.organ import normalise
+    from exchange.signers import add_signer_rule
+
+    settings = _settings(args)
+    organ_id = normalise(args.organ_id)
+    if args.cert:
+        rules = [("cert", hashlib.sha256(c.dump()).hexdigest()) for c in load_anchors([args.cert])]
+    elif args.organization_identifier:
+        rules = [("organization_identifier", args.organization_identifier)]
+    else:
+        rules = [("delegate", normalise(args.delegate))]
+
+    async def add(pool):
+        for rule, value in rules:
+            await add_signer_rule(pool, organ_id, rule, value)
+
+    asyncio.run(_with_pool(settings, add))
+    for rule, value in rules:
+        print(f"{organ_id}: signers allowed by {rule} {value}")
+    return 0
+
+
 def cmd_agency_revoke(args: argparse.Namespace) -> int:
     from exchange.auth import revoke_credentials
 
@@ -250,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("organ_id")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_agency_credentials)
+    p = ag.add_parser(
+        "signer",
+        help="say who may sign packages for an agency",
+        description="By default an agency's signers are the certificates whose "
+        "organizationIdentifier (2.5.4.97) is its organ id. Add a certificate, another "
+        "organization identifier, or a delegation: the signers of DELEGATE then sign for it too.",
+    )
+    p.add_argument("organ_id")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--cert", type=Path, help="a signer certificate (PEM/DER)")
+    who.add_argument("--organization-identifier", help="an organizationIdentifier value")
+    who.add_argument("--delegate", metavar="ORGAN_ID", help="an agency whose signers may sign")
+    p.set_defaults(func=cmd_agency_signer)
     p = ag.add_parser("revoke", help="revoke a client and its tokens")
     p.add_argument("client_id")
     p.set_defaults(func=cmd_agency_revoke)

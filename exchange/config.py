@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Settings", "load_settings"]
@@ -49,7 +49,16 @@ class Settings:
     ledger_token: str = ""
     ledger_key_label: str = ""
     ledger_head_interval_seconds: float = 60.0
-    extra: dict = field(default_factory=dict)
+    # Signature verification at the hub's door (issue 4). Anchors and intermediates are PEM/DER
+    # files (in the environment: comma-separated paths).
+    trust_anchors: tuple[str, ...] = ()
+    trust_intermediates: tuple[str, ...] = ()
+    revocation_mode: str = "soft-fail"  # or "hard-fail", "embedded-only" (offline)
+    # "enforce": refuse TOTAL-FAILED packages; "report-only": accept and record everything.
+    # An agency's own setting in the registry (verify_policy) wins.
+    verify_policy: str = "enforce"
+    verify_indeterminate: str = "accept"  # or "refuse"
+    verify_workers: int = 0  # processes for verification; 0 = one per core
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some settings changed."""
@@ -61,10 +70,12 @@ def _coerce(name: str, raw: object, kind: type) -> object:
         return int(str(raw).replace("_", ""))
     if kind is float:
         return float(raw)  # type: ignore[arg-type]
-    if kind is dict:
-        if not isinstance(raw, dict):
-            raise ValueError(f"setting {name} must be a table")
-        return raw
+    if kind is tuple:
+        if isinstance(raw, str):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if not isinstance(raw, list | tuple):
+            raise ValueError(f"setting {name} must be a list")
+        return tuple(str(p) for p in raw)
     return str(raw)
 
 
@@ -87,10 +98,19 @@ def load_settings(path: str | os.PathLike | None = None, env: dict | None = None
             values[name] = env[key]
     coerced = {name: _coerce(name, raw, types[name]) for name, raw in values.items()}
     settings = Settings(**coerced)  # type: ignore[arg-type]
-    if settings.queue_type not in ("quorum", "classic"):
-        raise ValueError("queue_type must be 'quorum' or 'classic'")
+    for name, allowed in _CHOICES.items():
+        if getattr(settings, name) not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
     return settings
 
 
+_CHOICES = {
+    "queue_type": ("quorum", "classic"),
+    "revocation_mode": ("soft-fail", "hard-fail", "embedded-only"),
+    "verify_policy": ("enforce", "report-only"),
+    "verify_indeterminate": ("accept", "refuse"),
+}
+
+
 def _field_type(f: dataclasses.Field) -> type:
-    return {"int": int, "float": float, "dict": dict}.get(str(f.type), str)
+    return {"int": int, "float": float, "tuple[str, ...]": tuple}.get(str(f.type), str)

@@ -20,6 +20,7 @@ class HubError(Exception):
         status: int = 400,
         field: str | None = None,
         line: int | None = None,
+        detail: dict | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -27,6 +28,7 @@ class HubError(Exception):
         self.status = status
         self.field = field
         self.line = line
+        self.detail = detail
 
     def to_json(self) -> dict:
         """The client-facing JSON body."""
@@ -35,6 +37,8 @@ class HubError(Exception):
             body["field"] = self.field
         if self.line is not None:
             body["line"] = self.line
+        if self.detail:
+            body["detail"] = self.detail
         return {"error": body}
 
     def __repr__(self) -> str:

@@ -22,8 +22,9 @@ from exchange.config import Settings
 from exchange.edxml import Limits, parse_package
 from exchange.errors import HubError
 from exchange.ledger import Ledger
-from exchange.packages import Submission, record_submission
+from exchange.packages import Submission, check_sender, record_rejection, record_submission
 from exchange.receipts import issue_receipt
+from exchange.verification import Verifier
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
 
@@ -77,6 +78,7 @@ class Hub:
         self.worker: InboxWorker | None = None
         self.ledger: Ledger | None = None
         self.key: KeyHandle | None = None
+        self.verifier: Verifier | None = None
         self._exit = contextlib.ExitStack()
         self._listener: asyncpg.Connection | None = None
 
@@ -84,6 +86,10 @@ class Hub:
         """Migrate, connect, declare the topology and start the background loops."""
         await db.create_database(self.settings)
         await db.migrate(self.settings)
+        if self.settings.trust_anchors:
+            self.verifier = Verifier(self.settings)
+        else:
+            log.warning("no trust anchors configured: package signatures are not verified")
         self.pool = await db.connect(self.settings)
         self.key = self._exit.enter_context(open_hub_key(self.settings))
         self.ledger = Ledger(
@@ -118,6 +124,8 @@ class Hub:
         await self.broker.close()
         if self.pool:
             await self.pool.close()
+        if self.verifier:
+            self.verifier.close()
         self._exit.close()
 
     async def _agency_codes(self) -> list[str]:
@@ -136,26 +144,22 @@ class Hub:
             log.exception("declaring queues for new agencies failed")
 
     async def submit(self, caller, incoming: IncomingBlob) -> Submission:
-        """Check, store and route a received body. The temporary file is always cleaned up."""
+        """Check, verify, store and route a received body. The temporary file is always removed.
+
+        Refusals of a readable package (wrong sender, unknown recipient, failed signature, ...)
+        are also written to the ledger as 'rejected' events.
+        """
         assert self.pool is not None and self.dispatcher is not None
+        package = None
         try:
             await incoming.finish()
             package = await asyncio.to_thread(parse_package, incoming.path, self.limits)
-            # Keep the bytes at their content address before the row that points at them.
-            incoming_path = incoming.keep()
-            try:
-                result = await record_submission(
-                    self.pool,
-                    caller,
-                    package,
-                    incoming.digest,
-                    incoming.size,
-                    retry_after=self.settings.outbox_retry_seconds,
-                )
-            except HubError:
-                if not await self._digest_known(incoming.digest):
-                    incoming_path.unlink(missing_ok=True)
-                raise
+            check_sender(caller, package)
+            verdict = None
+            if self.verifier is not None:
+                report = await self.verifier.validate(incoming.path)
+                verdict = await self.verifier.judge(self.pool, caller.organ_id, report)
+            result = await self._store(caller, package, incoming, verdict)
         except HubError as exc:
             self.metrics.refused[exc.code] += 1
             log.info(
@@ -166,13 +170,14 @@ class Hub:
                     "organ_id": caller.organ_id,
                 },
             )
+            if package is not None:
+                await record_rejection(self.pool, caller, incoming.digest, exc)
             raise
         finally:
             incoming.discard()
         if result.outgoing:
             self.dispatcher.submit(result.outgoing)
-        receipt = await self.receipt(result)
-        result = dataclasses.replace(result, receipt=receipt)
+        result = dataclasses.replace(result, receipt=await self.receipt(result))
         self.metrics.accepted[result.kind] += 1
         log.info(
             "package accepted",
@@ -184,6 +189,24 @@ class Hub:
             },
         )
         return result
+
+    async def _store(self, caller, package, incoming: IncomingBlob, verdict) -> Submission:
+        # Keep the bytes at their content address before the row that points at them.
+        kept = incoming.keep()
+        try:
+            return await record_submission(
+                self.pool,
+                caller,
+                package,
+                incoming.digest,
+                incoming.size,
+                retry_after=self.settings.outbox_retry_seconds,
+                verdict=verdict,
+            )
+        except HubError:
+            if not await self._digest_known(incoming.digest):
+                kept.unlink(missing_ok=True)
+            raise
 
     async def _digest_known(self, digest: bytes) -> bool:
         assert self.pool is not None

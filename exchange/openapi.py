@@ -39,6 +39,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "package.not_found": (404, "no such package, or not yours to see"),
     "delivery.not_delivered": (409, "acknowledging before delivery"),
     "delivery.not_recipient": (409, "only a recipient acknowledges"),
+    "signature.invalid": (422, "a signature failed (TOTAL-FAILED); detail has the report digest"),
+    "signature.indeterminate": (422, "signatures could not be confirmed and policy refuses that"),
+    "signature.wrong_signer": (403, "a valid signature by someone not allowed to sign for From"),
+    "report.not_found": (404, "the package was not verified (no trust anchors configured)"),
     "ledger.head_not_found": (404, "no signed tree head of that size"),
     "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
     "http.not_found": (404, "no such route"),
@@ -195,6 +199,16 @@ def openapi_document() -> dict:
                             "description": "The bundle; check it with `lienthong audit verify`",
                             "content": {"application/vnd.etsi.asic-e+zip": {}},
                         },
+                        **_errors(401, 404),
+                    },
+                }
+            },
+            "/v1/packages/{id}/report": {
+                "get": {
+                    "summary": "The signature verification report made when the package arrived",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": _json({"type": "object"}, "lienthong.package-validation-report/1"),
                         **_errors(401, 404),
                     },
                 }

@@ -18,9 +18,12 @@ from exchange.errors import HubError
 from exchange.events import Event, record_event, record_events
 from exchange.organ import OrganId
 from exchange.registry import check_recipient, get_agency
+from exchange.verification import Verdict
 
 __all__ = [
     "Outgoing",
+    "check_sender",
+    "record_rejection",
     "Submission",
     "acknowledge",
     "inbox",
@@ -57,6 +60,7 @@ class Submission:
     outgoing: tuple[Outgoing, ...] = ()
     event_id: int | None = None  # the 'submitted' event, whose ledger position the receipt cites
     receipt: dict | None = None
+    verification: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +71,7 @@ class Submission:
             "digest_algorithm": "sha256",
             "recipients": list(self.recipients),
             "duplicate": self.duplicate,
+            "verification": self.verification,
             "receipt": self.receipt,
         }
 
@@ -92,6 +97,26 @@ async def _existing(conn: asyncpg.Connection, digest: bytes) -> Submission | Non
     )
 
 
+def check_sender(caller: Caller, package: Package) -> None:
+    """Refuse a package whose ``From/OrganId`` is not the authenticated agency."""
+    if package.sender.organ_id != caller.organ_id:
+        raise HubError(
+            "sender.mismatch",
+            f"From/OrganId is {package.sender.organ_id} but the token belongs to {caller.organ_id}",
+            status=403,
+            field="From/OrganId",
+        )
+
+
+async def record_rejection(
+    pool: asyncpg.Pool, caller: Caller, digest: bytes, error: HubError
+) -> None:
+    """Put a refusal of a readable package in the ledger (who, which bytes, why)."""
+    async with pool.acquire() as conn, conn.transaction():
+        detail = {"code": error.code, **(error.detail or {})}
+        await record_events(conn, [Event("rejected", digest, None, caller.organ_id, detail)])
+
+
 async def record_submission(
     pool: asyncpg.Pool,
     caller: Caller,
@@ -100,6 +125,7 @@ async def record_submission(
     size: int,
     *,
     retry_after: float = 5.0,
+    verdict: Verdict | None = None,
 ) -> Submission:
     """Check a parsed package against the caller and the registry, then store it in one go.
 
@@ -107,13 +133,7 @@ async def record_submission(
     nothing. The outbox rows become due for the relay after ``retry_after`` seconds, unless the
     dispatcher's fast path publishes them first. Raises :class:`HubError` for every refusal.
     """
-    if package.sender.organ_id != caller.organ_id:
-        raise HubError(
-            "sender.mismatch",
-            f"From/OrganId is {package.sender.organ_id} but the token belongs to {caller.organ_id}",
-            status=403,
-            field="From/OrganId",
-        )
+    check_sender(caller, package)
     async with pool.acquire() as conn:
         existing = await _existing(conn, digest)
         if existing:
@@ -141,7 +161,7 @@ async def record_submission(
                     field="DocumentId",
                 )
         try:
-            return await _insert(conn, package, digest, size, recipients, retry_after)
+            return await _insert(conn, package, digest, size, recipients, retry_after, verdict)
         except asyncpg.UniqueViolationError:
             # The same bytes arrived twice at once: the first one won.
             existing = await _existing(conn, digest)
@@ -157,6 +177,7 @@ async def _insert(
     size: int,
     recipients: list[str],
     retry_after: float,
+    verdict: Verdict | None,
 ) -> Submission:
     package_id = uuid.uuid4()
     response = package.response_for[0] if package.response_for else None
@@ -226,6 +247,18 @@ async def _insert(
             ),
         )
         events = []
+        if verdict is not None:
+            await conn.execute(
+                "INSERT INTO verification_reports (package_id, indication, digest, report) "
+                "VALUES ($1, $2, $3, $4)",
+                package_id,
+                verdict.report.indication,
+                verdict.digest,
+                verdict.report_bytes,
+            )
+            events.append(
+                Event("verified", digest, package_id, package.sender.organ_id, verdict.summary())
+            )
         if about:
             # The status joins the document's own chain of leaves.
             events.append(
@@ -251,6 +284,7 @@ async def _insert(
         False,
         outgoing,
         submitted,
+        verification=verdict.summary() if verdict else None,
     )
 
 

@@ -24,7 +24,17 @@ __all__ = [
     "upsert_agencies",
 ]
 
-_COLUMNS = ("code", "name", "parent", "level", "valid_from", "valid_to", "successor")
+_COLUMNS = (
+    "code",
+    "name",
+    "parent",
+    "level",
+    "valid_from",
+    "valid_to",
+    "successor",
+    "verify_policy",
+)
+_POLICIES = ("enforce", "report-only")
 
 
 class RegistryFileError(ValueError):
@@ -42,6 +52,8 @@ class Agency:
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
     successor: str | None = None
+    # The hub's signature policy for packages this agency sends; None follows the hub setting.
+    verify_policy: str | None = None
 
     @property
     def routing_key(self) -> str:
@@ -90,6 +102,9 @@ def _record(raw: dict, where: str) -> Agency:
         raise RegistryFileError(
             f"{where}: level {level!r} must be one of central, province, district, commune"
         )
+    policy = str(raw.get("verify_policy") or "").strip().lower() or None
+    if policy is not None and policy not in _POLICIES:
+        raise RegistryFileError(f"{where}: verify_policy must be enforce or report-only")
     valid_from = _date(raw.get("valid_from"), where)
     valid_to = _date(raw.get("valid_to"), where)
     if valid_from and valid_to and valid_to < valid_from:
@@ -102,6 +117,7 @@ def _record(raw: dict, where: str) -> Agency:
         valid_from=valid_from,
         valid_to=valid_to,
         successor=successor_code,
+        verify_policy=policy,
     )
 
 
@@ -134,7 +150,17 @@ def read_registry_file(path: str | Path) -> list[Agency]:
 async def upsert_agencies(pool: asyncpg.Pool, agencies: list[Agency]) -> tuple[int, int]:
     """Insert or update agencies in one transaction; returns (inserted, updated)."""
     rows = [
-        (a.code, a.name, a.parent, a.level, a.valid_from, a.valid_to, a.successor, a.routing_key)
+        (
+            a.code,
+            a.name,
+            a.parent,
+            a.level,
+            a.valid_from,
+            a.valid_to,
+            a.successor,
+            a.routing_key,
+            a.verify_policy,
+        )
         for a in agencies
     ]
     async with pool.acquire() as conn, conn.transaction():
@@ -144,12 +170,13 @@ async def upsert_agencies(pool: asyncpg.Pool, agencies: list[Agency]) -> tuple[i
         await conn.executemany(
             """
             INSERT INTO agencies (code, name, parent, level, valid_from, valid_to, successor,
-                                  routing_key)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                  routing_key, verify_policy)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (code) DO UPDATE SET
                 name = EXCLUDED.name, parent = EXCLUDED.parent, level = EXCLUDED.level,
                 valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,
-                successor = EXCLUDED.successor, updated_at = now()
+                successor = EXCLUDED.successor, verify_policy = EXCLUDED.verify_policy,
+                updated_at = now()
             """,
             rows,
         )
@@ -166,6 +193,7 @@ def _agency(row: asyncpg.Record) -> Agency:
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
         successor=row["successor"],
+        verify_policy=row["verify_policy"],
     )
 
 
