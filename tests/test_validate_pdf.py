@@ -588,29 +588,3 @@ async def test_async_api_and_process_pool(docs, trust):
         pooled = await validate_pdf_in_pool(pool, docs["bt"], trust)
     assert pooled.summary == report.summary
     assert pooled.signatures[0].signer == report.signatures[0].signer
-
-
-def test_throughput_one_page(docs, trust, capsys):
-    """Signatures validated per second on a 1-page PDF (one signature with timestamp)."""
-    trust_mod.clear_caches()
-    start = time.perf_counter()
-    validate_pdf_sync(docs["bt"], trust)
-    cold = time.perf_counter() - start
-    rounds = 20
-    start = time.perf_counter()
-    for _ in range(rounds):
-        report = validate_pdf_sync(docs["bt"], trust)
-        assert report.summary.indication == TOTAL_PASSED
-    warm = (time.perf_counter() - start) / rounds
-    offline_trust = trust.replace(revocation="embedded-only")
-    start = time.perf_counter()
-    for _ in range(rounds):
-        validate_pdf_sync(docs["lt"], offline_trust)
-    offline = (time.perf_counter() - start) / rounds
-    with capsys.disabled():
-        print(
-            f"\n[validate] 1-page PDF, 1 signature + timestamp: cold {cold * 1000:.0f} ms, "
-            f"warm {1 / warm:.1f} signatures/s, B-LT offline {1 / offline:.1f} signatures/s "
-            "(one core)"
-        )
-    assert warm < 1.0
