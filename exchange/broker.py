@@ -26,6 +26,7 @@ from exchange.config import Settings
 from exchange.events import Event, record_events
 from exchange.organ import OrganId
 from exchange.packages import Outgoing
+from exchange.tasks import BackgroundLoop
 
 __all__ = ["Broker", "Dispatcher", "InboxWorker"]
 
@@ -117,8 +118,10 @@ class Broker:
         await channel.close()
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """Publishes outbox rows: new ones at once, forgotten ones (crash, broker down) on retry."""
+
+    task_name = "outbox-dispatcher"
 
     def __init__(self, pool: asyncpg.Pool, broker: Broker, settings: Settings) -> None:
         self._pool = pool
@@ -131,15 +134,6 @@ class Dispatcher:
         """Hand over deliveries just committed to the outbox."""
         for item in outgoing:
             self._queue.put_nowait(item)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:
@@ -217,8 +211,10 @@ class Dispatcher:
             )
 
 
-class InboxWorker:
+class InboxWorker(BackgroundLoop):
     """Consumes agency queues and turns each message into a delivered inbox entry."""
+
+    task_name = "inbox-worker"
 
     def __init__(self, pool: asyncpg.Pool, broker: Broker, batch_size: int = 200) -> None:
         self._pool = pool
@@ -229,16 +225,11 @@ class InboxWorker:
         self._task: asyncio.Task | None = None
         broker.on_message = self._on_message
 
-    async def start(self, organ_ids: list[str]) -> None:
-        self._task = asyncio.create_task(self._run(), name="inbox-worker")
+    async def consume(self, organ_ids: list[str]) -> None:
+        """Start the worker and consume these agencies' queues."""
+        self.start()
         for organ_id in organ_ids:
             await self._broker.ensure_agency(organ_id)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._pending.append(message)

@@ -104,7 +104,7 @@ class Hub:
         self.dispatcher.start()
         if self.consume:
             self.worker = InboxWorker(self.pool, self.broker)
-            await self.worker.start(await self._agency_codes())
+            await self.worker.consume(await self._agency_codes())
             self._listener = await self.pool.acquire()
             await self._listener.add_listener("lienthong_registry", self._on_registry_change)
         log.info("hub started", extra={"schema": self.settings.database_schema})

@@ -24,6 +24,7 @@ import asyncpg
 
 from exchange import merkle
 from exchange.events import Event, canonical_leaf
+from exchange.tasks import BackgroundLoop
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
@@ -108,8 +109,10 @@ async def tree_size(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return 0 if last is None else last + 1
 
 
-class Ledger:
+class Ledger(BackgroundLoop):
     """Sequencing, signed heads and proofs over the ledger tables."""
+
+    task_name = "ledger-sequencer"
 
     def __init__(
         self,
@@ -192,15 +195,6 @@ class Ledger:
             async with self._progress:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._progress.wait(), 0.05)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ledger-sequencer")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         idle = 0.02
