@@ -1,10 +1,10 @@
 """Benchmark: submit -> delivered into 3 inboxes, beside the raw RabbitMQ ceiling, in one run.
 
-    .venv/bin/python -m bench.exchange              # defaults (about 1-2 minutes)
+    .venv/bin/python -m bench.exchange              # defaults (at most about 2 minutes)
     .venv/bin/python -m bench.exchange --quick      # smoke run (< 20 s)
     .venv/bin/python bench/exchange.py --sizes 400k --count 300 --json
 
-The hub runs as a separate ``lienthong serve`` process with its own schema, broker prefix and
+The hub runs as separate ``lienthong serve`` processes with their own schema, broker prefix and
 blob folder; all of them are removed at the end, also on failure. See ``bench/README.md``.
 """
 
@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -60,22 +61,31 @@ RECIPIENTS = (
     Agency("000.05.10.H49", "UBND phường Hồng Gai (bench)", "000.00.10.H49", "commune"),
 )
 TARGET_RATIO = 25.0  # % of the broker ceiling at 400 KB (the issue's target)
+SHARED_WARNING = 20.0  # % of a core used by unrelated processes that makes a run suspect
 DEFAULT_COUNTS = {10 * 1024: 2000, 400 * 1024: 600}
 QUICK_COUNTS = {10 * 1024: 200, 400 * 1024: 80}
 METHOD = (
     "delivery observed by polling `deliveries` (inbox_seq cursor, all 3 recipients in one "
     "indexed query) through asyncpg every {poll_ms:g} ms; latency = POST start -> first poll "
-    "that sees the package delivered to all 3 recipients (resolution ~{poll_ms:g} ms)"
+    "that sees the package delivered to all 3 recipients (resolution ~{poll_ms:g} ms); "
+    "pkg/s = delivered packages / (first POST start -> last delivery seen)"
 )
 CLAIM_CHECK = (
     "the hub stores each body once (fsynced file) and publishes 3 references of ~100 B, one per "
     "recipient (claim check); the ceiling publishes the full body once per message into one "
     "durable quorum queue, publish-only, with confirms"
 )
+STAGES = {
+    "accepted": "POST start -> package row inserted (upload, fsync, parse, checks)",
+    "outbox": "row inserted -> dispatcher starts publishing its references",
+    "broker": "publishing -> last of the 3 deliveries recorded (confirm, consume, inbox txn)",
+    "visible": "last delivery recorded -> seen committed by the bench's poll",
+}
+SERVICES = {"postgres": "postgres", "beam.smp": "rabbitmq"}  # process name -> service
 console = Console(stderr=True, highlight=False)
 
 
-# ----- results ---------------------------------------------------------------------------------
+# ----- results and small helpers ---------------------------------------------------------------
 
 
 @dataclass
@@ -84,26 +94,29 @@ class Result:
 
     size_label: str
     package_bytes: int
-    packages: int
+    planned: int
     concurrency: int
+    packages: int = 0  # submitted in the measured run
     delivered: int = 0
     failed: int = 0
+    time_limited: bool = False
     hub_pkg_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     accept_p50_ms: float = 0.0
     accept_p99_ms: float = 0.0
-    db_clock_p50_ms: float = 0.0
-    db_clock_p99_ms: float = 0.0
     wall_s: float = 0.0
-    hub_cpu_pct: float = 0.0
-    bench_cpu_pct: float = 0.0
+    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    hub_cpu_ms_per_pkg: float = 0.0
+    # Percent of one core, during the hub run and during the ceiling run: machine (busy), iowait,
+    # hub, hub_system, bench, postgres, rabbitmq, other (everything else on the machine).
+    cpu_pct: dict[str, float] = field(default_factory=dict)
     ceiling_msgs: int = 0
     ceiling_msg_s: float = 0.0
     ceiling_confirm_p50_ms: float = 0.0
     ceiling_confirm_p99_ms: float = 0.0
+    ceiling_cpu_pct: dict[str, float] = field(default_factory=dict)
     ratio_pct: float = 0.0
-    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -112,8 +125,7 @@ def percentile(values: list[float], pct: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
 def parse_size(text: str) -> int:
@@ -129,11 +141,20 @@ def size_label(size: int) -> str:
     return f"{size // 1024} KB" if size % 1024 == 0 else f"{size} B"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 # ----- packages --------------------------------------------------------------------------------
 
 
 def build_packages(size: int, count: int, first_number: int) -> list[bytes]:
-    """``count`` distinct document packages of about ``size`` bytes to the 3 recipients."""
+    """``count`` distinct document packages of about ``size`` bytes to the 3 recipients.
+
+    Each has its own CodeNumber (so its own DocumentId) and random attachment bytes.
+    """
 
     def one(number: int, payload: bytes) -> bytes:
         return build_document(
@@ -146,47 +167,111 @@ def build_packages(size: int, count: int, first_number: int) -> list[bytes]:
         )
 
     # The envelope's size barely varies: measure it once, then size the attachment to fit.
-    probe = one(first_number, b"x" * 300)
-    overhead = len(probe) - len(base64.b64encode(b"x" * 300))
+    probe = b"x" * 300
+    overhead = len(one(first_number, probe)) - len(base64.b64encode(probe))
     raw = max(1, (size - overhead) * 3 // 4)
     return [one(first_number + i, os.urandom(raw)) for i in range(count)]
 
 
-# ----- the hub process -------------------------------------------------------------------------
+# ----- CPU accounting (Linux /proc; zeros elsewhere) -------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process, all threads."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, iowait) CPU seconds of the whole machine since boot, all CPUs."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle, iowait = values[3], values[4]
+    return (sum(values[:8]) - idle - iowait) / tick, iowait / tick
+
+
+def services_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of PostgreSQL's and RabbitMQ's processes, by service."""
+    totals = dict.fromkeys(SERVICES.values(), 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        service = SERVICES.get(head.split("(", 1)[1])
+        if service:
+            fields = tail.split()
+            totals[service] += (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds consumed so far, by whom."""
+
+    at: float
+    machine: tuple[float, float]
+    services: dict[str, float]
+    hub: tuple[float, float]
+    bench: float
+
+    @classmethod
+    def take(cls, hubs: list[HubProcess]) -> CpuSample:
+        times = [hub.cpu_seconds() for hub in hubs]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(
+            time.perf_counter(),
+            machine_cpu_seconds(),
+            services_cpu_seconds(),
+            (sum(t[0] for t in times), sum(t[1] for t in times)),
+            usage.ru_utime + usage.ru_stime,
+        )
+
+    def usage_since(self, start: CpuSample) -> dict[str, float]:
+        """Percent of one core used between ``start`` and this sample."""
+        wall = max(self.at - start.at, 1e-9)
+        use = {
+            "machine": self.machine[0] - start.machine[0],
+            "iowait": self.machine[1] - start.machine[1],
+            "hub": sum(self.hub) - sum(start.hub),
+            "hub_system": self.hub[1] - start.hub[1],
+            "bench": self.bench - start.bench,
+        }
+        use |= {name: self.services[name] - start.services[name] for name in self.services}
+        known = use["hub"] + use["bench"] + sum(use[name] for name in self.services)
+        use["other"] = max(0.0, use["machine"] - known)
+        return {name: round(100 * seconds / wall, 1) for name, seconds in use.items()}
+
+
+# ----- the hub processes -----------------------------------------------------------------------
 
 
 class HubProcess:
     """``lienthong serve`` in a child process, with the bench's settings in its environment."""
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(
+        self, settings: Settings, workdir: Path, command: str | None = None, index: int = 0
+    ) -> None:
         self.settings = settings
+        self.command = command
         self.url = f"http://127.0.0.1:{settings.port}"
-        self.log_path = workdir / "hub.log"
+        self.log_path = workdir / f"hub-{index}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        exe = Path(sys.executable).parent / "lienthong"
-        command = [str(exe)] if exe.exists() else [shutil.which("lienthong") or "lienthong"]
+        if self.command:
+            command = shlex.split(self.command)
+        else:
+            exe = Path(sys.executable).parent / "lienthong"
+            command = [str(exe)] if exe.exists() else [shutil.which("lienthong") or "lienthong"]
         env = dict(os.environ)
         env.update(
             {
@@ -208,7 +293,7 @@ class HubProcess:
                 stderr=subprocess.STDOUT,
             )
 
-    async def wait_healthy(self, session: aiohttp.ClientSession, timeout: float = 30.0) -> None:
+    async def wait_healthy(self, session: aiohttp.ClientSession, timeout: float = 60.0) -> None:
         """Poll ``/healthz`` until it answers 200; fail early if the process dies."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
@@ -242,8 +327,8 @@ class HubProcess:
             if not output.exists():
                 console.print(f"[yellow]py-spy wrote no profile: {err.decode()[-500:]}[/]")
 
-    def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.proc.pid) if self.proc else 0.0
+    def cpu_seconds(self) -> tuple[float, float]:
+        return process_cpu_seconds(self.proc.pid) if self.proc else (0.0, 0.0)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -263,27 +348,26 @@ class HubProcess:
         self.proc.wait()
 
 
-# ----- measuring delivery ----------------------------------------------------------------------
+# ----- measuring the hub -----------------------------------------------------------------------
 
 
 class DeliveryWatcher:
-    """Follows ``deliveries`` by inbox_seq (it only grows) and notes when packages are complete.
+    """Follows ``deliveries`` by inbox_seq and notes when packages are delivered to everyone.
 
-    ``done[package_id]`` is the ``time.perf_counter()`` of the first poll that saw all recipients
-    delivered; ``db_done[package_id]`` the latest ``delivered_at`` (PostgreSQL's clock, the start
-    of the delivering transaction) as a Unix time, for a cross-check.
+    The hub assigns inbox_seq under one advisory lock, so committed values only grow and a
+    cursor misses nothing. ``done[package_id]`` is the ``time.perf_counter()`` of the first poll
+    that saw the package delivered to all recipients.
     """
 
     def __init__(self, pool: asyncpg.Pool, recipients: int, poll_s: float) -> None:
         self.pool = pool
         self.wall_offset = time.time() - time.perf_counter()
+        self.done: dict[str, float] = {}
+        self.changed = asyncio.Event()
         self._recipients = recipients
         self._poll_s = poll_s
         self._cursor = 0
         self._seen: dict[str, int] = {}
-        self.done: dict[str, float] = {}
-        self.db_done: dict[str, float] = {}
-        self.changed = asyncio.Event()
 
     async def start_at_current(self) -> None:
         """Ignore deliveries made before now (warm-up packages)."""
@@ -291,21 +375,30 @@ class DeliveryWatcher:
             "SELECT coalesce(max(inbox_seq), 0) FROM deliveries"
         )
 
-    async def run(self) -> None:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Poll while the block runs (not during the ceiling, which gets the machine alone)."""
+        task = asyncio.create_task(self._run(), name="delivery-watcher")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
         async with self.pool.acquire() as conn:
             query = await conn.prepare(
-                "SELECT inbox_seq, package_id::text, extract(epoch FROM delivered_at) "
-                "FROM deliveries WHERE inbox_seq > $1 ORDER BY inbox_seq LIMIT 10000"
+                "SELECT inbox_seq, package_id::text FROM deliveries "
+                "WHERE inbox_seq > $1 ORDER BY inbox_seq LIMIT 10000"
             )
             while True:
                 rows = await query.fetch(self._cursor)
                 now = time.perf_counter()
-                for seq, package_id, delivered_at in rows:
+                for seq, package_id in rows:
                     self._cursor = seq
                     count = self._seen.get(package_id, 0) + 1
                     self._seen[package_id] = count
-                    previous = self.db_done.get(package_id, 0.0)
-                    self.db_done[package_id] = max(previous, float(delivered_at))
                     if count == self._recipients:
                         self.done[package_id] = now
                 if rows:
@@ -325,19 +418,26 @@ class DeliveryWatcher:
         return True
 
 
-async def submit_all(
-    client: HubClient, packages: list[bytes], concurrency: int
-) -> tuple[dict[str, tuple[float, float, float]], list[str]]:
-    """POST every package with ``concurrency`` in flight.
+# package id -> (POST start, perf_counter; POST start, Unix time; seconds until accepted)
+Started = dict[str, tuple[float, float, float]]
 
-    Returns ``{package_id: (start perf_counter, start unix time, accept seconds)}`` and errors.
-    """
+
+async def submit_all(
+    clients: list[HubClient],
+    packages: list[bytes],
+    concurrency: int,
+    max_seconds: float = math.inf,
+) -> tuple[Started, list[str], int]:
+    """POST packages with ``concurrency`` in flight, spread over the hubs' clients, until all are
+    sent or ``max_seconds`` have passed. Returns what was accepted, the errors, and how many were
+    sent."""
     queue = list(reversed(packages))
-    started: dict[str, tuple[float, float, float]] = {}
+    deadline = time.perf_counter() + max_seconds
+    started: Started = {}
     errors: list[str] = []
 
-    async def worker() -> None:
-        while queue:
+    async def worker(client: HubClient) -> None:
+        while queue and time.perf_counter() < deadline:
             package = queue.pop()
             t0, wall0 = time.perf_counter(), time.time()
             try:
@@ -349,71 +449,67 @@ async def submit_all(
             if answer.get("duplicate"):
                 errors.append(f"package {answer['id']} was taken as a duplicate")
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return started, errors
+    await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
+    return started, errors, len(packages) - len(queue)
 
 
-async def run_hub_size(
-    client: HubClient,
+@dataclass(frozen=True)
+class HubRun:
+    """How one size is run against the hub."""
+
+    timeout: float
+    max_seconds: float
+    profile: Path | None = None
+
+
+async def measure_hub(
+    clients: list[HubClient],
+    hubs: list[HubProcess],
     watcher: DeliveryWatcher,
-    hub: HubProcess,
     result: Result,
     packages: list[bytes],
     warmup: list[bytes],
-    timeout: float,
-    profile: Path | None = None,
+    run: HubRun,
 ) -> None:
-    """Warm up, then measure one size: throughput, end-to-end and accept latencies."""
-    warm, warm_errors = await submit_all(client, warmup, result.concurrency)
-    if warm_errors:
-        raise RuntimeError(f"warm-up submissions failed: {warm_errors[:3]}")
-    if not await watcher.wait_for(set(warm), timeout):
-        raise RuntimeError(f"warm-up packages were not delivered:\n{hub.log_tail()}")
-    await watcher.start_at_current()
+    """Warm up, then measure one size: throughput, end-to-end and accept latencies, stages."""
+    async with watcher.running():
+        warm, warm_errors, _ = await submit_all(clients, warmup, result.concurrency)
+        if warm_errors:
+            raise RuntimeError(f"warm-up submissions failed: {warm_errors[:3]}")
+        if not await watcher.wait_for(set(warm), run.timeout):
+            raise RuntimeError(f"warm-up packages were not delivered:\n{hubs[0].log_tail()}")
+        await watcher.start_at_current()
+        async with hubs[0].profiled(run.profile):
+            cpu0 = CpuSample.take(hubs)
+            started, errors, sent = await submit_all(
+                clients, packages, result.concurrency, run.max_seconds
+            )
+            complete = await watcher.wait_for(set(started), run.timeout)
+            cpu1 = CpuSample.take(hubs)
 
-    async with hub.profiled(profile):
-        cpu_hub0, cpu_me0 = hub.cpu_seconds(), own_cpu_seconds()
-        started, errors = await submit_all(client, packages, result.concurrency)
-        complete = await watcher.wait_for(set(started), timeout)
-        cpu_hub, cpu_me = hub.cpu_seconds() - cpu_hub0, own_cpu_seconds() - cpu_me0
-
+    result.packages, result.failed, result.errors = sent, len(errors), errors[:5]
+    result.time_limited = sent < len(packages)
+    result.cpu_pct = cpu1.usage_since(cpu0)
     delivered = {pid: started[pid] for pid in started if pid in watcher.done}
-    result.failed = len(errors)
-    result.errors = errors[:5]
-    if not complete:
-        result.errors.append(
-            f"{len(started) - len(delivered)} accepted packages not delivered in {timeout:g} s"
-        )
     result.delivered = len(delivered)
+    if not complete:
+        missing = len(started) - len(delivered)
+        result.errors.append(f"{missing} accepted packages not delivered in {run.timeout:g} s")
     if not delivered:
         return
     first = min(t0 for t0, _, _ in started.values())
-    last = max(watcher.done[pid] for pid in delivered)
-    result.wall_s = last - first
+    result.wall_s = max(watcher.done[pid] for pid in delivered) - first
     result.hub_pkg_s = len(delivered) / result.wall_s
     latencies = [(watcher.done[pid] - t0) * 1000 for pid, (t0, _, _) in delivered.items()]
-    db_latencies = [(watcher.db_done[pid] - w0) * 1000 for pid, (_, w0, _) in delivered.items()]
-    accepts = [acc * 1000 for _, _, acc in started.values()]
+    accepts = [seconds * 1000 for _, _, seconds in started.values()]
     result.p50_ms, result.p99_ms = percentile(latencies, 50), percentile(latencies, 99)
-    result.db_clock_p50_ms = percentile(db_latencies, 50)
-    result.db_clock_p99_ms = percentile(db_latencies, 99)
     result.accept_p50_ms, result.accept_p99_ms = percentile(accepts, 50), percentile(accepts, 99)
-    result.hub_cpu_pct = 100 * cpu_hub / result.wall_s
-    result.bench_cpu_pct = 100 * cpu_me / result.wall_s
-    result.stages_ms = await stage_breakdown(watcher, delivered)
+    result.hub_cpu_ms_per_pkg = 1000 * (sum(cpu1.hub) - sum(cpu0.hub)) / len(delivered)
+    with contextlib.suppress(asyncpg.PostgresError):  # the hub's own timestamps, if it has them
+        result.stages_ms = await stage_breakdown(watcher, delivered)
 
 
-STAGES = {
-    "accepted": "POST start -> package row inserted (upload, fsync, parse, checks)",
-    "outbox": "row inserted -> dispatcher starts publishing its references",
-    "broker": "publishing -> last of the 3 deliveries recorded (confirm, consume, inbox txn)",
-    "visible": "last delivery recorded -> seen committed by the bench's poll",
-}
-
-
-async def stage_breakdown(
-    watcher: DeliveryWatcher, delivered: dict[str, tuple[float, float, float]]
-) -> dict[str, dict[str, float]]:
+async def stage_breakdown(watcher: DeliveryWatcher, delivered: Started) -> dict:
     """p50/p99 of each stage, from the hub's own timestamps (packages, events, deliveries)."""
     rows = await watcher.pool.fetch(
         """
@@ -430,9 +526,8 @@ async def stage_breakdown(
     for package_id, received, routed, done in rows:
         if routed is None or done is None:
             continue
-        start = delivered[package_id][1]
         seen = watcher.done[package_id] + watcher.wall_offset
-        marks = [start, float(received), float(routed), float(done), seen]
+        marks = [delivered[package_id][1], float(received), float(routed), float(done), seen]
         for name, begin, end in zip(STAGES, marks, marks[1:], strict=False):
             spans[name].append((end - begin) * 1000)
     return {
@@ -448,6 +543,7 @@ async def broker_ceiling(settings: Settings, result: Result, count: int) -> None
     """Persistent messages of the package's size, with publisher confirms, to a durable queue of
     the hub's type on a topic exchange; ``result.concurrency`` publishes in flight."""
     prefix = f"{settings.broker_prefix}.ceiling"
+    key = RECIPIENTS[0].routing_key
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -455,40 +551,38 @@ async def broker_ceiling(settings: Settings, result: Result, count: int) -> None
             f"{prefix}.packages", aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(
-            f"{prefix}.inbox",
-            durable=True,
-            arguments={"x-queue-type": settings.queue_type},
+            f"{prefix}.inbox", durable=True, arguments={"x-queue-type": settings.queue_type}
         )
         try:
-            await queue.bind(exchange, "H49.00.00.000")
+            await queue.bind(exchange, key)
             body = os.urandom(result.package_bytes)
 
-            async def publish(n: int, confirms: list[float]) -> None:
+            async def publisher(n: int, confirms: list[float]) -> None:
                 for _ in range(n):
                     t0 = time.perf_counter()
                     await exchange.publish(
                         aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                        routing_key="H49.00.00.000",
+                        routing_key=key,
                         mandatory=True,
                     )
-                    confirms.append(time.perf_counter() - t0)
+                    confirms.append((time.perf_counter() - t0) * 1000)
 
-            async def run(total: int) -> tuple[float, list[float]]:
+            async def publish(total: int) -> tuple[float, list[float]]:
                 confirms: list[float] = []
                 share, extra = divmod(total, result.concurrency)
                 t0 = time.perf_counter()
                 await asyncio.gather(
-                    *(publish(share + (i < extra), confirms) for i in range(result.concurrency))
+                    *(publisher(share + (i < extra), confirms) for i in range(result.concurrency))
                 )
                 return time.perf_counter() - t0, confirms
 
-            await run(min(count, max(20, result.concurrency * 2)))  # warm-up
+            await publish(min(count, max(20, result.concurrency * 2)))  # warm-up
             await queue.purge()
-            elapsed, confirms = await run(count)
+            elapsed, confirms = await publish(count)
             result.ceiling_msgs = count
             result.ceiling_msg_s = count / elapsed
-            result.ceiling_confirm_p50_ms = percentile([c * 1000 for c in confirms], 50)
-            result.ceiling_confirm_p99_ms = percentile([c * 1000 for c in confirms], 99)
+            result.ceiling_confirm_p50_ms = percentile(confirms, 50)
+            result.ceiling_confirm_p99_ms = percentile(confirms, 99)
         finally:
             with contextlib.suppress(Exception):
                 await queue.delete(if_unused=False, if_empty=False)
@@ -514,9 +608,26 @@ async def register(settings: Settings) -> tuple[str, str]:
     return creds.client_id, creds.client_secret
 
 
-async def cleanup(settings: Settings, hub: HubProcess | None) -> None:
-    """Stop the hub, delete its queues and exchange, drop its schema (each step best effort)."""
-    if hub is not None:
+async def start_hubs(
+    args: argparse.Namespace, settings: Settings, workdir: Path, hubs: list[HubProcess]
+) -> None:
+    """Start ``args.hubs`` hub processes (appended to ``hubs`` at once, for the clean-up) and
+    wait until they answer. The first starts alone: it creates the schema and any dev key."""
+    async with aiohttp.ClientSession() as session:
+        for i in range(args.hubs):
+            port = args.port + i if args.port else free_port()
+            hubs.append(HubProcess(settings.replace(port=port), workdir, args.hub_command, i))
+            hubs[-1].start()
+            if i == 0:
+                await hubs[0].wait_healthy(session)
+        await asyncio.gather(*(hub.wait_healthy(session) for hub in hubs[1:]))
+    for hub in hubs:
+        console.print(f"hub pid {hub.proc.pid} on {hub.url}")
+
+
+async def cleanup(settings: Settings, hubs: list[HubProcess]) -> None:
+    """Stop the hubs, delete their queues and exchange, drop the schema (each best effort)."""
+    for hub in hubs:
         await hub.stop()
     try:
         broker = Broker(settings)
@@ -535,6 +646,9 @@ async def cleanup(settings: Settings, hub: HubProcess | None) -> None:
 
 async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
     """The whole benchmark; everything it creates is removed before it returns or raises."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # clean up too
     tag = secrets.token_hex(4)
     workdir = Path(tempfile.mkdtemp(prefix=f"lienthong-bench-{tag}-"))
     settings = load_settings().replace(
@@ -542,12 +656,12 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
         broker_prefix=f"bench.{tag}",
         blob_dir=str(workdir / "blobs"),
         host="127.0.0.1",
-        port=args.port or free_port(),
     )
     meta = {
         "schema": settings.database_schema,
         "broker_prefix": settings.broker_prefix,
         "queue_type": settings.queue_type,
+        "hub_processes": args.hubs,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "method": METHOD.format(poll_ms=args.poll_ms),
@@ -555,41 +669,34 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
         "stages": STAGES,
         "target_ratio_pct_at_400k": TARGET_RATIO,
     }
-    hub: HubProcess | None = None
+    hubs: list[HubProcess] = []
     results: list[Result] = []
     try:
         client_id, client_secret = await register(settings)
-        hub = HubProcess(settings, workdir)
-        hub.start()
+        await start_hubs(args, settings, workdir, hubs)
         connector = aiohttp.TCPConnector(limit=max(100, args.concurrency * 2))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await hub.wait_healthy(session)
-            console.print(f"hub pid {hub.proc.pid} on {hub.url}, schema {settings.database_schema}")
-            client = HubClient(hub.url, client_id, client_secret, session=session)
-            await client.token()
-            pool = await db.connect(settings, min_size=1, max_size=2)
-            watcher = DeliveryWatcher(pool, len(RECIPIENTS), args.poll_ms / 1000)
-            watch = asyncio.create_task(watcher.run(), name="delivery-watcher")
-            try:
+        pool = await db.connect(settings, min_size=1, max_size=2)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                clients = [
+                    HubClient(hub.url, client_id, client_secret, session=session) for hub in hubs
+                ]
+                for client in clients:
+                    await client.token()
+                watcher = DeliveryWatcher(pool, len(RECIPIENTS), args.poll_ms / 1000)
                 for index, size in enumerate(args.sizes):
-                    count = args.count or (QUICK_COUNTS if args.quick else DEFAULT_COUNTS).get(
-                        size, 300
-                    )
                     results.append(
-                        await measure_size(args, settings, hub, client, watcher, index, size, count)
+                        await measure_size(args, settings, hubs, clients, watcher, index, size)
                     )
-            finally:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
-                await pool.close()
+        finally:
+            await pool.close()
         meta["rabbitmq"] = await rabbitmq_version(settings)
-    except BaseException:
-        if hub is not None:
-            console.print(f"[red]hub log (tail):[/]\n{hub.log_tail()}")
+    except Exception:
+        for hub in hubs:
+            console.print(f"[red]hub {hub.url} log (tail):[/]\n{hub.log_tail()}")
         raise
     finally:
-        await cleanup(settings, hub)
+        await cleanup(settings, hubs)
         shutil.rmtree(workdir, ignore_errors=True)
     return results, meta
 
@@ -597,28 +704,36 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
 async def measure_size(
     args: argparse.Namespace,
     settings: Settings,
-    hub: HubProcess,
-    client: HubClient,
+    hubs: list[HubProcess],
+    clients: list[HubClient],
     watcher: DeliveryWatcher,
     index: int,
     size: int,
-    count: int,
 ) -> Result:
     """Ceiling first, then the hub, for one package size."""
     label = size_label(size)
+    count = args.count or (QUICK_COUNTS if args.quick else DEFAULT_COUNTS).get(size, 300)
     warm_count = max(10, args.concurrency)
     console.print(f"[bold]{label}[/]: building {count} + {warm_count} packages ...")
     packages = build_packages(size, count + warm_count, 1_000_000 * (index + 1))
     warmup, packages = packages[:warm_count], packages[warm_count:]
     result = Result(label, len(packages[0]), count, args.concurrency)
-    console.print(f"{label}: broker ceiling, {count} persistent messages with confirms ...")
-    await broker_ceiling(settings, result, args.ceiling_count or count)
+
+    ceiling_count = args.ceiling_count or count
+    console.print(f"{label}: broker ceiling, {ceiling_count} persistent messages, confirms ...")
+    await asyncio.sleep(args.settle)
+    cpu0 = CpuSample.take(hubs)
+    await broker_ceiling(settings, result, ceiling_count)
+    result.ceiling_cpu_pct = CpuSample.take(hubs).usage_since(cpu0)
+
     console.print(f"{label}: hub, {count} packages x {len(RECIPIENTS)} recipients ...")
+    await asyncio.sleep(args.settle)
     profile = None
     if args.profile_hub:
         args.profile_hub.mkdir(parents=True, exist_ok=True)
         profile = args.profile_hub / f"hub-{label.replace(' ', '').lower()}.txt"
-    await run_hub_size(client, watcher, hub, result, packages, warmup, args.timeout, profile)
+    hub_run = HubRun(args.timeout, args.max_seconds, profile)
+    await measure_hub(clients, hubs, watcher, result, packages, warmup, hub_run)
     if result.ceiling_msg_s:
         result.ratio_pct = 100 * result.hub_pkg_s / result.ceiling_msg_s
     return result
@@ -639,18 +754,15 @@ async def rabbitmq_version(settings: Settings) -> str:
 
 
 def print_table(results: list[Result], meta: dict) -> None:
+    """The table, then how it was measured and where the time and the CPU went."""
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    table = Table(title="lienthong: submit -> delivered into 3 inboxes vs. raw broker ceiling")
-    for name in (
-        "size",
-        "packages",
-        "concurrency",
-        "hub pkg/s",
-        "p50 ms",
-        "p99 ms",
-        "broker ceiling msg/s",
-        "ratio %",
-    ):
+    hubs = meta["hub_processes"]
+    table = Table(
+        title="lienthong: submit -> delivered into 3 inboxes vs. raw broker ceiling"
+        + (f" ({hubs} hub processes)" if hubs > 1 else "")
+    )
+    columns = ("size", "packages", "concurrency", "hub pkg/s", "p50 ms", "p99 ms")
+    for name in (*columns, "broker ceiling msg/s", "ratio %"):
         table.add_column(name, justify="left" if name == "size" else "right")
     for r in results:
         ratio = f"{r.ratio_pct:.1f}"
@@ -658,33 +770,52 @@ def print_table(results: list[Result], meta: dict) -> None:
             ratio += " ✓" if r.ratio_pct >= TARGET_RATIO else " ✗"
         table.add_row(
             f"{r.size_label} ({r.package_bytes:,} B)",
-            f"{r.delivered}/{r.packages}",
+            f"{r.delivered}/{r.packages}" + ("*" if r.time_limited else ""),
             str(r.concurrency),
             f"{r.hub_pkg_s:.1f}",
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            f"{r.ceiling_msg_s:.1f}",
+            f"{r.p50_ms:.0f}",
+            f"{r.p99_ms:.0f}",
+            f"{r.ceiling_msg_s:.0f}",
             ratio,
         )
     out.print(table)
     out.print(f"target: hub ≥ {TARGET_RATIO:g} % of the ceiling at 400 KB (✓ met, ✗ missed)")
+    if any(r.time_limited for r in results):
+        out.print("* delivered/submitted: submitting stopped at --max-seconds before --count")
     out.print(f"measured: {meta['method']}")
     out.print(f"note: {meta['claim_check']}")
     out.print("stages: " + "; ".join(f"{k} = {v}" for k, v in STAGES.items()))
     for r in results:
+        stages = ", ".join(f"{k} {v['p50']:.0f}/{v['p99']:.0f}" for k, v in r.stages_ms.items())
         out.print(
-            f"{r.size_label}: accept (POST→202) p50 {r.accept_p50_ms:.1f} ms p99 "
-            f"{r.accept_p99_ms:.1f} ms; delivered_at (DB clock) p50 {r.db_clock_p50_ms:.1f} ms "
-            f"p99 {r.db_clock_p99_ms:.1f} ms; ceiling confirm p50 {r.ceiling_confirm_p50_ms:.1f} "
-            f"ms p99 {r.ceiling_confirm_p99_ms:.1f} ms; hub CPU {r.hub_cpu_pct:.0f} %, "
-            f"bench CPU {r.bench_cpu_pct:.0f} % of one core over {r.wall_s:.1f} s"
+            f"[bold]{r.size_label}[/]: accept (POST→202) p50/p99 {r.accept_p50_ms:.0f}/"
+            f"{r.accept_p99_ms:.0f} ms; stages p50/p99 ms: {stages or 'n/a'}; ceiling "
+            f"{r.ceiling_msgs} msgs, confirm p50/p99 {r.ceiling_confirm_p50_ms:.1f}/"
+            f"{r.ceiling_confirm_p99_ms:.1f} ms"
         )
-        stages = ", ".join(
-            f"{name} {v['p50']:.0f}/{v['p99']:.0f}" for name, v in r.stages_ms.items()
-        )
-        out.print(f"{r.size_label}: stages p50/p99 ms: {stages}")
+        cpu, ceiling = r.cpu_pct, r.ceiling_cpu_pct
+        if cpu:
+            out.print(
+                f"  CPU, % of one core, hub run ({r.wall_s:.1f} s): hub {cpu['hub']:.0f} "
+                f"(system {cpu['hub_system']:.0f}; {r.hub_cpu_ms_per_pkg:.1f} ms/package), "
+                f"postgres {cpu['postgres']:.0f}, rabbitmq {cpu['rabbitmq']:.0f}, "
+                f"bench {cpu['bench']:.0f}, other {cpu['other']:.0f}; machine busy "
+                f"{cpu['machine']:.0f} of {100 * (meta['cpus'] or 1)}"
+            )
+        if ceiling:
+            out.print(
+                f"  CPU during the ceiling: rabbitmq {ceiling['rabbitmq']:.0f}, bench "
+                f"{ceiling['bench']:.0f}, other {ceiling['other']:.0f}, iowait "
+                f"{ceiling['iowait']:.0f}"
+            )
+        other = max(cpu.get("other", 0.0), ceiling.get("other", 0.0))
+        if other > SHARED_WARNING:
+            out.print(
+                f"  [yellow]other processes used up to {other:.0f} % of a core: the machine was "
+                "shared, these numbers are noisy; run again on a quiet machine[/]"
+            )
         for error in r.errors:
-            out.print(f"[red]{r.size_label}: {error}[/]")
+            out.print(f"  [red]{error}[/]")
     out.print(
         f"{meta['cpus']} CPUs, Python {meta['python']}, RabbitMQ {meta.get('rabbitmq', '?')}, "
         f"{meta['queue_type']} queues"
@@ -702,27 +833,46 @@ def main(argv: list[str] | None = None) -> int:
         "--count", type=int, help="packages per size (default 2000 at 10k, 600 at 400k)"
     )
     parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help="stop submitting a size after this long, even before --count (30; quick 3)",
+    )
+    parser.add_argument(
         "--ceiling-count", type=int, help="broker messages per size (default: as --count)"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run (< 20 s)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--poll-ms", type=float, default=5.0, help="delivery poll interval (5)")
+    parser.add_argument(
+        "--settle", type=float, help="pause before each measurement, seconds (1; quick 0.2)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for delivery")
-    parser.add_argument("--port", type=int, help="port for the hub process (default: any free)")
+    parser.add_argument("--hubs", type=int, default=1, help="hub processes; POSTs alternate (1)")
+    parser.add_argument("--port", type=int, help="port of the (first) hub (default: any free)")
+    parser.add_argument(
+        "--hub-command",
+        metavar="CMD",
+        help="command that starts a hub, before 'serve --host --port' (default: lienthong)",
+    )
     parser.add_argument(
         "--profile-hub",
         type=Path,
         metavar="DIR",
-        help="sample the hub with py-spy during each measured run (collapsed stacks into DIR)",
+        help="sample the (first) hub with py-spy during each measured run; stacks into DIR",
     )
     args = parser.parse_args(argv)
     args.sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    if args.concurrency < 1 or (args.count is not None and args.count < 1):
-        parser.error("--count and --concurrency must be positive")
+    if args.settle is None:
+        args.settle = 0.2 if args.quick else 1.0
+    if args.max_seconds is None:
+        args.max_seconds = 3.0 if args.quick else 30.0
+    if min(args.concurrency, args.hubs, args.count or 1) < 1 or not args.sizes:
+        parser.error("--count, --concurrency, --hubs and --sizes must be positive")
     try:
         results, meta = asyncio.run(run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]interrupted; everything the bench made was removed[/]")
         return 130
     if args.json:
         print(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
