@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from exchange.tasks import BackgroundLoop
 __all__ = ["Broker", "Dispatcher", "InboxWorker"]
 
 log = logging.getLogger("lienthong.broker")
+PUBLISH_CHANNELS = 4
 
 
 class Broker:
@@ -40,7 +42,7 @@ class Broker:
         self.settings = settings
         self.exchange_name = f"{settings.broker_prefix}.packages"
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._publish_exchange: aio_pika.abc.AbstractExchange | None = None
+        self._publishers: itertools.cycle | None = None
         self._consume_channel: aio_pika.abc.AbstractChannel | None = None
         self._declared: dict[str, aio_pika.abc.AbstractQueue] = {}
         self._consumers: dict[str, str] = {}
@@ -52,12 +54,16 @@ class Broker:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.settings.amqp_url)
-        publish_channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        self._publish_exchange = await publish_channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        # Several confirming channels: a channel writes one publish at a time.
+        exchanges = []
+        for _ in range(PUBLISH_CHANNELS):
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchanges.append(
+                await channel.declare_exchange(
+                    self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+            )
+        self._publishers = itertools.cycle(exchanges)
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
 
@@ -86,7 +92,7 @@ class Broker:
 
     async def publish(self, outgoing: Outgoing) -> None:
         """Publish one delivery reference and wait for the broker's confirm."""
-        assert self._publish_exchange is not None, "connect() first"
+        assert self._publishers is not None, "connect() first"
         await self.ensure_agency(outgoing.recipient)
         body = json.dumps(
             {
@@ -95,7 +101,7 @@ class Broker:
                 "recipient": outgoing.recipient,
             }
         ).encode()
-        await self._publish_exchange.publish(
+        await next(self._publishers).publish(
             aio_pika.Message(
                 body,
                 content_type="application/json",
@@ -284,5 +290,4 @@ class InboxWorker(BackgroundLoop):
             for message in good:
                 await message.nack(requeue=True)
             return
-        for message in good:
-            await message.ack()
+        await asyncio.gather(*(message.ack() for message in good))

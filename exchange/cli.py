@@ -38,11 +38,11 @@ async def _with_pool(settings: Settings, work):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from exchange.serve import serve_forever
+    from exchange.serve import serve_processes
 
     settings = _settings(args)
     setup_logging(settings.log_level)
-    asyncio.run(serve_forever(settings, consume=not args.no_workers))
+    serve_processes(settings, consume=not args.no_workers, workers=args.processes)
     return 0
 
 
@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on (default 8080)")
     p.add_argument(
         "--no-workers", action="store_true", help="serve the API only; consume no queues"
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="hub processes sharing the port (default 1; one per core for throughput)",
     )
     p.set_defaults(func=cmd_serve)
 

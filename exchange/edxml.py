@@ -590,13 +590,18 @@ def _decode(element: etree._Element) -> Iterator[bytes]:
             line=encoded.sourceline,
         )
 
+    def bad_character(piece: str, start: int) -> HubError | None:
+        # Only looked for once decoding failed: the happy path does not scan twice.
+        bad = re.search(r"[^A-Za-z0-9+/=\s]", piece)
+        return fail(f"character {bad[0]!r} at offset {start + bad.start()}") if bad else None
+
     carry, padded = b"", False
     for start in range(0, len(text), _B64_CHUNK):
         piece = text[start : start + _B64_CHUNK]
-        bad = re.search(r"[^A-Za-z0-9+/=\s]", piece)
-        if bad:
-            raise fail(f"character {bad[0]!r} at offset {start + bad.start()}")
-        data = carry + piece.encode("ascii").translate(None, _ASCII_WS)
+        try:
+            data = carry + piece.encode("ascii").translate(None, _ASCII_WS)
+        except UnicodeEncodeError:
+            raise bad_character(piece, start) from None
         if padded and data:
             raise fail("data after the '=' padding")
         cut = len(data) - len(data) % 4
@@ -605,7 +610,7 @@ def _decode(element: etree._Element) -> Iterator[bytes]:
             try:
                 yield binascii.a2b_base64(block, strict_mode=True)
             except binascii.Error as exc:
-                raise fail(str(exc).lower()) from None
+                raise (bad_character(piece, start) or fail(str(exc).lower())) from None
             padded = block.endswith(b"=")
     if carry:
         raise fail("data after the '=' padding" if padded else "length not a multiple of 4")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import signal
 from collections.abc import AsyncIterator
 
@@ -13,12 +14,12 @@ from exchange.api import make_app
 from exchange.config import Settings
 from exchange.hub import Hub
 
-__all__ = ["running_hub", "serve_forever"]
+__all__ = ["running_hub", "serve_forever", "serve_processes"]
 
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    settings: Settings, *, consume: bool = True
+    settings: Settings, *, consume: bool = True, reuse_port: bool = False
 ) -> AsyncIterator[tuple[Hub, str]]:
     """Start the hub and its API; yields the hub and its base URL. Port 0 picks a free port."""
     hub = Hub(settings, consume=consume)
@@ -26,7 +27,9 @@ async def running_hub(
     runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, backlog=1024, reuse_port=reuse_port or None
+        )
         await site.start()
         port = runner.addresses[0][1]
         yield hub, f"http://{settings.host}:{port}"
@@ -35,12 +38,48 @@ async def running_hub(
         await hub.stop()
 
 
-async def serve_forever(settings: Settings, *, consume: bool = True) -> None:
+async def serve_forever(
+    settings: Settings, *, consume: bool = True, reuse_port: bool = False, announce: bool = True
+) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly (in-flight requests finish)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_hub(settings, consume=consume) as (_, url):
-        print(f"lienthong hub listening on {url} (Ctrl-C to stop)", flush=True)
+    async with running_hub(settings, consume=consume, reuse_port=reuse_port) as (_, url):
+        if announce:
+            print(f"lienthong hub listening on {url} (Ctrl-C to stop)", flush=True)
         await stop.wait()
+
+
+def _worker(settings: Settings, consume: bool) -> None:
+    from exchange.logs import setup_logging
+
+    setup_logging(settings.log_level)
+    asyncio.run(serve_forever(settings, consume=consume, reuse_port=True, announce=False))
+
+
+def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 1) -> None:
+    """Serve from ``workers`` processes sharing the port (SO_REUSEPORT); the kernel spreads the
+    connections. The hubs coordinate through PostgreSQL (outbox claims, one ledger sequencer)
+    and RabbitMQ (consumers share each queue)."""
+    if workers <= 1:
+        asyncio.run(serve_forever(settings, consume=consume))
+        return
+    if settings.port == 0:
+        raise ValueError("several workers need a fixed port")
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_worker, args=(settings, consume), name=f"lienthong-{n}")
+        for n in range(1, workers)
+    ]
+    for child in children:
+        child.start()
+    try:
+        asyncio.run(serve_forever(settings, consume=consume, reuse_port=True))
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+        for child in children:
+            child.join(30)

@@ -44,7 +44,16 @@ def ensure_dev_key(path: Path, name: str = "lienthong hub (development key)") ->
     data = pkcs12.serialize_key_and_certificates(
         b"lienthong-hub", key, cert, None, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written aside, then linked into place: a hub starting at the same moment either finds
+    # the whole file or makes its own and loses the race, never reads half a key.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return path

@@ -60,6 +60,8 @@ class KeyHandle:
     cert: asn1_x509.Certificate
     chain: list[asn1_x509.Certificate]
     source: KeySource
+    # The key itself when it lives in memory (PKCS#12), for fast detached CMS; None on a token.
+    private_key: object | None = None
 
 
 def _pss_sha256() -> algos.SignedDigestAlgorithm:
@@ -126,7 +128,7 @@ def _open_p12(source: KeySource, secret: str | None) -> KeyHandle:
     if signer is None:
         raise SigningError("signing.wrong_passphrase", f"cannot open {path.name}")
     chain = list(signer.cert_registry)
-    return KeyHandle(signer, signer.signing_cert, chain, source)
+    return KeyHandle(signer, signer.signing_cert, chain, source, private_key=key)
 
 
 @contextlib.contextmanager

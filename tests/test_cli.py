@@ -148,10 +148,11 @@ def _free_port() -> int:
 
 
 async def test_serve_as_a_process_exchanges_and_stops_cleanly(settings, tmp_path):
-    """`lienthong serve` started like an operator would; an agency registered while it runs."""
+    """`lienthong serve` started like an operator would, two processes sharing the port; an
+    agency registered while it runs."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--processes", "2"],
         env=env_for(settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -183,22 +184,28 @@ async def test_serve_as_a_process_exchanges_and_stops_cleanly(settings, tmp_path
                 HubClient(url, sender["client_id"], sender["client_secret"]) as a,
                 HubClient(url, receiver["client_id"], receiver["client_secret"]) as b,
             ):
-                package = build_document(
-                    sender="G05",
-                    recipients=["000.00.07.H49"],
-                    code_number="9",
-                    code_notation="BYT",
-                    subject="Khẩn",
-                )
-                sent = await a.submit(package)
-                deadline = time.monotonic() + 15
+                packages = [
+                    build_document(
+                        sender="G05",
+                        recipients=["000.00.07.H49"],
+                        code_number=str(n),
+                        code_notation="BYT",
+                        subject="Khẩn",
+                    )
+                    for n in range(12)
+                ]
+                sent = await asyncio.gather(*(a.submit(p) for p in packages))
+                wanted = {s["id"] for s in sent}
+                deadline = time.monotonic() + 20
                 while time.monotonic() < deadline:
-                    if any(i["id"] == sent["id"] for i in (await b.inbox())["items"]):
+                    if wanted <= {i["id"] for i in (await b.inbox(limit=100))["items"]}:
                         break
                     await asyncio.sleep(0.1)
                 else:
-                    raise AssertionError("never delivered")
-                assert await b.fetch(sent["id"]) == package
+                    raise AssertionError("not all delivered")
+                assert await b.fetch(sent[0]["id"]) == packages[0]
+                leaves = {s["receipt"]["claims"]["ledger"]["leaf_index"] for s in sent}
+                assert len(leaves) == len(sent)  # one ledger, whichever process answered
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
