@@ -54,7 +54,7 @@ class IncomingBlob:
     def keep(self) -> Path:
         """Move the file to its content address; identical bodies share one file."""
         target = self._store.path_for(self.digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._store.ensure_dir(target.parent)
         os.replace(self.path, target)
         return target
 
@@ -72,11 +72,18 @@ class BlobStore:
         self.root = Path(root).resolve()
         self.tmp_dir = self.root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()
 
     def path_for(self, digest: bytes) -> Path:
         """Where the blob with this SHA-256 lives (the digest is ours, never a client's path)."""
         hexed = digest.hex()
         return self.root / hexed[:2] / hexed[2:4] / hexed
+
+    def ensure_dir(self, folder: Path) -> None:
+        """Create a fan-out folder once (there are 65,536 of them at most)."""
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
 
     def incoming(self, limit: int) -> IncomingBlob:
         return IncomingBlob(self, limit)

@@ -14,6 +14,7 @@ from exchange.errors import HubError
 from exchange.logs import setup_logging
 from signing.cli import add_sign_commands
 from signing.keys import SigningError
+from signing.verify_cli import add_verify_command
 
 __all__ = ["main"]
 
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_audit_check)
     add_sign_commands(sub)
+    add_verify_command(sub)
     return parser
 
 

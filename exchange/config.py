@@ -58,7 +58,7 @@ class Settings:
     # An agency's own setting in the registry (verify_policy) wins.
     verify_policy: str = "enforce"
     verify_indeterminate: str = "accept"  # or "refuse"
-    verify_workers: int = 0  # processes for verification; 0 = one per core
+    cpu_workers: int = 0  # processes that parse and verify packages; 0 = one per core
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some settings changed."""

@@ -70,6 +70,11 @@ async def drop_schema(settings: Settings) -> None:
         await conn.close()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset round trip: the hub takes only transaction-scoped
+    advisory locks, sets nothing per session, and keeps its one LISTEN connection checked out."""
+
+
 async def connect(settings: Settings, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections see only the configured schema."""
     schema = _schema_name(settings)
@@ -79,4 +84,5 @@ async def connect(settings: Settings, *, min_size: int = 2, max_size: int = 10) 
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": "lienthong"},
         init=_init_connection,
+        reset=_keep_session,
     )

@@ -41,5 +41,16 @@ class HubError(Exception):
             body["detail"] = self.detail
         return {"error": body}
 
+    def __reduce__(self):
+        # Travel intact between processes (the hub parses and verifies in a process pool).
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
     def __repr__(self) -> str:
         return f"HubError({self.code!r}, {self.message!r}, status={self.status})"
+
+
+def _rebuild(cls: type[HubError], state: dict) -> HubError:
+    error = Exception.__new__(cls)
+    Exception.__init__(error, state.get("message"))
+    error.__dict__.update(state)
+    return error

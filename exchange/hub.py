@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +81,7 @@ class Hub:
         self.ledger: Ledger | None = None
         self.key: KeyHandle | None = None
         self.verifier: Verifier | None = None
+        self.cpu: ProcessPoolExecutor | None = None  # parsing and verification, off the loop
         self._exit = contextlib.ExitStack()
         self._listener: asyncpg.Connection | None = None
 
@@ -86,8 +89,12 @@ class Hub:
         """Migrate, connect, declare the topology and start the background loops."""
         await db.create_database(self.settings)
         await db.migrate(self.settings)
+        self.cpu = ProcessPoolExecutor(
+            max_workers=self.settings.cpu_workers or os.cpu_count() or 1,
+            mp_context=multiprocessing.get_context("forkserver"),
+        )
         if self.settings.trust_anchors:
-            self.verifier = Verifier(self.settings)
+            self.verifier = Verifier(self.settings, self.cpu)
         else:
             log.warning("no trust anchors configured: package signatures are not verified")
         self.pool = await db.connect(self.settings)
@@ -124,8 +131,8 @@ class Hub:
         await self.broker.close()
         if self.pool:
             await self.pool.close()
-        if self.verifier:
-            self.verifier.close()
+        if self.cpu is not None:
+            self.cpu.shutdown(wait=False, cancel_futures=True)
         self._exit.close()
 
     async def _agency_codes(self) -> list[str]:
@@ -153,7 +160,9 @@ class Hub:
         package = None
         try:
             await incoming.finish()
-            package = await asyncio.to_thread(parse_package, incoming.path, self.limits)
+            package = await asyncio.get_running_loop().run_in_executor(
+                self.cpu, parse_package, str(incoming.path), self.limits
+            )
             check_sender(caller, package)
             verdict = None
             if self.verifier is not None:
@@ -218,7 +227,7 @@ class Hub:
         if result.event_id is not None:
             self.ledger.kick()
             await self.ledger.wait_indexed([result.event_id])
-        return await issue_receipt(self.pool, self.key, result.id)
+        return await issue_receipt(self.pool, self.key, result.id, fresh=not result.duplicate)
 
 
 @contextlib.contextmanager

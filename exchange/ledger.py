@@ -184,6 +184,10 @@ class Ledger(BackgroundLoop):
     async def wait_indexed(self, event_ids: list[int], timeout: float = 5.0) -> dict[int, int]:
         """Positions of these events, once sequenced (by this or another hub process)."""
         deadline = time.monotonic() + timeout
+        self.kick()
+        async with self._progress:  # let the sequencer run once before looking
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), 0.05)
         while True:
             rows = await self.pool.fetch(
                 "SELECT id, ledger_index FROM events WHERE id = ANY($1::bigint[])", event_ids

@@ -17,7 +17,7 @@ from exchange.edxml import Package
 from exchange.errors import HubError
 from exchange.events import Event, record_event, record_events
 from exchange.organ import OrganId
-from exchange.registry import check_recipient, get_agency
+from exchange.registry import check_recipient, get_agencies
 from exchange.verification import Verdict
 
 __all__ = [
@@ -143,8 +143,9 @@ async def record_submission(
         recipients = _recipients(package)
         if not recipients:
             raise HubError("recipient.missing", "the package names no recipient", status=422)
+        known = await get_agencies(conn, recipients)
         for code in recipients:
-            check_recipient(await get_agency(conn, code), code, today, field)
+            check_recipient(known.get(code), code, today, field)
         if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
             clash = await conn.fetchval(
                 "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",

@@ -29,9 +29,12 @@ def receipt_json(body: bytes, signature: bytes) -> dict:
     }
 
 
-async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID) -> dict:
-    """Sign and store the receipt of an accepted package (once; later calls return the same)."""
-    existing = await load_receipt(pool, package_id)
+async def issue_receipt(
+    pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID, *, fresh: bool = False
+) -> dict:
+    """Sign and store the receipt of an accepted package (once; later calls return the same).
+    ``fresh``: the package was just accepted, so there is no receipt to look for yet."""
+    existing = None if fresh else await load_receipt(pool, package_id)
     if existing:
         return existing
     row = await pool.fetchrow(

@@ -18,7 +18,7 @@ __all__ = [
     "Agency",
     "RegistryFileError",
     "check_recipient",
-    "get_agency",
+    "get_agencies",
     "list_agencies",
     "read_registry_file",
     "upsert_agencies",
@@ -197,10 +197,12 @@ def _agency(row: asyncpg.Record) -> Agency:
     )
 
 
-async def get_agency(conn: asyncpg.Connection | asyncpg.Pool, code: str) -> Agency | None:
-    """One agency by its normalised code."""
-    row = await conn.fetchrow("SELECT * FROM agencies WHERE code = $1", code)
-    return _agency(row) if row else None
+async def get_agencies(
+    conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]
+) -> dict[str, Agency]:
+    """Agencies by normalised code, in one query; unknown codes are absent."""
+    rows = await conn.fetch("SELECT * FROM agencies WHERE code = ANY($1::text[])", codes)
+    return {row["code"]: _agency(row) for row in rows}
 
 
 async def list_agencies(

@@ -22,9 +22,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,21 +71,15 @@ def _validate_file(path: str, trust: TrustSettings) -> PackageReport:
 class Verifier:
     """Validates packages in worker processes and applies the policy."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, executor: Executor) -> None:
         self.settings = settings
+        self._pool = executor
         self.trust = TrustSettings(
             anchors=[Path(p) for p in settings.trust_anchors],
             intermediates=[Path(p) for p in settings.trust_intermediates],
             revocation=settings.revocation_mode,
         )
         self.trust.load()  # fail at start, not at the first package, if a file is unusable
-        workers = settings.verify_workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
-        )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def validate(self, path: Path) -> PackageReport:
         loop = asyncio.get_running_loop()

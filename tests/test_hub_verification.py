@@ -34,7 +34,7 @@ async def hub(pki, tmp_path_factory):
         tmp_path_factory.mktemp("verify"),
         trust_anchors=(str(pki.root_pem),),
         trust_intermediates=(str(pki.issuing_pem),),
-        verify_workers=2,
+        cpu_workers=2,
     )
     codes = [G22, H49, H41]
     try:

@@ -1,0 +1,410 @@
+"""``lienthong verify``: files and folders, exit codes, JSON, ETSI XML, HTML, the process pool.
+
+Everything runs against the real test PKI (OCSP and CRL on 127.0.0.1). Most tests call the
+command in this process through a throwaway parser (as ``exchange.cli`` will register it); one
+runs it as its own process on a terminal, to see the fork pool, the progress bar and the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from lxml import html as lxml_html
+
+from exchange.edxml_build import build_document
+from signing import verify_cli
+from signing.etsi import NS_VR
+from signing.keys import KeySource, open_key
+from signing.report import report_to_dict
+from signing.report_html import VERDICT_TEXT
+from signing.trust import TrustSettings
+from signing.validate import validate_pdf_sync
+from signing.verify_cli import (
+    RUN_SCHEMA,
+    add_verify_command,
+    detect_kind,
+    document_report_from_dict,
+)
+from signing.xmldsig import sign_package
+from tests.attacks import ATTACKS, Originals, flip_signed_byte, make_pdf, sign_pdf, signer_for
+from tests.pki import P12_PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSED, FAILED, INDET = "TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"
+
+
+# ----- fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def samples(pki) -> dict[str, bytes]:
+    """Documents shared by the tests (signing takes the time): name -> bytes."""
+    clerk = signer_for(pki.identity("clerk"))
+    signed = sign_pdf(make_pdf(), clerk)
+    package = build_document(
+        sender="000.00.00.G22",
+        recipients=["000.00.00.H49"],
+        code_number="7",
+        code_notation="VPCP",
+        subject="Gói có chữ ký",
+        attachments=[("qd.pdf", "application/pdf", signed), ("note.txt", "text/plain", b"x")],
+    )
+    with open_key(KeySource(p12=pki.identity("clerk").p12), P12_PASSWORD.decode()) as key:
+        signed_package = sign_package(package, key)
+    return {
+        "valid": signed,
+        "tampered": flip_signed_byte(signed),
+        "unsigned": make_pdf(),
+        "package": signed_package,
+        "garbage": b"\x00\x01\x02 this is not a document \xff" * 10,
+        "expired": sign_pdf(make_pdf(), signer_for(pki.identity("expired"))),
+    }
+
+
+@pytest.fixture(scope="module")
+def trust_args(pki) -> list[str]:
+    return ["--trust", str(pki.root_pem), "--intermediate", str(pki.issuing_pem)]
+
+
+def put(folder: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (relative names, sub-folders allowed) under ``folder``."""
+    for name, data in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return folder
+
+
+def run(*argv: str | Path) -> int:
+    """``lienthong verify ARGV...`` in this process, through a parser like exchange.cli's."""
+    parser = argparse.ArgumentParser(prog="lienthong")
+    add_verify_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["verify", *map(str, argv)])
+    return args.func(args)
+
+
+def run_json(capsys, *argv: str | Path) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = run("--json", *argv)
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def by_name(document: dict) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in document["results"]}
+
+
+# ----- exit codes and the JSON document ----------------------------------------------------------
+
+
+def test_mixed_folder_fails_with_every_verdict_in_json(tmp_path, samples, trust_args, capsys):
+    folder = put(
+        tmp_path / "in",
+        {
+            "valid.pdf": samples["valid"],
+            "sub/tampered.pdf": samples["tampered"],
+            "unsigned.pdf": samples["unsigned"],
+            "goi.edxml": samples["package"],
+            "rac.pdf": samples["garbage"],
+            "ignored.txt": samples["valid"],  # not a suffix walked in folders
+        },
+    )
+    code, doc = run_json(capsys, *trust_args, "--jobs", "2", folder)
+    assert code == 1
+    assert doc["schema"] == RUN_SCHEMA
+    results = by_name(doc)
+    assert sorted(results) == ["goi.edxml", "rac.pdf", "tampered.pdf", "unsigned.pdf", "valid.pdf"]
+    verdicts = {
+        name: (r["kind"], r["indication"], r["sub_indication"]) for name, r in results.items()
+    }
+    assert verdicts == {
+        "valid.pdf": ("pdf", PASSED, None),
+        "tampered.pdf": ("pdf", FAILED, "HASH_FAILURE"),
+        "unsigned.pdf": ("pdf", INDET, "SIGNED_DATA_NOT_FOUND"),
+        "goi.edxml": ("package", PASSED, None),
+        "rac.pdf": ("pdf", FAILED, "FORMAT_FAILURE"),
+    }
+    assert "neither a PDF" in results["rac.pdf"]["message"]
+    assert results["rac.pdf"]["report"] is None
+    assert results["valid.pdf"]["report"]["schema"] == "lienthong.validation-report/1"
+    package = results["goi.edxml"]["report"]
+    assert package["schema"] == "lienthong.package-validation-report/1"
+    assert [a["indication"] for a in package["attachments"]] == [PASSED]
+    summary = doc["summary"]
+    assert (summary["files"], summary["passed"], summary["failed"], summary["indeterminate"]) == (
+        5,
+        2,
+        2,
+        1,
+    )
+    assert summary["exit_code"] == 1 and summary["jobs"] == 2
+    assert summary["revocation"] == "soft-fail" and summary["validation_time"] is None
+
+
+def test_only_valid_files_pass(tmp_path, samples, trust_args, capsys):
+    folder = put(tmp_path, {"a/valid.pdf": samples["valid"], "b/goi.xml": samples["package"]})
+    code, doc = run_json(capsys, *trust_args, folder)
+    assert code == 0
+    assert [r["indication"] for r in doc["results"]] == [PASSED, PASSED]
+
+
+def test_valid_and_unsigned_is_indeterminate(tmp_path, samples, trust_args, capsys):
+    put(tmp_path, {"valid.pdf": samples["valid"], "unsigned.pdf": samples["unsigned"]})
+    code, doc = run_json(capsys, *trust_args, tmp_path / "valid.pdf", tmp_path / "unsigned.pdf")
+    assert code == 2
+    assert [r["indication"] for r in doc["results"]] == [PASSED, INDET]  # input order
+
+
+def test_attacks_fail(tmp_path, pki, trust_args, capsys):
+    """A couple of the catalogue's attacks, seen through the CLI."""
+    clerk = signer_for(pki.identity("clerk"))
+    signed = sign_pdf(make_pdf(), clerk)
+    originals = Originals(signed, b"", b"", b"", b"")
+    chosen = [a for a in ATTACKS if a.name in ("isa-page-content", "usf-garbage-cms")]
+    put(tmp_path, {f"{a.name}.pdf": a.make(originals) for a in chosen})
+    code, doc = run_json(capsys, *trust_args, "--jobs", "1", tmp_path)
+    assert code == 1
+    results = by_name(doc)
+    for attack in chosen:
+        result = results[f"{attack.name}.pdf"]
+        assert result["indication"] == attack.indication, result["message"]
+        assert result["sub_indication"] in attack.sub_indications
+
+
+def test_kind_comes_from_content_not_name(tmp_path, samples, trust_args, capsys):
+    put(tmp_path, {"scan.xml": samples["valid"], "goi.pdf": samples["package"]})
+    code, doc = run_json(capsys, *trust_args, tmp_path / "scan.xml", tmp_path / "goi.pdf")
+    assert code == 0
+    assert [(r["kind"], r["indication"]) for r in doc["results"]] == [
+        ("pdf", PASSED),
+        ("package", PASSED),
+    ]
+    assert detect_kind(b"\xef\xbb\xbf<?xml version='1.0'?><a/>") == "package"
+    assert detect_kind(b"junk before the header\n%PDF-1.7\n") == "pdf"
+    assert detect_kind(b"PK\x03\x04") is None
+
+
+def test_unreadable_files_are_results_not_tracebacks(tmp_path, samples, trust_args, capsys):
+    put(tmp_path, {"empty.pdf": b"", "valid.pdf": samples["valid"]})
+    code, doc = run_json(
+        capsys, *trust_args, tmp_path / "missing.pdf", tmp_path / "empty.pdf", tmp_path
+    )
+    assert code == 1
+    rows = [(Path(r["path"]).name, r["indication"], r["sub_indication"]) for r in doc["results"]]
+    assert rows == [
+        ("missing.pdf", FAILED, "FORMAT_FAILURE"),
+        ("empty.pdf", FAILED, "FORMAT_FAILURE"),  # the folder does not list it twice
+        ("valid.pdf", PASSED, None),
+    ]
+    assert "does not exist" in doc["results"][0]["message"]
+    assert "empty" in doc["results"][1]["message"]
+
+
+def test_odd_names_and_the_runs_own_outputs(tmp_path, samples, trust_args, capsys):
+    """A file name that is not UTF-8 is shown with \\xNN; reports written inside the input
+    folder are not verified on the next run."""
+    folder = put(tmp_path, {"valid.pdf": samples["valid"]})
+    (folder / os.fsdecode(b"ten-\xff.pdf")).write_bytes(samples["valid"])
+    args = (*trust_args, "--etsi-xml", folder / "reports", "--html", folder / "run.html")
+    for _ in range(2):
+        code, doc = run_json(capsys, *args, folder)
+        assert code == 0
+        assert sorted(Path(r["path"]).name for r in doc["results"]) == [
+            "ten-\\xff.pdf",
+            "valid.pdf",
+        ]
+    assert "ten-\\xff.pdf" in (folder / "run.html").read_text("utf-8")
+    assert sorted(p.name for p in (folder / "reports").iterdir()) == [
+        "ten-_xff.etsi.xml",
+        "valid.etsi.xml",
+    ]
+    assert run(*args, folder) == 0  # the table, too
+    assert "2 file(s): 2 passed" in capsys.readouterr().out
+
+
+def test_setup_errors_exit_3(tmp_path, samples, trust_args, capsys):
+    put(tmp_path, {"valid.pdf": samples["valid"]})
+    assert run(tmp_path) == 3
+    assert "trust anchor" in capsys.readouterr().err
+    assert run("--trust", tmp_path / "nope.pem", tmp_path) == 3
+    assert run(*trust_args, "--at", "2024-01-01T00:00:00", tmp_path) == 3  # no time zone
+    assert "time zone" in capsys.readouterr().err
+    assert run(*trust_args, "--jobs", "0", tmp_path) == 3
+    assert run(*trust_args, tmp_path / "no-such-folder" / "x") == 1  # a missing input is a result
+
+
+# ----- time ---------------------------------------------------------------------------------------
+
+
+def test_at_validates_an_expired_certificate_as_of_the_past(tmp_path, samples, trust_args, capsys):
+    """Signed with a certificate that expired two days ago, no timestamp: today nothing proves
+    when it was signed (INDETERMINATE); as of a month ago the certificate was valid."""
+    put(tmp_path, {"expired.pdf": samples["expired"]})
+    code, doc = run_json(capsys, *trust_args, tmp_path / "expired.pdf")
+    assert code == 2
+    assert doc["results"][0]["sub_indication"] == "OUT_OF_BOUNDS_NO_POE"
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat()
+    code, doc = run_json(capsys, *trust_args, "--at", past, tmp_path / "expired.pdf")
+    assert code == 0, doc["results"][0]["message"]
+    report = doc["results"][0]["report"]
+    assert report["point_in_time"] and report["validation_time"].startswith(past[:10])
+    assert doc["summary"]["validation_time"].startswith(past[:10])
+
+
+# ----- ETSI XML and HTML ------------------------------------------------------------------------
+
+EVIL = "<script>alert('x')<\\script>.pdf"
+STATUS = "/".join(
+    f"{{{NS_VR}}}{tag}"
+    for tag in ("SignatureValidationReport", "SignatureValidationStatus", "MainIndication")
+)
+
+
+def test_etsi_xml_one_well_formed_report_per_pdf(tmp_path, samples, trust_args, capsys):
+    folder = put(
+        tmp_path / "in",
+        {
+            "valid.pdf": samples["valid"],
+            "Quyết định số 1.pdf": samples["tampered"],
+            EVIL: samples["unsigned"],
+            "goi.edxml": samples["package"],
+            "rac.pdf": samples["garbage"],
+            "khac/valid.pdf": samples["valid"],  # same name in another folder
+        },
+    )
+    out = tmp_path / "etsi"
+    code, doc = run_json(capsys, *trust_args, "--etsi-xml", out, folder)
+    assert code == 1
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "valid.etsi.xml",
+            "valid-2.etsi.xml",
+            "Quyết_định_số_1.etsi.xml",
+            "script_alert_x_script.etsi.xml",
+            "goi--qd.etsi.xml",  # the package's PDF attachment
+        ]
+    ), names
+    assert by_name(doc)["goi.edxml"]["etsi_xml"] == ["goi--qd.etsi.xml"]
+    assert by_name(doc)["rac.pdf"]["etsi_xml"] == []
+    verdicts = {}
+    for path in out.iterdir():
+        root = etree.fromstring(path.read_bytes())
+        assert root.tag == f"{{{NS_VR}}}ValidationReport"
+        main = root.find(STATUS)
+        assert main is not None and main.text.startswith("urn:etsi:019102:mainindication:")
+        verdicts[path.name] = main.text.rpartition(":")[2]
+    assert verdicts["Quyết_định_số_1.etsi.xml"] == "total-failed"
+    assert verdicts["script_alert_x_script.etsi.xml"] == "indeterminate"
+    assert verdicts["goi--qd.etsi.xml"] == verdicts["valid.etsi.xml"] == "total-passed"
+
+
+def test_html_one_page_with_verdicts_and_escaped_names(
+    tmp_path, samples, trust_args, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # short relative paths in the table
+    put(
+        tmp_path / "in",
+        {
+            "valid.pdf": samples["valid"],
+            "tampered.pdf": samples["tampered"],
+            EVIL: samples["unsigned"],
+            "goi.edxml": samples["package"],
+        },
+    )
+    page_path = tmp_path / "out" / "run.html"
+    assert run(*trust_args, "--html", page_path, "in") == 1
+    page = page_path.read_text("utf-8")
+    for indication in (PASSED, FAILED, INDET):
+        vi, en, _ = VERDICT_TEXT[indication]
+        assert f"{vi} / {en}" in page
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;\\script&gt;.pdf" in page
+    tree = lxml_html.fromstring(page)
+    assert len(tree.findall(".//article")) == 4
+    assert "Tệp đính kèm / Attachment: qd.pdf" in tree.text_content()
+    rows = tree.find(".//table[@class='run']").findall("tr")
+    assert len(rows) == 1 + 4
+    out = capsys.readouterr().out
+    assert "tampered.pdf" in out and "HASH_FAILURE" in out  # the table, since no --json
+
+
+def test_report_dict_round_trip(samples, pki):
+    trust = TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
+    for name in ("valid", "tampered", "unsigned"):
+        report = validate_pdf_sync(samples[name], trust)
+        assert document_report_from_dict(report_to_dict(report)) == report
+
+
+# ----- parallelism --------------------------------------------------------------------------------
+
+
+def test_folders_use_the_process_pool(tmp_path, samples, trust_args, capsys, monkeypatch):
+    pools: list[int] = []
+
+    class Recording(verify_cli.ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(verify_cli, "ProcessPoolExecutor", Recording)
+    files = {f"d{i}/valid.pdf": samples["valid"] for i in range(3)}
+    files |= {"d3/tampered.pdf": samples["tampered"], "d4/unsigned.pdf": samples["unsigned"]}
+    folder = put(tmp_path, files)
+    code, doc = run_json(capsys, *trust_args, "--jobs", "2", folder)
+    assert pools == [2]
+    assert code == 1
+    assert [r["indication"] for r in doc["results"]] == [PASSED] * 3 + [FAILED, INDET]
+    code, _ = run_json(capsys, *trust_args, folder / "d0" / "valid.pdf")
+    assert pools == [2] and code == 0  # one file: no pool
+
+
+def test_command_in_its_own_process_on_a_terminal(tmp_path, samples, trust_args):
+    """As users run it: fork pool, progress bar on the terminal (stderr), table on stdout."""
+    folder = put(
+        tmp_path,
+        {f"{i:02d}.pdf": samples["valid"] for i in range(6)} | {"x.pdf": samples["tampered"]},
+    )
+    code = (
+        "import argparse, sys\n"
+        "from signing.verify_cli import add_verify_command\n"
+        "parser = argparse.ArgumentParser(prog='lienthong')\n"
+        "add_verify_command(parser.add_subparsers())\n"
+        "args = parser.parse_args(sys.argv[1:])\n"
+        "sys.exit(args.func(args))\n"
+    )
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "150"}
+    argv = [sys.executable, "-c", code, "verify", *trust_args, "--jobs", "2", "."]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=terminal, cwd=folder, env=env
+    ) as process:
+        os.close(terminal)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([controller], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out = process.stdout.read().decode()
+        assert process.wait(60) == 1
+    os.close(controller)
+    assert b"verifying" in seen and b"Traceback" not in seen
+    assert "7 file(s): 6 passed, 1 failed, 0 indeterminate" in out
+    assert "HASH_FAILURE" in out and "2 process(es)" in out
