@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from adapters.client import HubClient
+from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
 from exchange.edxml_build import build_document, build_status
@@ -57,7 +60,9 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             creds = await issue_credentials(hub.pool, agency.code)
             clients[agency.code] = HubClient(url, creds.client_id, creds.client_secret)
         try:
-            ok = await _exchange(console, clients, ministry, [province, district, commune])
+            ok = await _exchange(
+                console, clients, ministry, [province, district, commune], hub.key.cert
+            )
         finally:
             for client in clients.values():
                 await client.close()
@@ -67,7 +72,29 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
     return 0 if ok else 1
 
 
-async def _exchange(console: Console, clients: dict, sender: Agency, recipients: list) -> bool:
+async def _check_evidence(console: Console, client: HubClient, package_id: str, hub_cert) -> bool:
+    """Download the evidence bundle and check it offline, as an auditor would."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "evidence.asice"
+        headers = {"Authorization": f"Bearer {await client.token()}"}
+        async with client.session.get(
+            f"{client.base_url}/v1/packages/{package_id}/evidence", headers=headers
+        ) as resp:
+            bundle.write_bytes(await resp.read())
+        checks = await verify_bundle(bundle, [hub_cert])
+    failed = [c for c in checks if not c.ok]
+    console.print(
+        "Evidence bundle: "
+        f"{len(checks) - len(failed)} of {len(checks)} offline checks passed"
+        + (f"; failed: {', '.join(c.item for c in failed)}" if failed else "")
+        + " (lienthong audit verify)."
+    )
+    return not failed
+
+
+async def _exchange(
+    console: Console, clients: dict, sender: Agency, recipients: list, hub_cert
+) -> bool:
     number = str(int(time.time()))
     attachment = "Công văn về việc triển khai liên thông văn bản điện tử.\n".encode()
     package = build_document(
@@ -85,17 +112,21 @@ async def _exchange(console: Console, clients: dict, sender: Agency, recipients:
         f"\n[bold]{sender.name}[/] sent document [cyan]{sent['document_id']}[/] "
         f"({len(package)} bytes, sha256 {sent['digest'][:16]}…) to {len(recipients)} recipients"
     )
-    results = Table("recipient", "level", "arrived after", "bytes identical", "statuses sent")
+    results = Table("recipient", "level", "in the inbox after", "bytes identical", "statuses sent")
     all_ok = True
-    for agency in recipients:
+    async def arrival(agency: Agency) -> float | None:
+        items = await _wait_inbox(clients[agency.code], 1)
+        if not any(i["id"] == sent["id"] for i in items):
+            return None
+        return time.perf_counter() - started
+
+    arrivals = await asyncio.gather(*(arrival(a) for a in recipients))
+    for agency, arrived in zip(recipients, arrivals, strict=True):
         client = clients[agency.code]
-        items = await _wait_inbox(client, 1)
-        mine = [i for i in items if i["id"] == sent["id"]]
-        if not mine:
+        if arrived is None:
             results.add_row(agency.name, agency.level, "[red]never[/]", "-", "-")
             all_ok = False
             continue
-        arrived = time.perf_counter() - started
         data = await client.fetch(sent["id"])
         identical = hashlib.sha256(data).hexdigest() == sent["digest"]
         all_ok &= identical
@@ -128,12 +159,18 @@ async def _exchange(console: Console, clients: dict, sender: Agency, recipients:
     console.print(back)
     all_ok &= len(statuses) == 2 * len(recipients)
 
+    claims = sent["receipt"]["claims"]
+    console.print(
+        f"The hub's signed receipt: digest {claims['digest'][:16]}…, received "
+        f"{claims['received_at']}, ledger leaf {claims['ledger']['leaf_index']}."
+    )
     trail = await clients[sender.code].trail(sent["id"])
     table = Table("time", "event", "agency", "detail", title=f"Trail of package {sent['id']}")
     for event in trail["events"]:
         detail = event["detail"].get("status_code") or event["detail"].get("routing_key") or ""
         table.add_row(event["at"][11:23], event["event"], event["organ_id"] or "", str(detail))
     console.print(table)
+    all_ok &= await _check_evidence(console, clients[sender.code], sent["id"], hub_cert)
     verdict = "[green]every step checked out[/]" if all_ok else "[red]something went wrong[/]"
     console.print(f"Demo finished: {verdict}.")
     return all_ok

@@ -93,6 +93,13 @@ class Hub:
             max_workers=self.settings.cpu_workers or os.cpu_count() or 1,
             mp_context=multiprocessing.get_context("forkserver"),
         )
+        # Start the workers now (imports, compiled schemas), not on the first package.
+        await asyncio.gather(
+            *(
+                asyncio.get_running_loop().run_in_executor(self.cpu, warm_worker)
+                for _ in range(self.cpu._max_workers)
+            )
+        )
         if self.settings.trust_anchors:
             self.verifier = Verifier(self.settings, self.cpu)
         else:
@@ -248,3 +255,12 @@ def open_hub_key(settings: Settings) -> Iterator[KeyHandle]:
         source, secret = KeySource(p12=path), None
     with open_key(source, secret) as key:
         yield key
+
+
+def warm_worker() -> None:
+    """Load what parsing and verification need in a worker process."""
+    from schemas import load_schema
+    from signing import validate_package  # noqa: F401
+
+    load_schema("edxml")
+    load_schema("status")

@@ -37,6 +37,7 @@ and the input is never modified.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import uuid
 from collections.abc import Sequence
@@ -548,7 +549,10 @@ def _shift(box: Rect, dx: float, dy: float) -> Rect:
 # ----- signing ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _timestamper(url: str, timeout: float):
+    """One time-stamper per TSA, kept: it remembers a token to size signatures with, so each
+    signature costs one TSA request instead of two."""
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
     class _TSA(HTTPTimeStamper):
