@@ -114,6 +114,7 @@ async def _exchange(
     )
     results = Table("recipient", "level", "in the inbox after", "bytes identical", "statuses sent")
     all_ok = True
+
     async def arrival(agency: Agency) -> float | None:
         items = await _wait_inbox(clients[agency.code], 1)
         if not any(i["id"] == sent["id"] for i in items):

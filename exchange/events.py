@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-__all__ = ["EVENT_KINDS", "Event", "canonical_leaf", "record_event", "record_events"]
+__all__ = ["EVENT_KINDS", "Event", "canonical_leaf", "record_events"]
 
 EVENT_KINDS = frozenset(
     {
@@ -81,18 +81,3 @@ async def record_events(conn: asyncpg.Connection, events: Iterable[Event]) -> No
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             rows,
         )
-
-
-async def record_event(conn: asyncpg.Connection, event: Event) -> int:
-    """Insert one event with its leaf and return its id (for waiting on its ledger position)."""
-    return await conn.fetchval(
-        "INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        event.package_id,
-        event.event,
-        event.organ_id,
-        event.at,
-        event.detail,
-        event.digest,
-        canonical_leaf(event),
-    )

@@ -25,7 +25,7 @@ from exchange.edxml import Limits, parse_package
 from exchange.errors import HubError
 from exchange.ledger import Ledger
 from exchange.packages import Submission, check_sender, record_rejection, record_submission
-from exchange.receipts import issue_receipt
+from exchange.receipts import Claims, issue_receipt, sign_receipt
 from exchange.verification import Verifier
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
@@ -231,10 +231,20 @@ class Hub:
     async def receipt(self, result: Submission) -> dict | None:
         """The signed receipt of an accepted package, citing its ledger leaf."""
         assert self.pool is not None and self.ledger is not None and self.key is not None
-        if result.event_id is not None:
-            self.ledger.kick()
-            await self.ledger.wait_indexed([result.event_id])
-        return await issue_receipt(self.pool, self.key, result.id, fresh=not result.duplicate)
+        if result.duplicate or result.event_id is None:
+            return await issue_receipt(self.pool, self.key, result.id)
+        positions = await self.ledger.wait_indexed([result.event_id])
+        claims = Claims(
+            result.id,
+            result.kind,
+            result.document_id,
+            result.digest,
+            result.sender,
+            result.recipients,
+            result.received_at,
+            positions.get(result.event_id),
+        )
+        return await sign_receipt(self.pool, self.key, claims)
 
 
 @contextlib.contextmanager

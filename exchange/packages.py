@@ -15,7 +15,7 @@ import asyncpg
 from exchange.auth import Caller
 from exchange.edxml import Package
 from exchange.errors import HubError
-from exchange.events import Event, record_event, record_events
+from exchange.events import Event, canonical_leaf, record_events
 from exchange.organ import OrganId
 from exchange.registry import check_recipient, get_agencies
 from exchange.verification import Verdict
@@ -61,6 +61,8 @@ class Submission:
     event_id: int | None = None  # the 'submitted' event, whose ledger position the receipt cites
     receipt: dict | None = None
     verification: dict | None = None
+    received_at: dt.datetime | None = None  # the 'submitted' event's time
+    sender: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -94,7 +96,7 @@ async def _existing(conn: asyncpg.Connection, digest: bytes) -> Submission | Non
         return None
     return Submission(
         row["id"], row["kind"], row["document_id"], digest, tuple(row["recipients"]), True
-    )
+    )  # its receipt is the one stored with the first submission
 
 
 def check_sender(caller: Caller, package: Package) -> None:
@@ -196,12 +198,35 @@ async def _insert(
                 response.document_id,
                 package.sender.organ_id,
             )
-        await conn.execute(
+        submitted_event = Event(
+            "submitted",
+            digest,
+            package_id,
+            package.sender.organ_id,
+            {"kind": package.kind, "size": size, "recipients": recipients},
+        )
+        keys = [OrganId.parse(r).routing_key for r in recipients]
+        # One round trip for the package, its deliveries, their outbox rows and the
+        # 'submitted' event (foreign keys are checked at the end of the statement).
+        rows = await conn.fetch(
             """
-            INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type,
-                                  status_code, response_for_organ, response_for_document,
-                                  about_package, subject, size)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            WITH p AS (
+                INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type,
+                                      status_code, response_for_organ, response_for_document,
+                                      about_package, subject, size)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ), d AS (
+                INSERT INTO deliveries (package_id, recipient)
+                SELECT $1, r FROM unnest($13::text[]) AS r RETURNING id, recipient
+            ), o AS (
+                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+                SELECT d.id, k.key, now() + make_interval(secs => $15)
+                FROM d JOIN unnest($13::text[], $14::text[]) AS k(r, key) ON k.r = d.recipient
+            ), e AS (
+                INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf)
+                VALUES ($1, 'submitted', $3, $16, $17, $2, $18) RETURNING id
+            )
+            SELECT d.id, d.recipient, (SELECT id FROM e) AS event_id FROM d
             """,
             package_id,
             digest,
@@ -215,38 +240,19 @@ async def _insert(
             about["id"] if about else None,
             package.subject,
             size,
-        )
-        rows = await conn.fetch(
-            "INSERT INTO deliveries (package_id, recipient) "
-            "SELECT $1, r FROM unnest($2::text[]) AS r RETURNING id, recipient",
-            package_id,
             recipients,
+            keys,
+            retry_after,
+            submitted_event.at,
+            submitted_event.detail,
+            canonical_leaf(submitted_event),
         )
+        key_of = dict(zip(recipients, keys, strict=True))
         outgoing = tuple(
-            Outgoing(
-                r["id"],
-                package_id,
-                r["recipient"],
-                OrganId.parse(r["recipient"]).routing_key,
-                digest,
-            )
-            for r in rows
+            Outgoing(r["id"], package_id, r["recipient"], key_of[r["recipient"]], digest)
+            for r in sorted(rows, key=lambda r: r["id"])
         )
-        await conn.executemany(
-            "INSERT INTO outbox (delivery_id, routing_key, next_attempt_at) "
-            "VALUES ($1, $2, now() + make_interval(secs => $3))",
-            [(o.delivery_id, o.routing_key, retry_after) for o in outgoing],
-        )
-        submitted = await record_event(
-            conn,
-            Event(
-                "submitted",
-                digest,
-                package_id,
-                package.sender.organ_id,
-                {"kind": package.kind, "size": size, "recipients": recipients},
-            ),
-        )
+        submitted = rows[0]["event_id"]
         events = []
         if verdict is not None:
             await conn.execute(
@@ -286,6 +292,8 @@ async def _insert(
         outgoing,
         submitted,
         verification=verdict.summary() if verdict else None,
+        received_at=submitted_event.at,
+        sender=package.sender.organ_id,
     )
 
 

@@ -8,15 +8,17 @@ A receipt is canonical JSON; ``openssl cms -verify -binary -inform DER -content 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
-__all__ = ["issue_receipt", "load_receipt", "receipt_json"]
+__all__ = ["Claims", "issue_receipt", "load_receipt", "receipt_json", "sign_receipt"]
 
 
 def receipt_json(body: bytes, signature: bytes) -> dict:
@@ -29,12 +31,58 @@ def receipt_json(body: bytes, signature: bytes) -> dict:
     }
 
 
-async def issue_receipt(
-    pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID, *, fresh: bool = False
-) -> dict:
-    """Sign and store the receipt of an accepted package (once; later calls return the same).
-    ``fresh``: the package was just accepted, so there is no receipt to look for yet."""
-    existing = None if fresh else await load_receipt(pool, package_id)
+@dataclass(frozen=True)
+class Claims:
+    """What a receipt says."""
+
+    package_id: uuid.UUID
+    kind: str
+    document_id: str | None
+    digest: bytes
+    sender: str
+    recipients: tuple[str, ...]
+    received_at: dt.datetime
+    leaf_index: int | None
+
+    def body(self) -> bytes:
+        """The canonical JSON the signature covers."""
+        return json.dumps(
+            {
+                "v": 1,
+                "type": "lienthong.hub-receipt",
+                "package_id": str(self.package_id),
+                "kind": self.kind,
+                "document_id": self.document_id,
+                "digest": self.digest.hex(),
+                "digest_algorithm": "sha256",
+                "sender": self.sender,
+                "recipients": list(self.recipients),
+                "received_at": self.received_at.isoformat(timespec="microseconds"),
+                "ledger": {"log": "lienthong", "leaf_index": self.leaf_index},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+
+
+async def sign_receipt(pool: asyncpg.Pool, key: KeyHandle, claims: Claims) -> dict:
+    """Sign and store a receipt; if another hub process stored one first, that one stands."""
+    body = claims.body()
+    signature = await sign_detached(body, key)
+    stored = await pool.fetchval(
+        "INSERT INTO receipts (package_id, body, signature) VALUES ($1, $2, $3) "
+        "ON CONFLICT (package_id) DO NOTHING RETURNING true",
+        claims.package_id,
+        body,
+        signature,
+    )
+    return receipt_json(body, signature) if stored else await load_receipt(pool, claims.package_id)
+
+
+async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID) -> dict:
+    """The receipt of an accepted package: the stored one, or one made now from the database."""
+    existing = await load_receipt(pool, package_id)
     if existing:
         return existing
     row = await pool.fetchrow(
@@ -45,34 +93,17 @@ async def issue_receipt(
         "WHERE p.id = $1 GROUP BY p.id, e.id",
         package_id,
     )
-    body = json.dumps(
-        {
-            "v": 1,
-            "type": "lienthong.hub-receipt",
-            "package_id": str(package_id),
-            "kind": row["kind"],
-            "document_id": row["document_id"],
-            "digest": row["digest"].hex(),
-            "digest_algorithm": "sha256",
-            "sender": row["sender"],
-            "recipients": list(row["recipients"]),
-            "received_at": row["at"].isoformat(timespec="microseconds"),
-            "ledger": {"log": "lienthong", "leaf_index": row["ledger_index"]},
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
-    signature = await sign_detached(body, key)
-    stored = await pool.fetchval(
-        "INSERT INTO receipts (package_id, body, signature) VALUES ($1, $2, $3) "
-        "ON CONFLICT (package_id) DO NOTHING RETURNING true",
+    claims = Claims(
         package_id,
-        body,
-        signature,
+        row["kind"],
+        row["document_id"],
+        row["digest"],
+        row["sender"],
+        tuple(row["recipients"]),
+        row["at"],
+        row["ledger_index"],
     )
-    # Two hubs signing at once: the first receipt stored is the receipt.
-    return receipt_json(body, signature) if stored else await load_receipt(pool, package_id)
+    return await sign_receipt(pool, key, claims)
 
 
 async def load_receipt(pool: asyncpg.Pool, package_id: uuid.UUID) -> dict | None:
