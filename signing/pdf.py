@@ -37,10 +37,11 @@ and the input is never modified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -625,7 +626,6 @@ async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> by
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
-    from pyhanko.sign.general import SigningError as PyHankoSigningError
 
     when = options.now or datetime.now(VN_TZ)
     target, appearance = await _resolve_target(options, reader, data, key, when)
@@ -639,50 +639,55 @@ async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> by
     if roots:
         vc = _validation_context(roots, others, hard=long_term, timeout=options.network_timeout)
     try:
-        await _check_certificate(key, when.astimezone(UTC), vc, others)
-        meta = signers.PdfSignatureMetadata(
-            field_name=target.field_name,
-            reason=options.reason,
-            location=options.location,
-            subfilter=SigSeedSubFilter.PADES,
-            md_algorithm=_digest_for(key.cert),
-            embed_validation_info=long_term,
-            use_pades_lta=options.level == "B-LTA",
-            validation_context=vc if long_term else None,
-            signer_key_usage=set(),
-            dss_settings=_dss_settings(),
-        )
-        field_spec = None
-        if not target.existing:
-            assert target.rect is not None
-            field_spec = SigFieldSpec(target.field_name, on_page=target.page, box=target.rect)
-        pdf_signer = signers.PdfSigner(
-            meta,
-            key.signer,
-            timestamper=(
-                _timestamper(options.tsa_url, options.network_timeout)
-                if options.level != "B-B" and options.tsa_url
-                else None
-            ),
-            stamp_style=OfficialStampStyle(appearance=appearance),
-            new_field_spec=field_spec,
-        )
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
-        out = io.BytesIO()
-        await pdf_signer.async_sign_pdf(writer, existing_fields_only=target.existing, output=out)
-        return out.getvalue()
-    except SigningError:
-        raise
-    except PyHankoSigningError as exc:
-        raise _our_error(exc) or _translate(exc) from None
-    except Exception as exc:
-        ours = _our_error(exc)
-        if ours is not None:
-            raise ours from None
-        raise _translate(exc) from exc
+        with _signing_errors():
+            await _check_certificate(key, when.astimezone(UTC), vc, others)
+            meta = signers.PdfSignatureMetadata(
+                field_name=target.field_name,
+                reason=options.reason,
+                location=options.location,
+                subfilter=SigSeedSubFilter.PADES,
+                md_algorithm=_digest_for(key.cert),
+                embed_validation_info=long_term,
+                use_pades_lta=options.level == "B-LTA",
+                validation_context=vc if long_term else None,
+                signer_key_usage=set(),
+                dss_settings=_dss_settings(),
+            )
+            field_spec = None
+            if not target.existing:
+                assert target.rect is not None
+                field_spec = SigFieldSpec(target.field_name, on_page=target.page, box=target.rect)
+            pdf_signer = signers.PdfSigner(
+                meta,
+                key.signer,
+                timestamper=(
+                    _timestamper(options.tsa_url, options.network_timeout)
+                    if options.level != "B-B" and options.tsa_url
+                    else None
+                ),
+                stamp_style=OfficialStampStyle(appearance=appearance),
+                new_field_spec=field_spec,
+            )
+            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            out = io.BytesIO()
+            await pdf_signer.async_sign_pdf(
+                writer, existing_fields_only=target.existing, output=out
+            )
+            return out.getvalue()
     finally:
         if vc is not None:
             await vc.aclose()
+
+
+@contextlib.contextmanager
+def _signing_errors() -> Iterator[None]:
+    """Whatever pyHanko, the token or the network raised, as one precise SigningError."""
+    try:
+        yield
+    except SigningError:
+        raise
+    except Exception as exc:
+        raise (_our_error(exc) or _translate(exc)) from exc
 
 
 def _translate(exc: BaseException) -> SigningError:
@@ -749,27 +754,23 @@ async def add_archive_timestamp(
     extra = load_certificates(extra_certs)
     vc = _validation_context(roots, extra, hard=True, timeout=network_timeout)
     try:
-        paths = []
-        for sig in reader.embedded_signatures:
-            paths.extend(await collect_validation_info(sig, vc))
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
-        DocumentSecurityStore.supply_dss_in_writer(writer, None, paths=paths, validation_context=vc)
-        out = io.BytesIO()
-        await PdfTimeStamper(_timestamper(tsa_url, network_timeout)).async_timestamp_pdf(
-            writer,
-            "sha256",
-            vc,
-            output=out,
-            dss_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
-        )
-        return out.getvalue()
-    except SigningError:
-        raise
-    except Exception as exc:
-        ours = _our_error(exc)
-        if ours is not None:
-            raise ours from None
-        raise _translate(exc) from exc
+        with _signing_errors():
+            paths = []
+            for sig in reader.embedded_signatures:
+                paths.extend(await collect_validation_info(sig, vc))
+            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            DocumentSecurityStore.supply_dss_in_writer(
+                writer, None, paths=paths, validation_context=vc
+            )
+            out = io.BytesIO()
+            await PdfTimeStamper(_timestamper(tsa_url, network_timeout)).async_timestamp_pdf(
+                writer,
+                "sha256",
+                vc,
+                output=out,
+                dss_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
+            )
+            return out.getvalue()
     finally:
         await vc.aclose()
 
