@@ -25,7 +25,16 @@ Caching (per process, safe by construction):
 * OCSP responses and CRLs fetched online, keyed by the certificate's issuer and serial, kept for
   at most ``revinfo_cache_seconds`` and never past their own ``nextUpdate``. Cached responses are
   fed back through the fetcher interface, so the validator still checks their signatures and
-  freshness exactly as for a fresh download; only the network round trip is saved.
+  freshness exactly as for a fresh download; only the network round trip is saved;
+* successful certificate path validations (signer, TSA, package signer), keyed by everything
+  they read and replayed only while the revocation cache above answers with byte-identical
+  data: see :class:`signing.fastpaths._PathCache` for the key and why a cached result always
+  equals a fresh one. Failures are never cached;
+* one verifying TLS context for the HTTP sessions (each context still opens its own session,
+  and only when a fetch misses the revocation cache).
+
+Contexts are built by :func:`make_validation_context` (used by :class:`TrustSettings` and by the
+package verifier, :mod:`signing.xmldsig`), so both share these caches.
 
 Validation contexts themselves are *not* shared between documents: they accumulate state (the
 certificates a document brought along, the POE it proved) that must not leak from one
@@ -37,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterable, Sequence
@@ -48,6 +58,7 @@ from asn1crypto import cms, crl, ocsp, pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.authority import Authority
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 from pyhanko_certvalidator.fetchers.api import (
     CertificateFetcher,
     CRLFetcher,
@@ -55,7 +66,10 @@ from pyhanko_certvalidator.fetchers.api import (
     OCSPFetcher,
     OwnedFetcherBackend,
 )
-from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
+from pyhanko_certvalidator.policy_decl import AlgorithmUsagePolicy, DisallowWeakAlgorithmsPolicy
+
+from signing import fastpaths
+from signing.fastpaths import REPLAY_OFFLINE, Fetch, ReplayMiss, clear_path_cache
 
 __all__ = [
     "LoadedTrust",
@@ -65,6 +79,7 @@ __all__ = [
     "clear_caches",
     "lenient_algorithm_policy",
     "load_certificates",
+    "make_validation_context",
 ]
 
 RevocationMode = Literal["hard-fail", "soft-fail", "embedded-only"]
@@ -229,25 +244,77 @@ _REVINFO = _RevinfoCache()
 
 
 def clear_caches() -> None:
-    """Forget cached trust files and revocation data (tests, or after a CA incident)."""
+    """Forget cached trust files, revocation data and path validations (tests, CA incident)."""
     with _FILE_CACHE_LOCK:
         _FILE_CACHE.clear()
     _REVINFO.clear()
+    clear_path_cache()
 
 
-class _CachingOCSPFetcher(OCSPFetcher):
+class _CachingFetcherMixin:
+    """What :mod:`signing.fastpaths` reads of a caching fetcher (see ``_PathCache``)."""
+
+    kind: str
+    _mine: dict
+
+    def _init_log(self) -> None:
+        self.log: list[Fetch] = []
+
+    @staticmethod
+    def _digest(value) -> tuple[bytes, ...]:
+        raise NotImplementedError
+
+    def _shared(self, cert):
+        raise NotImplementedError
+
+    def peek_shared(self, cert) -> tuple[bytes, ...] | None:
+        """Digest of what the process cache would answer for ``cert`` now (no network)."""
+        hit = self._shared(cert)
+        return None if hit is None else self._digest(hit)
+
+    def mine_digest(self, cert) -> tuple[bytes, ...] | None:
+        hit = self._mine.get(_RevinfoCache._key(cert))
+        return None if hit is None else self._digest(hit)
+
+    def snapshot(self) -> frozenset:
+        """What this context fetched so far: (certificate key, digest of the answer)."""
+        return frozenset((key, self._digest(value)) for key, value in self._mine.items())
+
+    def _record(self, cert, authority, value) -> None:
+        digest = None if value is None else self._digest(value)
+        self.log.append(Fetch(self.kind, cert, authority, digest))
+
+
+class _CachingOCSPFetcher(_CachingFetcherMixin, OCSPFetcher):
+    kind = "ocsp"
+
     def __init__(self, inner: OCSPFetcher, max_age: float) -> None:
         self._inner = inner
         self._max_age = max_age
         self._mine: dict[bytes, ocsp.OCSPResponse] = {}
+        self._init_log()
+
+    @staticmethod
+    def _digest(value: ocsp.OCSPResponse) -> tuple[bytes, ...]:
+        return (hashlib.sha256(value.dump()).digest(),)
+
+    def _shared(self, cert) -> ocsp.OCSPResponse | None:
+        return _REVINFO.get_ocsp(cert)
 
     async def fetch(self, cert, authority: Authority) -> ocsp.OCSPResponse:
         key = _RevinfoCache._key(cert)
         cached = self._mine.get(key) or _REVINFO.get_ocsp(cert)
         if cached is None:
-            cached = await self._inner.fetch(cert, authority)
+            if REPLAY_OFFLINE.get():
+                raise ReplayMiss
+            try:
+                cached = await self._inner.fetch(cert, authority)
+            except BaseException:
+                self._record(cert, authority, None)
+                raise
             _REVINFO.put_ocsp(cert, cached, self._max_age)
         self._mine[key] = cached
+        self._record(cert, authority, cached)
         return cached
 
     def fetched_responses(self) -> Iterable[ocsp.OCSPResponse]:
@@ -257,20 +324,40 @@ class _CachingOCSPFetcher(OCSPFetcher):
         hit = self._mine.get(_RevinfoCache._key(cert))
         return [hit] if hit is not None else []
 
+    def held(self) -> list[ocsp.OCSPResponse]:
+        return list(self._mine.values())
 
-class _CachingCRLFetcher(CRLFetcher):
+
+class _CachingCRLFetcher(_CachingFetcherMixin, CRLFetcher):
+    kind = "crl"
+
     def __init__(self, inner: CRLFetcher, max_age: float) -> None:
         self._inner = inner
         self._max_age = max_age
         self._mine: dict[bytes, list[crl.CertificateList]] = {}
+        self._init_log()
+
+    @staticmethod
+    def _digest(value: list[crl.CertificateList]) -> tuple[bytes, ...]:
+        return tuple(item.sha256 for item in value)
+
+    def _shared(self, cert) -> list[crl.CertificateList] | None:
+        return _REVINFO.get_crls(cert)
 
     async def fetch(self, cert, *, use_deltas=None) -> Iterable[crl.CertificateList]:
         key = _RevinfoCache._key(cert)
         cached = self._mine.get(key) or _REVINFO.get_crls(cert)
         if cached is None:
-            cached = list(await self._inner.fetch(cert, use_deltas=use_deltas))
+            if REPLAY_OFFLINE.get():
+                raise ReplayMiss
+            try:
+                cached = list(await self._inner.fetch(cert, use_deltas=use_deltas))
+            except BaseException:
+                self._record(cert, None, None)
+                raise
             _REVINFO.put_crls(cert, cached, self._max_age)
         self._mine[key] = cached
+        self._record(cert, None, cached)
         return cached
 
     def fetched_crls(self) -> Iterable[crl.CertificateList]:
@@ -282,6 +369,9 @@ class _CachingCRLFetcher(CRLFetcher):
 
     def fetched_crls_for_cert(self, cert) -> Iterable[crl.CertificateList]:
         return self._mine[_RevinfoCache._key(cert)]  # KeyError when never fetched: by contract
+
+    def held(self) -> list[crl.CertificateList]:
+        return [item for crls in self._mine.values() for item in crls]
 
 
 class _NoCertificateFetcher(CertificateFetcher):
@@ -362,18 +452,6 @@ class TrustSettings:
         inter = tuple(c for p in self.intermediates for c in _cached_load(p))
         return LoadedTrust(anchors, inter)
 
-    def _fetchers(self) -> tuple[Fetchers, OwnedFetcherBackend]:
-        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-
-        backend = AIOHttpFetcherBackend(per_request_timeout=self.fetch_timeout)
-        inner = backend.get_fetchers()
-        fetchers = Fetchers(
-            ocsp_fetcher=_CachingOCSPFetcher(inner.ocsp_fetcher, self.revinfo_cache_seconds),
-            crl_fetcher=_CachingCRLFetcher(inner.crl_fetcher, self.revinfo_cache_seconds),
-            cert_fetcher=inner.cert_fetcher if self.fetch_certificates else _NoCertificateFetcher(),
-        )
-        return fetchers, OwnedFetcherBackend(backend)
-
     def validation_context(
         self,
         *,
@@ -390,28 +468,138 @@ class TrustSettings:
         ``crls`` and ``ocsps`` are what the document carries. Revocation data is treated as
         retroactively valid for point-in-time validation (data issued after the moment still
         tells whether the certificate had been revoked by then). Close it with ``await
-        vc.aclose()`` when the document is done (it owns its HTTP session).
+        vc.aclose()`` when the document is done (it owns its HTTP session, opened only if a
+        fetch misses the revocation cache).
         """
         loaded = self.load()
         moment = moment or self.at
-        fetching = self.online if allow_fetching is None else allow_fetching
-        mode = "soft-fail" if self.revocation == "soft-fail" else "hard-fail"
-        kwargs: dict = {}
-        if fetching:
-            fetchers, owned = self._fetchers()
-            kwargs.update(fetchers=fetchers, fetcher_backend=owned)
-        return ValidationContext(
-            trust_roots=list(loaded.anchors),
-            other_certs=[*loaded.intermediates, *other_certs],
+        return make_validation_context(
+            loaded.anchors,
+            [*loaded.intermediates, *other_certs],
+            revocation_mode="soft-fail" if self.revocation == "soft-fail" else "hard-fail",
             moment=moment,
-            allow_fetching=fetching,
-            crls=list(crls),
-            ocsps=list(ocsps),
-            revocation_mode=mode,
+            allow_fetching=self.online if allow_fetching is None else allow_fetching,
+            crls=crls,
+            ocsps=ocsps,
             retroactive_revinfo=(moment is not None)
             if retroactive_revinfo is None
             else retroactive_revinfo,
-            algorithm_usage_policy=lenient_algorithm_policy(),
+            fetch_timeout=self.fetch_timeout,
+            revinfo_cache_seconds=self.revinfo_cache_seconds,
+            fetch_certificates=self.fetch_certificates,
             time_tolerance=self.time_tolerance,
-            **kwargs,
         )
+
+
+# ----- validation contexts -------------------------------------------------------------------
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (loading the CA bundle costs ~20 ms each time)."""
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            import certifi
+
+            _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
+        return _SSL_CONTEXT
+
+
+class _LazySession(LazySession):
+    """pyhanko-certvalidator's lazy HTTP session, with the process-wide TLS context.
+
+    The session itself stays per context (an aiohttp session belongs to one event loop) and is
+    only opened when a fetch misses the revocation cache.
+    """
+
+    def get_session(self):
+        if self._session is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(ssl=_ssl_context())
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+
+def make_validation_context(
+    anchors: Sequence[asn1_x509.Certificate],
+    other_certs: Iterable[asn1_x509.Certificate] = (),
+    *,
+    revocation_mode: Literal["soft-fail", "hard-fail"],
+    moment: dt.datetime | None = None,
+    allow_fetching: bool = False,
+    crls: Iterable[crl.CertificateList] = (),
+    ocsps: Iterable[ocsp.OCSPResponse] = (),
+    retroactive_revinfo: bool = False,
+    fetch_timeout: float = 10.0,
+    revinfo_cache_seconds: float = 300.0,
+    fetch_certificates: bool = False,
+    time_tolerance: dt.timedelta = dt.timedelta(seconds=1),
+    algorithm_policy: AlgorithmUsagePolicy | None = None,
+) -> ValidationContext:
+    """A ``ValidationContext`` on the process caches (what :class:`TrustSettings` and the
+    package verifier use).
+
+    OCSP/CRL fetches go through the revocation cache and path validations through the path
+    cache of :mod:`signing.fastpaths`; the HTTP session is opened only on a cache miss.
+    ``algorithm_policy`` defaults to :func:`lenient_algorithm_policy`.
+    """
+    fastpaths.install()
+    policy = algorithm_policy or lenient_algorithm_policy()
+    kwargs: dict = {}
+    ocsp_fetcher = crl_fetcher = None
+    if allow_fetching:
+        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
+        backend = AIOHttpFetcherBackend(session=_LazySession(), per_request_timeout=fetch_timeout)
+        inner = backend.get_fetchers()
+        ocsp_fetcher = _CachingOCSPFetcher(inner.ocsp_fetcher, revinfo_cache_seconds)
+        crl_fetcher = _CachingCRLFetcher(inner.crl_fetcher, revinfo_cache_seconds)
+        fetchers = Fetchers(
+            ocsp_fetcher=ocsp_fetcher,
+            crl_fetcher=crl_fetcher,
+            cert_fetcher=inner.cert_fetcher if fetch_certificates else _NoCertificateFetcher(),
+        )
+        kwargs.update(fetchers=fetchers, fetcher_backend=OwnedFetcherBackend(backend))
+    anchors = list(anchors)
+    vc = ValidationContext(
+        trust_roots=anchors,
+        other_certs=list(other_certs),
+        moment=moment,
+        allow_fetching=allow_fetching,
+        crls=list(crls),
+        ocsps=list(ocsps),
+        revocation_mode=revocation_mode,
+        retroactive_revinfo=retroactive_revinfo,
+        algorithm_usage_policy=policy,
+        time_tolerance=time_tolerance,
+        **kwargs,
+    )
+    if not (allow_fetching and fetch_certificates):  # fetched certificates: not keyed
+        fastpaths.register_context(
+            vc,
+            anchors=frozenset(c.sha256 for c in anchors),
+            algorithms=_policy_name(policy),
+            ocsp_fetcher=ocsp_fetcher,
+            crl_fetcher=crl_fetcher,
+        )
+    return vc
+
+
+def _policy_name(policy: AlgorithmUsagePolicy) -> str:
+    """A key for the algorithm policy: its type and settings (dataclass fields or attributes)."""
+
+    def text(value: object) -> str:
+        if isinstance(value, set | frozenset):
+            return repr(sorted(map(repr, value)))
+        return repr(value)
+
+    if dataclasses.is_dataclass(policy):
+        items = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    else:
+        items = vars(policy)
+    fields = tuple(sorted((k, text(v)) for k, v in items.items()))
+    return f"{type(policy).__module__}.{type(policy).__qualname__}{fields!r}"

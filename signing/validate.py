@@ -87,7 +87,10 @@ from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 
+from signing import fastpaths
 from signing.trust import TrustSettings, lenient_algorithm_policy
+
+fastpaths.install()
 
 __all__ = [
     "CIRCULAR_15_EFFECTIVE",
@@ -367,7 +370,23 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+_CERT_INFO: dict[bytes, CertInfo] = {}
+_CERT_INFO_MAX = 1024
+
+
 def _cert_info(cert: asn1_x509.Certificate) -> CertInfo:
+    """The certificate as reported; memoized by its DER (a frozen value of the DER alone)."""
+    der = cert.dump()
+    info = _CERT_INFO.get(der)
+    if info is None:
+        info = _make_cert_info(cert)
+        if len(_CERT_INFO) >= _CERT_INFO_MAX:
+            _CERT_INFO.clear()
+        _CERT_INFO[der] = info
+    return info
+
+
+def _make_cert_info(cert: asn1_x509.Certificate) -> CertInfo:
     import base64
 
     validity = cert["tbs_certificate"]["validity"]
@@ -1260,6 +1279,11 @@ async def validate_pdf(data: bytes, trust: TrustSettings) -> DocumentReport:
     run on the calling event loop (tens of milliseconds per signature); a server should use
     :func:`validate_pdf_in_pool` to spread documents over a process pool.
     """
+    with fastpaths.fast_pdf_reading():
+        return await _validate_pdf(data, trust)
+
+
+async def _validate_pdf(data: bytes, trust: TrustSettings) -> DocumentReport:
     validated_at = dt.datetime.now(dt.UTC)
     moment = trust.at or validated_at
     loaded = trust.load()

@@ -39,8 +39,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator import errors as cv
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
@@ -49,6 +50,7 @@ from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 from exchange.edxml import DSIG_NS, NS, Limits, _read, _validate
 from exchange.errors import HubError
 from signing.keys import KeyHandle, SigningError
+from signing.trust import make_validation_context
 
 __all__ = [
     "ALGORITHMS",
@@ -307,14 +309,20 @@ def verify_package(
     intermediates: Iterable[CertLike] = (),
     at: datetime | None = None,
     check_revocation: bool = False,
+    fetch_certificates: bool = False,
 ) -> PackageSignatureResult:
     """Verify a package's Signature; ``data`` may come from anyone (read with the hardened parser).
 
     ``trust_roots``/``intermediates``: certificates, or PEM/DER files. ``at`` (timezone-aware,
     default now): when the certificates must be valid. ``check_revocation``: ask the OCSP/CRL
-    services the certificates name (hard fail). Outside event loops only.
+    services the certificates name (hard fail), through the process revocation cache.
+    ``fetch_certificates``: follow the certificates' AIA URLs for missing CA certificates (off:
+    a package must not steer our requests). Outside event loops only.
     """
-    options = dict(intermediates=intermediates, at=at, check_revocation=check_revocation)
+    options = dict(
+        intermediates=intermediates, at=at, check_revocation=check_revocation,
+        fetch_certificates=fetch_certificates,
+    )  # fmt: skip
     return asyncio.run(verify_package_async(data, trust_roots=trust_roots, **options))
 
 
@@ -325,6 +333,7 @@ async def verify_package_async(
     intermediates: Iterable[CertLike] = (),
     at: datetime | None = None,
     check_revocation: bool = False,
+    fetch_certificates: bool = False,
 ) -> PackageSignatureResult:
     """:func:`verify_package` for async code."""
     if at is not None and at.utcoffset() is None:
@@ -339,7 +348,8 @@ async def verify_package_async(
         _check_crypto(root, certs[0])
         found["covers_whole_document"] = True
         others = certs[1:] + _load(intermediates)
-        await _check_chain(certs[0], others, _load(trust_roots), at, check_revocation)
+        roots = _load(trust_roots)
+        await _check_chain(certs[0], others, roots, at, check_revocation, fetch_certificates)
     except HubError as exc:
         found["reason"], found["message"] = "FORMAT_FAILURE", f"{exc.message} ({exc.code})"
     except _Failure as failure:
@@ -436,12 +446,24 @@ def _detach(element: etree._Element) -> None:
     parent.remove(element)
 
 
-async def _check_chain(signer, others, roots, at, check_revocation: bool) -> None:
-    """Build and validate the signer's path to a trust root with pyhanko-certvalidator."""
-    context = ValidationContext(
-        trust_roots=[_to_asn1(c) for c in roots], other_certs=[_to_asn1(c) for c in others],
-        moment=at, allow_fetching=check_revocation,
+async def _check_chain(
+    signer, others, roots, at, check_revocation: bool, fetch_certificates: bool = False
+) -> None:
+    """Build and validate the signer's path to a trust root with pyhanko-certvalidator.
+
+    The context comes from :func:`signing.trust.make_validation_context`, like a PDF's: OCSP
+    and CRL answers come from the process revocation cache (the HTTP session opens only on a
+    miss), a chain validated a moment ago with the same inputs is not checked again (see
+    :mod:`signing.fastpaths`), and certificates named in the package's AIA are not fetched
+    unless ``fetch_certificates``. Revocation: hard-fail with fetching when
+    ``check_revocation``, otherwise nothing is fetched. certvalidator's default algorithm
+    policy (no MD5/SHA-1, RSA >= 2048) applies to the chain.
+    """
+    context = make_validation_context(
+        [_to_asn1(c) for c in roots], [_to_asn1(c) for c in others], moment=at,
+        allow_fetching=check_revocation, fetch_certificates=fetch_certificates,
         revocation_mode="hard-fail" if check_revocation else "soft-fail",
+        retroactive_revinfo=False, algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )  # fmt: skip
     async with contextlib.aclosing(context):
         validator = CertificateValidator(_to_asn1(signer), validation_context=context)
@@ -469,5 +491,15 @@ def _to_crypto(cert: asn1_x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(cert.dump())
 
 
+_ASN1: dict[bytes, asn1_x509.Certificate] = {}
+
+
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    """asn1crypto's view of ``cert``, shared per DER like the trust files' (parsed once)."""
+    der = cert.public_bytes(Encoding.DER)
+    parsed = _ASN1.get(der)
+    if parsed is None:
+        if len(_ASN1) >= 512:
+            _ASN1.clear()
+        parsed = _ASN1[der] = asn1_x509.Certificate.load(der)
+    return parsed

@@ -506,3 +506,53 @@ def test_revocation(pki):
     revoked = verify(pki, sign_p12(pki, "revoked", package()), check_revocation=True)
     assert (revoked.status, revoked.reason) == ("invalid", "REVOKED")
     assert verify(pki, sign_p12(pki, "clerk", package()), check_revocation=True).valid
+
+
+def test_chain_check_uses_the_process_caches(pki, monkeypatch):
+    """A second check with revocation asks no responder and opens no HTTP session."""
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers import util as aiohttp_util
+
+    from signing import fastpaths, trust
+
+    trust.clear_caches()
+    signed = sign_p12(pki, "clerk", package())
+    assert verify(pki, signed, check_revocation=True).valid
+    asked = dict(pki.requests)
+    hits = fastpaths.cache_stats()["path_hits"]
+
+    def no_session(*args, **kwargs):
+        raise AssertionError("an HTTP session was opened")
+
+    monkeypatch.setattr(aiohttp_util.LazySession, "get_session", no_session)
+    monkeypatch.setattr(trust._LazySession, "get_session", no_session)
+    for _ in range(2):
+        assert verify(pki, signed, check_revocation=True).valid
+    assert pki.requests == asked
+    assert fastpaths.cache_stats()["path_hits"] >= hits + 2
+    monkeypatch.undo()
+    # a revoked signer is still refused with the caches warm, and twice
+    for _ in range(2):
+        revoked = verify(pki, sign_p12(pki, "revoked", package()), check_revocation=True)
+        assert (revoked.status, revoked.reason) == ("invalid", "REVOKED")
+    trust.clear_caches()
+
+
+def test_chain_check_keeps_certvalidator_algorithm_policy(pki, monkeypatch):
+    """The package chain keeps certvalidator's default algorithm policy (not the PDF one)."""
+    from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
+
+    from signing import xmldsig
+
+    seen = []
+    original = xmldsig.make_validation_context
+
+    def spy(*args, **kwargs):
+        vc = original(*args, **kwargs)
+        seen.append(vc.algorithm_policy)
+        return vc
+
+    monkeypatch.setattr(xmldsig, "make_validation_context", spy)
+    assert verify(pki, sign_p12(pki, "clerk", package())).valid
+    (policy,) = seen
+    assert isinstance(policy, DisallowWeakAlgorithmsPolicy)
+    assert "sha1" in policy.weak_hash_algos

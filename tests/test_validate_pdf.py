@@ -588,3 +588,217 @@ async def test_async_api_and_process_pool(docs, trust):
         pooled = await validate_pdf_in_pool(pool, docs["bt"], trust)
     assert pooled.summary == report.summary
     assert pooled.signatures[0].signer == report.signatures[0].signer
+
+
+# ----- fast paths and caches (signing/fastpaths.py) --------------------------------------------
+
+
+def _hex_outcome(reader, data: bytes, fast: bool):
+    """What a hex-string reader makes of ``data``: (type, value, encoding, position) or error."""
+    from signing import fastpaths
+
+    stream = io.BytesIO(data)
+    try:
+        if fast:
+            with fastpaths.fast_pdf_reading():
+                value = reader(stream)
+        else:
+            value = reader(stream)
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return ("error", type(exc).__name__, str(exc))
+    encoding = getattr(value, "autodetected_encoding", None)
+    return (type(value).__name__, value, encoding, stream.tell())
+
+
+def _hex_cases() -> list[bytes]:
+    import random
+
+    rng = random.Random(7)
+    cases = [
+        b"<>",
+        b"<0>",
+        b"<abc>",
+        b"<ABCDEF0123456789>rest",
+        b"<FEFF00410042>",  # UTF-16 BOM: a text string
+        b"<EFBBBF41>",
+        b"< a b\n\r\t\x0c\x00c d >",
+        b"<ab%comment > here\ncd>",  # a comment inside: pyHanko skips it
+        b"<ab%comment",
+        b"<abxz>",
+        b"<ab",
+        b"<",
+        b"<ab<cd>",
+        b"<" + b"0123456789abcdef" * 8192 + b"\n" * 3 + b">",  # longer than one chunk
+        b"<" + b"ab" * 40000,  # no end before EOF
+        b"<" + b"ab" * 40000 + b"%x\nab>",
+        b"<" + rng.randbytes(3000).hex().encode() + b"00" * 9000 + b">>",
+    ]
+    alphabet = b"0123456789abcdefABCDEF \n\r\t\x0c\x00%>x<"
+    for _ in range(400):
+        size = rng.randint(0, 40)
+        cases.append(b"<" + bytes(rng.choice(alphabet) for _ in range(size)) + b"> tail")
+    return cases
+
+
+def test_fast_hex_reader_matches_pyhanko():
+    """Same value, type, encoding, stream position and error as pyHanko's own reader."""
+    from pyhanko.pdf_utils import generic
+
+    from signing import fastpaths
+
+    assert fastpaths.install()["hex"]
+    fast = generic.read_hex_string_from_stream
+    original = fast.__wrapped__
+    for data in _hex_cases():
+        assert _hex_outcome(fast, data, True) == _hex_outcome(original, data, False), data[:80]
+    # outside validate_pdf the original runs
+    assert _hex_outcome(fast, b"<ab>", False) == _hex_outcome(original, b"<ab>", False)
+
+
+def test_name_memo_matches_asn1crypto():
+    """Name.hashable / Name.__eq__ / string prep give what asn1crypto computes, errors included."""
+    from asn1crypto import x509 as asn1_x509
+
+    from signing import fastpaths
+
+    assert fastpaths.install()["name_prep"]
+    hashable = asn1_x509.Name.hashable.fget.__wrapped__
+    equal = asn1_x509.Name.__eq__.__wrapped__
+    values = [
+        {"common_name": "Nguyễn Văn An", "country_name": "VN"},
+        {"common_name": "NGUYỄN  VĂN AN ", "country_name": "vn"},
+        {"common_name": "Nguyễn Văn An", "country_name": "VN", "organization_name": "VPCP"},
+        {"common_name": "x" * 300},
+        {"common_name": "Văn phòng\u00adChính phủ"},
+    ]
+    names = [asn1_x509.Name.build(v) for v in values]
+    for _ in range(2):  # the second round is served by the memo
+        for a in names:
+            fresh_a = asn1_x509.Name.load(a.dump())
+            assert a.hashable == hashable(fresh_a)
+            for b in names:
+                fresh_b = asn1_x509.Name.load(b.dump())
+                assert (a == b) == equal(fresh_a, fresh_b)
+                assert (a != b) == (not equal(fresh_a, fresh_b))
+    assert names[0] == names[1]  # RFC 4518: case and spaces do not count
+    assert names[0] != "CN=Nguyễn Văn An"
+    bad = asn1_x509.Name.build({"common_name": "a\ufffdb"})
+    same_shape = asn1_x509.Name.build({"common_name": "ab"})
+    with pytest.raises(ValueError):
+        equal(asn1_x509.Name.load(bad.dump()), same_shape)
+    for _ in range(2):  # a failure is not memoized: it raises every time
+        with pytest.raises(ValueError):
+            bad.hashable  # noqa: B018
+        with pytest.raises(ValueError):
+            bad == same_shape  # noqa: B015
+
+
+def _stable(report: DocumentReport) -> dict:
+    """A report without the wall-clock fields (which differ from run to run)."""
+    import dataclasses
+
+    data = dataclasses.asdict(report)
+    data.pop("validated_at")
+    data.pop("validation_time")
+    for sig in data["signatures"]:
+        sig["chain"]["validated_at"] = None
+    return data
+
+
+def test_path_cache_hit_gives_the_same_report(docs, trust):
+    from signing import fastpaths
+
+    trust_mod.clear_caches()
+    for name in ("bt", "lt", "lta"):
+        first = validate_pdf_sync(docs[name], trust)
+        hits = fastpaths.cache_stats()["path_hits"]
+        second = validate_pdf_sync(docs[name], trust)
+        assert fastpaths.cache_stats()["path_hits"] > hits, name  # served from the cache
+        assert first.summary.indication == TOTAL_PASSED, first.summary
+        assert _stable(second) == _stable(first), name
+    trust_mod.clear_caches()
+
+
+def test_path_cache_never_outlives_a_changed_revocation_answer(pki, trust, docs):
+    """A cached success is used only while the revocation cache answers with the same bytes."""
+    from signing import fastpaths
+
+    trust_mod.clear_caches()
+    assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
+    serial = pki.identity("clerk").cert.serial_number
+    pki.revoked[serial] = NOW - dt.timedelta(days=1)  # before the signature's timestamp
+    try:
+        # within the revocation cache's lifetime the old answer stands, cached or not
+        assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
+        trust_mod._REVINFO.clear()  # new OCSP/CRL answers are fetched; the path cache stays
+        replays = fastpaths.cache_stats()["path_hits"]
+        (sig,) = validate_pdf_sync(docs["bt"], trust).signatures
+        assert (sig.indication, sig.sub_indication) == (TOTAL_FAILED, "REVOKED"), sig.messages
+        assert sig.revocation.status == "revoked"
+        (again,) = validate_pdf_sync(docs["bt"], trust).signatures
+        assert (again.indication, again.sub_indication) == (TOTAL_FAILED, "REVOKED")
+        assert fastpaths.cache_stats()["path_hits"] - replays <= 2  # the TSA path at most
+    finally:
+        del pki.revoked[serial]
+        trust_mod.clear_caches()
+
+
+def test_path_cache_keeps_no_failure(pki, trust):
+    from signing import fastpaths
+
+    data = sign_pdf(make_pdf(), signer_for(pki.identity("revoked")))
+    trust_mod.clear_caches()
+    first = validate_pdf_sync(data, trust)
+    before = fastpaths.cache_stats()
+    second = validate_pdf_sync(data, trust)
+    after = fastpaths.cache_stats()
+    assert first.summary.sub_indication == "REVOKED_NO_POE"
+    assert _stable(second) == _stable(first)
+    assert after["path_stores"] == before["path_stores"]
+    assert after["path_hits"] == before["path_hits"]
+    assert after["path_misses"] > before["path_misses"]
+    trust_mod.clear_caches()
+
+
+def test_path_cache_is_keyed_by_the_point_in_time(docs, trust, pki):
+    from signing import fastpaths
+
+    trust_mod.clear_caches()
+    at = dt.datetime.now(UTC)
+    assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
+    expiry = pki.identity("clerk").cert.not_valid_after_utc
+    later = validate_pdf_sync(docs["bt"], trust.replace(at=expiry + dt.timedelta(days=1)))
+    (sig,) = later.signatures
+    assert sig.indication != TOTAL_PASSED
+    hits = fastpaths.cache_stats()["path_hits"]
+    assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
+    assert fastpaths.cache_stats()["path_hits"] > hits  # the same moment: served again
+    trust_mod.clear_caches()
+
+
+def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
+    """An unreachable responder passes in soft-fail mode, but that pass is never reused."""
+    from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
+
+    from signing import fastpaths
+
+    async def no_ocsp(self, cert, authority):
+        raise OCSPFetchError("responder unreachable")
+
+    async def no_crl(self, cert, *, use_deltas=None):
+        raise CRLFetchError("CRL unreachable")
+
+    trust_mod.clear_caches()
+    monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
+    monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
+    before = fastpaths.cache_stats()
+    for _ in range(2):
+        (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
+        assert soft.indication == TOTAL_PASSED and soft.revocation.status == "unknown"
+    after = fastpaths.cache_stats()
+    assert after["path_hits"] == before["path_hits"]
+    assert after["path_stores"] == before["path_stores"]
+    monkeypatch.undo()
+    (good,) = validate_pdf_sync(docs["bt"], trust).signatures  # responders back: checked
+    assert good.revocation.status == "good" and good.revocation.checked
+    trust_mod.clear_caches()
