@@ -142,6 +142,10 @@ class Dispatcher(BackgroundLoop):
             self._queue.put_nowait(item)
 
     async def _run(self) -> None:
+        # A few publishers at once: one batch's confirms and bookkeeping need not hold the next.
+        await asyncio.gather(*(self._publisher() for _ in range(PUBLISH_CHANNELS)))
+
+    async def _publisher(self) -> None:
         while True:
             try:
                 batch = await self._next_batch()

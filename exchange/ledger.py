@@ -31,7 +31,6 @@ from signing.keys import KeyHandle
 __all__ = ["Ledger", "TamperReport", "TreeHead", "check_ledger", "head_bytes"]
 
 log = logging.getLogger("lienthong.ledger")
-_SEQUENCER_LOCK = 7214003
 LOG_ID = "lienthong"
 
 
@@ -132,50 +131,30 @@ class Ledger(BackgroundLoop):
         self._progress = asyncio.Condition()
         self._task: asyncio.Task | None = None
         self._last_head = 0.0
+        self._recent: dict[int, int] = {}  # event id -> position, recently sequenced here
 
     # ----- sequencing --------------------------------------------------------------------
 
     async def sequence(self) -> int:
-        """Give the next batch of committed, unsequenced leaves their positions."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SEQUENCER_LOCK):
-                return 0
-            rows = await conn.fetch(
-                "SELECT id, leaf FROM events WHERE ledger_index IS NULL ORDER BY id LIMIT $1",
-                self.batch,
-            )
-            if not rows:
-                return 0
-            size = await tree_size(conn)
-            frontier = {
-                (level, (size >> level) - 1)
-                for level in range(size.bit_length())
-                if size >> level & 1
-            }
-            known = await read_nodes(conn, frontier)
-            new: list[tuple[int, int, bytes]] = []
-            for offset, row in enumerate(rows):
-                index, level = size + offset, 0
-                known[(0, index)] = merkle.leaf_hash(row["leaf"])
-                new.append((0, index, known[(0, index)]))
-                while index & 1:
-                    parent = merkle.node_hash(known[(level, index - 1)], known[(level, index)])
-                    index >>= 1
-                    level += 1
-                    known[(level, index)] = parent
-                    new.append((level, index, parent))
-            await conn.copy_records_to_table(
-                "ledger_nodes", records=new, columns=["level", "idx", "hash"]
-            )
-            await conn.execute(
-                "UPDATE events e SET ledger_index = v.idx "
-                "FROM unnest($1::bigint[], $2::bigint[]) AS v(id, idx) WHERE e.id = v.id",
-                [r["id"] for r in rows],
-                list(range(size, size + len(rows))),
-            )
+        """Give the next batch of committed, unsequenced leaves their positions.
+
+        One round trip to ``ledger_sequence()`` (exchange/sql/schema.sql), which hashes the
+        leaves and the subtrees they complete inside PostgreSQL; 0 when another hub process
+        holds the sequencer or nothing waits.
+        """
+        rows = await self.pool.fetch("SELECT * FROM ledger_sequence($1)", self.batch)
+        if not rows:
+            return 0
+        self._remember({r["sequenced_event"]: r["ledger_position"] for r in rows})
         async with self._progress:
             self._progress.notify_all()
         return len(rows)
+
+    def _remember(self, positions: dict[int, int]) -> None:
+        """Keep recent positions in memory, so waiting callers need no query."""
+        self._recent.update(positions)
+        while len(self._recent) > 100_000:
+            self._recent.pop(next(iter(self._recent)))
 
     def kick(self) -> None:
         """Ask the sequencer to run now (new events were committed)."""
@@ -184,25 +163,32 @@ class Ledger(BackgroundLoop):
     async def wait_indexed(self, event_ids: list[int], timeout: float = 5.0) -> dict[int, int]:
         """Positions of these events, once sequenced (by this or another hub process)."""
         deadline = time.monotonic() + timeout
-        self.kick()
-        async with self._progress:  # let the sequencer run once before looking
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), 0.05)
+        found: dict[int, int] = {}
         while True:
-            rows = await self.pool.fetch(
-                "SELECT id, ledger_index FROM events WHERE id = ANY($1::bigint[])", event_ids
-            )
-            found = {r["id"]: r["ledger_index"] for r in rows if r["ledger_index"] is not None}
-            if len(found) == len(event_ids) or time.monotonic() > deadline:
-                return found
-            self.kick()
+            # Checked under the condition's lock: the sequencer records positions before it
+            # takes the lock to notify, so no wake-up is missed.
             async with self._progress:
-                with contextlib.suppress(TimeoutError):
+                found.update({i: self._recent[i] for i in event_ids if i in self._recent})
+                if len(found) == len(event_ids) or time.monotonic() > deadline:
+                    return found
+                self.kick()
+                try:
                     await asyncio.wait_for(self._progress.wait(), 0.05)
+                    progressed = True
+                except TimeoutError:
+                    progressed = False
+            if not progressed:  # another hub process may hold the sequencer: ask the database
+                rows = await self.pool.fetch(
+                    "SELECT id, ledger_index FROM events WHERE id = ANY($1::bigint[]) "
+                    "AND ledger_index IS NOT NULL",
+                    [i for i in event_ids if i not in found],
+                )
+                found.update({r["id"]: r["ledger_index"] for r in rows})
 
     async def _run(self) -> None:
         idle = 0.02
         while True:
+            self._kick.clear()  # before sequencing: a kick during it means "run again"
             try:
                 done = await self.sequence()
                 if self.key and time.monotonic() - self._last_head >= self.head_interval:
@@ -214,7 +200,6 @@ class Ledger(BackgroundLoop):
                 done = 0
                 await asyncio.sleep(1.0)
             if done < self.batch:
-                self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), idle)
 

@@ -133,3 +133,47 @@ CREATE TABLE IF NOT EXISTS agency_signers (
 -- Per-agency verification policy; NULL follows the hub's setting.
 ALTER TABLE agencies ADD COLUMN IF NOT EXISTS verify_policy text
     CHECK (verify_policy IN ('enforce', 'report-only'));
+
+-- The ledger sequencer, in one round trip: give the next committed, unsequenced leaves their
+-- positions and store the hashes of the perfect subtrees they complete (RFC 9162:
+-- leaf = SHA-256(0x00 || leaf), node = SHA-256(0x01 || left || right)). One caller at a time
+-- (advisory lock); `lienthong audit check` recomputes all of it independently in Python.
+CREATE OR REPLACE FUNCTION ledger_sequence(max_rows integer)
+RETURNS TABLE (sequenced_event bigint, ledger_position bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    next_position bigint;
+    pending record;
+    node_index bigint;
+    node_level smallint;
+    node bytea;
+    left_hash bytea;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(7214003) THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(max(n.idx) + 1, 0) INTO next_position FROM ledger_nodes n WHERE n.level = 0;
+    FOR pending IN
+        SELECT e.id, e.leaf FROM events e WHERE e.ledger_index IS NULL ORDER BY e.id
+        LIMIT max_rows FOR UPDATE
+    LOOP
+        node_index := next_position;
+        node_level := 0;
+        node := sha256(decode('00', 'hex') || pending.leaf);
+        INSERT INTO ledger_nodes (level, idx, hash) VALUES (0, node_index, node);
+        WHILE node_index % 2 = 1 LOOP
+            SELECT n.hash INTO STRICT left_hash FROM ledger_nodes n
+            WHERE n.level = node_level AND n.idx = node_index - 1;
+            node := sha256(decode('01', 'hex') || left_hash || node);
+            node_index := node_index / 2;
+            node_level := node_level + 1;
+            INSERT INTO ledger_nodes (level, idx, hash) VALUES (node_level, node_index, node);
+        END LOOP;
+        UPDATE events SET ledger_index = next_position WHERE id = pending.id;
+        sequenced_event := pending.id;
+        ledger_position := next_position;
+        RETURN NEXT;
+        next_position := next_position + 1;
+    END LOOP;
+END
+$$;
