@@ -22,6 +22,7 @@ class Settings:
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/lienthong"
     database_schema: str = "lienthong"
+    database_pool_size: int = 32  # connections per hub process
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of the exchange and queue names, so several hubs (or test runs) share one broker.
     broker_prefix: str = "lienthong"

@@ -104,7 +104,7 @@ class Hub:
             self.verifier = Verifier(self.settings, self.cpu)
         else:
             log.warning("no trust anchors configured: package signatures are not verified")
-        self.pool = await db.connect(self.settings)
+        self.pool = await db.connect(self.settings, max_size=self.settings.database_pool_size)
         self.key = self._exit.enter_context(open_hub_key(self.settings))
         self.ledger = Ledger(
             self.pool,
