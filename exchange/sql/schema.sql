@@ -136,8 +136,10 @@ ALTER TABLE agencies ADD COLUMN IF NOT EXISTS verify_policy text
 
 -- The ledger sequencer, in one round trip: give the next committed, unsequenced leaves their
 -- positions and store the hashes of the perfect subtrees they complete (RFC 9162:
--- leaf = SHA-256(0x00 || leaf), node = SHA-256(0x01 || left || right)). One caller at a time
--- (advisory lock); `lienthong audit check` recomputes all of it independently in Python.
+-- leaf = SHA-256(0x00 || leaf), node = SHA-256(0x01 || left || right)). It keeps the tree's
+-- frontier (the left siblings still waiting for a right one, one per level) in an array, and
+-- writes all new nodes and positions in two bulk statements. One caller at a time (advisory
+-- lock); `lienthong audit check` recomputes all of it independently in Python.
 CREATE OR REPLACE FUNCTION ledger_sequence(max_rows integer)
 RETURNS TABLE (sequenced_event bigint, ledger_position bigint)
 LANGUAGE plpgsql AS $$
@@ -145,35 +147,54 @@ DECLARE
     next_position bigint;
     pending record;
     node_index bigint;
-    node_level smallint;
+    node_level integer;
     node bytea;
-    left_hash bytea;
+    frontier bytea[] := '{}';   -- frontier[level + 1]
+    new_levels smallint[] := '{}';
+    new_indexes bigint[] := '{}';
+    new_hashes bytea[] := '{}';
+    event_ids bigint[] := '{}';
+    positions bigint[] := '{}';
 BEGIN
     IF NOT pg_try_advisory_xact_lock(7214003) THEN
         RETURN;
     END IF;
     SELECT coalesce(max(n.idx) + 1, 0) INTO next_position FROM ledger_nodes n WHERE n.level = 0;
+    FOR level_bit IN 0..62 LOOP
+        EXIT WHEN (next_position >> level_bit) = 0;
+        IF ((next_position >> level_bit) & 1) = 1 THEN
+            SELECT n.hash INTO STRICT node FROM ledger_nodes n
+            WHERE n.level = level_bit AND n.idx = (next_position >> level_bit) - 1;
+            frontier[level_bit + 1] := node;
+        END IF;
+    END LOOP;
     FOR pending IN
         SELECT e.id, e.leaf FROM events e WHERE e.ledger_index IS NULL ORDER BY e.id
-        LIMIT max_rows FOR UPDATE
+        LIMIT max_rows
     LOOP
         node_index := next_position;
         node_level := 0;
         node := sha256(decode('00', 'hex') || pending.leaf);
-        INSERT INTO ledger_nodes (level, idx, hash) VALUES (0, node_index, node);
+        new_levels := new_levels || 0::smallint;
+        new_indexes := new_indexes || node_index;
+        new_hashes := new_hashes || node;
         WHILE node_index % 2 = 1 LOOP
-            SELECT n.hash INTO STRICT left_hash FROM ledger_nodes n
-            WHERE n.level = node_level AND n.idx = node_index - 1;
-            node := sha256(decode('01', 'hex') || left_hash || node);
+            node := sha256(decode('01', 'hex') || frontier[node_level + 1] || node);
             node_index := node_index / 2;
             node_level := node_level + 1;
-            INSERT INTO ledger_nodes (level, idx, hash) VALUES (node_level, node_index, node);
+            new_levels := new_levels || node_level::smallint;
+            new_indexes := new_indexes || node_index;
+            new_hashes := new_hashes || node;
         END LOOP;
-        UPDATE events SET ledger_index = next_position WHERE id = pending.id;
-        sequenced_event := pending.id;
-        ledger_position := next_position;
-        RETURN NEXT;
+        frontier[node_level + 1] := node;
+        event_ids := event_ids || pending.id;
+        positions := positions || next_position;
         next_position := next_position + 1;
     END LOOP;
+    INSERT INTO ledger_nodes (level, idx, hash)
+    SELECT * FROM unnest(new_levels, new_indexes, new_hashes);
+    UPDATE events e SET ledger_index = u.position
+    FROM unnest(event_ids, positions) AS u(id, position) WHERE e.id = u.id;
+    RETURN QUERY SELECT * FROM unnest(event_ids, positions);
 END
 $$;
