@@ -18,6 +18,7 @@ from exchange.evidence import build_bundle
 from exchange.hub import Hub
 from exchange.openapi import openapi_document
 from exchange.organ import OrganId
+from exchange.receipts import issue_receipt
 from exchange.registry import list_agencies
 
 __all__ = ["HUB", "make_app"]
@@ -187,6 +188,13 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
     caller = await _caller(request)
     row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
     path = hub.blobs.path_for(row["digest"])
+    if not path.is_file():
+        log.error("stored bytes missing", extra={"package_id": str(row["id"])})
+        raise HubError(
+            "package.bytes_missing",
+            "the hub cannot find this package's bytes; the operators are alerted",
+            status=500,
+        )
     if caller.organ_id != row["sender"]:
         await pk.record_fetch(hub.pool, caller, row["id"], row["digest"])
     digest_b64 = base64.b64encode(row["digest"]).decode()
@@ -194,11 +202,18 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
         path,
         headers={
             "Content-Type": "application/xml",
-            "ETag": f'"{row["digest"].hex()}"',
             "Repr-Digest": f"sha-256=:{digest_b64}:",
             "X-Package-Kind": row["kind"],
         },
     )
+
+
+async def receipt(request: web.Request) -> web.Response:
+    """GET /v1/packages/{id}/receipt: the hub's signed receipt (made now if it was pending)."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    return web.json_response(await issue_receipt(hub.pool, hub.key, row["id"]))
 
 
 async def ack(request: web.Request) -> web.Response:
@@ -291,7 +306,7 @@ async def evidence(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     caller = await _caller(request)
     row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
-    data = await build_bundle(hub, row)
+    data = await build_bundle(hub, row, caller.organ_id)
     return web.Response(
         body=data,
         content_type="application/vnd.etsi.asic-e+zip",
@@ -328,6 +343,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/v1/packages/{id}/trail", trail)
     app.router.add_get("/v1/packages/{id}/evidence", evidence)
     app.router.add_get("/v1/packages/{id}/report", verification_report)
+    app.router.add_get("/v1/packages/{id}/receipt", receipt)
     app.router.add_get("/v1/ledger/heads", ledger_heads)
     app.router.add_post("/v1/ledger/heads", ledger_heads)
     app.router.add_get("/v1/ledger/proof/inclusion", inclusion_proof)

@@ -51,11 +51,14 @@ class IncomingBlob:
         await asyncio.to_thread(os.fsync, self._file.fileno())
         self._file.close()
 
-    def keep(self) -> Path:
-        """Move the file to its content address; identical bodies share one file."""
+    async def keep(self) -> Path:
+        """Move the file to its content address (identical bodies share one file) and make the
+        move itself durable: the folder is fsynced too, so a row never outlives its bytes."""
         target = self._store.path_for(self.digest)
-        self._store.ensure_dir(target.parent)
-        os.replace(self.path, target)
+        if target.is_file():  # the same bytes are already kept
+            return target
+        await asyncio.to_thread(self._store.ensure_dir, target.parent)
+        await asyncio.to_thread(_durable_rename, self.path, target)
         return target
 
     def discard(self) -> None:
@@ -80,9 +83,12 @@ class BlobStore:
         return self.root / hexed[:2] / hexed[2:4] / hexed
 
     def ensure_dir(self, folder: Path) -> None:
-        """Create a fan-out folder once (there are 65,536 of them at most)."""
+        """Create a fan-out folder once (there are 65,536 of them at most), durably."""
         if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
+            for level in (folder.parent, folder):
+                if not level.exists():
+                    level.mkdir(exist_ok=True)
+                    _fsync_dir(level.parent)
             self._folders.add(folder)
 
     def incoming(self, limit: int) -> IncomingBlob:
@@ -90,3 +96,16 @@ class BlobStore:
 
     def read(self, digest: bytes) -> bytes:
         return self.path_for(digest).read_bytes()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_rename(source: Path, target: Path) -> None:
+    os.replace(source, target)
+    _fsync_dir(target.parent)

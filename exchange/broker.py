@@ -143,7 +143,19 @@ class Dispatcher(BackgroundLoop):
 
     async def _run(self) -> None:
         # A few publishers at once: one batch's confirms and bookkeeping need not hold the next.
-        await asyncio.gather(*(self._publisher() for _ in range(PUBLISH_CHANNELS)))
+        # The relay has its own timer, so retries happen under steady traffic too.
+        await asyncio.gather(self._relay(), *(self._publisher() for _ in range(PUBLISH_CHANNELS)))
+
+    async def _relay(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry / 2)
+            try:
+                while batch := await self.claim_due():
+                    await self._publish(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; it tries again")
 
     async def _publisher(self) -> None:
         while True:
@@ -158,11 +170,7 @@ class Dispatcher(BackgroundLoop):
                 await asyncio.sleep(1.0)
 
     async def _next_batch(self) -> list[Outgoing]:
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout=self._retry / 2)
-        except TimeoutError:
-            return await self.claim_due()
-        batch = [first]
+        batch = [await self._queue.get()]
         while not self._queue.empty() and len(batch) < 500:
             batch.append(self._queue.get_nowait())
         return batch
@@ -201,10 +209,13 @@ class Dispatcher(BackgroundLoop):
         if not confirmed:
             return
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[])",
+            # Only rows still there: the relay and the fast path may both have published one,
+            # and 'routed' is recorded once.
+            gone = await conn.fetch(
+                "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id",
                 [c.delivery_id for c in confirmed],
             )
+            removed = {r["delivery_id"] for r in gone}
             await record_events(
                 conn,
                 [
@@ -217,6 +228,7 @@ class Dispatcher(BackgroundLoop):
                         published_at,
                     )
                     for c in confirmed
+                    if c.delivery_id in removed
                 ],
             )
 
@@ -252,7 +264,14 @@ class InboxWorker(BackgroundLoop):
             while self._pending:
                 batch = self._pending[: self._batch_size]
                 del self._pending[: len(batch)]
-                await self._deliver(batch)
+                try:
+                    await self._deliver(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # E.g. acking on a channel that closed: the broker redelivers those
+                    # messages, and recording a delivery twice changes nothing.
+                    log.exception("delivering a batch failed; the broker will redeliver it")
 
     async def _deliver(self, messages: list[AbstractIncomingMessage]) -> None:
         ids: list[int] = []

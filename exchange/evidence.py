@@ -61,10 +61,18 @@ certs/hub.pem       The hub's certificate chain, for convenience: trust comes fr
 """
 
 
-async def _status_packages(pool: asyncpg.Pool, package_id) -> list[asyncpg.Record]:
+async def _status_packages(
+    pool: asyncpg.Pool, package: asyncpg.Record, caller: str
+) -> list[asyncpg.Record]:
+    """The statuses about the package that the caller may see: all of them for its sender, and
+    for a recipient only those it sent or received (never another recipient's)."""
     return await pool.fetch(
-        "SELECT id, digest FROM packages WHERE about_package = $1 ORDER BY received_at, id",
-        package_id,
+        "SELECT p.id, p.digest FROM packages p WHERE p.about_package = $1 AND ($2 OR p.sender = $3 "
+        "OR EXISTS (SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $3)) "
+        "ORDER BY p.received_at, p.id",
+        package["id"],
+        package["sender"] == caller,
+        caller,
     )
 
 
@@ -96,19 +104,27 @@ def _manifest(names: list[str]) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-async def build_bundle(hub: Hub, package: asyncpg.Record) -> bytes:
-    """The evidence zip for one package row (the caller has checked access)."""
+async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
+    """The evidence zip for one package row, as ``caller`` (who may see the package) may see it."""
     pool, ledger = hub.pool, hub.ledger
     assert pool is not None and ledger is not None and hub.key is not None
-    statuses = await _status_packages(pool, package["id"])
+    statuses = await _status_packages(pool, package, caller)
     ids = [package["id"], *(s["id"] for s in statuses)]
+    visible = [str(s["id"]) for s in statuses]
+    # The document's own chain, less the links to statuses the caller may not see.
     events = await pool.fetch(
         "SELECT id, package_id, event, leaf FROM events WHERE package_id = ANY($1::uuid[]) "
+        "AND (event NOT IN ('status', 'recalled') OR detail->>'status_package' = ANY($2::text[])) "
         "ORDER BY id",
         ids,
+        visible,
     )
-    await ledger.wait_indexed([e["id"] for e in events], timeout=10)
-    head = await ledger.sign_head()
+    positions = await ledger.wait_indexed([e["id"] for e in events], timeout=10)
+    # The latest signed head will do when it already covers every leaf: no new signature (nor
+    # TSA request) per download.
+    head = await ledger.head()
+    if head is None or head.tree_size <= max(positions.values(), default=-1):
+        head = await ledger.sign_head()
     if head is None:
         raise RuntimeError("the ledger could not sign a head")
     placed = await pool.fetch(

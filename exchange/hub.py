@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,13 @@ from exchange.config import Settings
 from exchange.edxml import Limits, parse_package
 from exchange.errors import HubError
 from exchange.ledger import Ledger
-from exchange.packages import Submission, check_sender, record_rejection, record_submission
+from exchange.packages import (
+    Submission,
+    check_sender,
+    find_submission,
+    record_rejection,
+    record_submission,
+)
 from exchange.receipts import Claims, issue_receipt, sign_receipt
 from exchange.verification import Verifier
 from signing.devkey import ensure_dev_key
@@ -89,19 +96,9 @@ class Hub:
         """Migrate, connect, declare the topology and start the background loops."""
         await db.create_database(self.settings)
         await db.migrate(self.settings)
-        self.cpu = ProcessPoolExecutor(
-            max_workers=self.settings.cpu_workers or os.cpu_count() or 1,
-            mp_context=multiprocessing.get_context("forkserver"),
-        )
-        # Start the workers now (imports, compiled schemas), not on the first package.
-        await asyncio.gather(
-            *(
-                asyncio.get_running_loop().run_in_executor(self.cpu, warm_worker)
-                for _ in range(self.cpu._max_workers)
-            )
-        )
+        await self._start_workers()
         if self.settings.trust_anchors:
-            self.verifier = Verifier(self.settings, self.cpu)
+            self.verifier = Verifier(self.settings, self.in_worker, self.limits)
         else:
             log.warning("no trust anchors configured: package signatures are not verified")
         self.pool = await db.connect(self.settings, max_size=self.settings.database_pool_size)
@@ -142,6 +139,26 @@ class Hub:
             self.cpu.shutdown(wait=False, cancel_futures=True)
         self._exit.close()
 
+    async def _start_workers(self) -> None:
+        """The process pool for parsing and verification, warmed (imports, compiled schemas)."""
+        workers = self.settings.cpu_workers or os.cpu_count() or 1
+        self.cpu = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self.cpu, warm_worker) for _ in range(workers)))
+
+    async def in_worker(self, fn, *args):
+        """Run ``fn(*args)`` in the process pool; a pool broken by a dying worker is replaced
+        once (the package that killed it then gets the error it deserves)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+        except BrokenProcessPool:
+            log.error("a worker process died; starting a new pool")
+            self.cpu.shutdown(wait=False, cancel_futures=True)
+            await self._start_workers()
+            return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+
     async def _agency_codes(self) -> list[str]:
         assert self.pool is not None
         rows = await self.pool.fetch("SELECT code FROM agencies ORDER BY code")
@@ -167,17 +184,15 @@ class Hub:
         package = None
         try:
             await incoming.finish()
-            package = await asyncio.get_running_loop().run_in_executor(
-                self.cpu, parse_package, str(incoming.path), self.limits
-            )
+            package = await self.in_worker(parse_package, str(incoming.path), self.limits)
             check_sender(caller, package)
             verdict = None
-            if self.verifier is not None:
+            # Identical bytes again: the first answer stands, without verifying them twice.
+            if self.verifier is not None and not await find_submission(self.pool, incoming.digest):
                 report = await self.verifier.validate(incoming.path)
                 verdict = await self.verifier.judge(self.pool, caller.organ_id, report)
             result = await self._store(caller, package, incoming, verdict)
         except HubError as exc:
-            self.metrics.refused[exc.code] += 1
             log.info(
                 "package refused",
                 extra={
@@ -208,7 +223,7 @@ class Hub:
 
     async def _store(self, caller, package, incoming: IncomingBlob, verdict) -> Submission:
         # Keep the bytes at their content address before the row that points at them.
-        kept = incoming.keep()
+        kept = await incoming.keep()
         try:
             return await record_submission(
                 self.pool,
@@ -234,6 +249,12 @@ class Hub:
         if result.duplicate or result.event_id is None:
             return await issue_receipt(self.pool, self.key, result.id)
         positions = await self.ledger.wait_indexed([result.event_id])
+        if result.event_id not in positions:
+            # Never sign a receipt without its leaf: GET /v1/packages/{id}/receipt makes it later.
+            log.warning(
+                "receipt pending: no ledger position yet", extra={"package_id": str(result.id)}
+            )
+            return None
         claims = Claims(
             result.id,
             result.kind,

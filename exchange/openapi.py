@@ -43,6 +43,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "signature.indeterminate": (422, "signatures could not be confirmed and policy refuses that"),
     "signature.wrong_signer": (403, "a valid signature by someone not allowed to sign for From"),
     "report.not_found": (404, "the package was not verified (no trust anchors configured)"),
+    "receipt.pending": (503, "the package's ledger position is not assigned yet; ask again"),
+    "package.bytes_missing": (500, "the stored bytes are missing (operators are alerted)"),
     "ledger.head_not_found": (404, "no signed tree head of that size"),
     "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
     "http.not_found": (404, "no such route"),
@@ -200,6 +202,16 @@ def openapi_document() -> dict:
                             "content": {"application/vnd.etsi.asic-e+zip": {}},
                         },
                         **_errors(401, 404),
+                    },
+                }
+            },
+            "/v1/packages/{id}/receipt": {
+                "get": {
+                    "summary": "The hub's signed receipt (also returned with the 202)",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": _json({"type": "object"}, "body, signature (CMS) and claims"),
+                        **_errors(401, 404, 503),
                     },
                 }
             },

@@ -22,6 +22,7 @@ from exchange.verification import Verdict
 
 __all__ = [
     "Outgoing",
+    "find_submission",
     "check_sender",
     "record_rejection",
     "Submission",
@@ -85,7 +86,10 @@ def _recipients(package: Package) -> list[str]:
     return list(seen)
 
 
-async def _existing(conn: asyncpg.Connection, digest: bytes) -> Submission | None:
+async def find_submission(
+    conn: asyncpg.Connection | asyncpg.Pool, digest: bytes
+) -> Submission | None:
+    """The accepted package with exactly these bytes, if any (a re-sent package)."""
     row = await conn.fetchrow(
         "SELECT p.id, p.kind, p.document_id, array_agg(d.recipient ORDER BY d.id) AS recipients "
         "FROM packages p JOIN deliveries d ON d.package_id = p.id WHERE p.digest = $1 "
@@ -137,7 +141,7 @@ async def record_submission(
     """
     check_sender(caller, package)
     async with pool.acquire() as conn:
-        existing = await _existing(conn, digest)
+        existing = await find_submission(conn, digest)
         if existing:
             return existing
         today = dt.datetime.now(dt.UTC).date()
@@ -148,29 +152,37 @@ async def record_submission(
         known = await get_agencies(conn, recipients)
         for code in recipients:
             check_recipient(known.get(code), code, today, field)
-        if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
-            clash = await conn.fetchval(
-                "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
-                package.sender.organ_id,
-                package.document_id,
-            )
-            if clash:
-                raise HubError(
-                    "package.duplicate_document_id",
-                    f"DocumentId {package.document_id!r} was already sent with other content "
-                    f"(package {clash}); send an update, replacement or revocation "
-                    "(BussinessDocType 1-3) to change it",
-                    status=409,
-                    field="DocumentId",
-                )
         try:
             return await _insert(conn, package, digest, size, recipients, retry_after, verdict)
         except asyncpg.UniqueViolationError:
             # The same bytes arrived twice at once: the first one won.
-            existing = await _existing(conn, digest)
+            existing = await find_submission(conn, digest)
             if existing:
                 return existing
             raise
+
+
+async def _refuse_reused_document_id(conn: asyncpg.Connection, package: Package) -> None:
+    """A new document (type 0) may not reuse a DocumentId; checked under a lock on that id, so
+    two different documents sent at the same moment cannot both pass."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        f"{package.sender.organ_id}/{package.document_id}",
+    )
+    clash = await conn.fetchval(
+        "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
+        package.sender.organ_id,
+        package.document_id,
+    )
+    if clash:
+        raise HubError(
+            "package.duplicate_document_id",
+            f"DocumentId {package.document_id!r} was already sent with other content "
+            f"(package {clash}); send an update, replacement or revocation "
+            "(BussinessDocType 1-3) to change it",
+            status=409,
+            field="DocumentId",
+        )
 
 
 async def _insert(
@@ -185,11 +197,14 @@ async def _insert(
     package_id = uuid.uuid4()
     response = package.response_for[0] if package.response_for else None
     async with conn.transaction():
+        if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
+            await _refuse_reused_document_id(conn, package)
         about = None
         if package.kind == "status" and response and response.document_id:
             # A reply from a recipient (01-06, 15, 16) or the sender's own recall (13).
             about = await conn.fetchrow(
-                "SELECT p.id, p.digest FROM packages p JOIN deliveries d ON d.package_id = p.id "
+                "SELECT p.id, p.digest, p.sender FROM packages p "
+                "JOIN deliveries d ON d.package_id = p.id "
                 "WHERE p.document_id = $2 AND p.kind = 'edoc' "
                 "AND ((p.sender = $1 AND d.recipient = $3) "
                 "OR (p.sender = $3 AND d.recipient = $1)) "
@@ -270,7 +285,10 @@ async def _insert(
             # The status joins the document's own chain of leaves.
             events.append(
                 Event(
-                    "recalled" if package.status_code == "13" else "status",
+                    # Only the document's sender recalls it; a 13 from anyone else is a status.
+                    "recalled"
+                    if package.status_code == "13" and about["sender"] == package.sender.organ_id
+                    else "status",
                     about["digest"],
                     about["id"],
                     package.sender.organ_id,

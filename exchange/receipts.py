@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from exchange.errors import HubError
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
@@ -93,6 +94,12 @@ async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUI
         "WHERE p.id = $1 GROUP BY p.id, e.id",
         package_id,
     )
+    if row["ledger_index"] is None:
+        raise HubError(
+            "receipt.pending",
+            "the package's ledger position is not assigned yet; ask again in a moment",
+            status=503,
+        )
     claims = Claims(
         package_id,
         row["kind"],

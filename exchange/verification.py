@@ -16,13 +16,11 @@ logs so at start.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
 import json
 import logging
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import asyncpg
 from asn1crypto import x509 as asn1_x509
 
 from exchange.config import Settings
+from exchange.edxml import Limits
 from exchange.errors import HubError
 from exchange.signers import signer_allowed
 from signing.trust import TrustSettings
@@ -64,16 +63,17 @@ class Verdict:
         }
 
 
-def _validate_file(path: str, trust: TrustSettings) -> PackageReport:
-    return validate_package_sync(Path(path).read_bytes(), trust)
+def _validate_file(path: str, trust: TrustSettings, limits: Limits) -> PackageReport:
+    return validate_package_sync(Path(path).read_bytes(), trust, limits)
 
 
 class Verifier:
     """Validates packages in worker processes and applies the policy."""
 
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, run_in_worker, limits: Limits) -> None:
         self.settings = settings
-        self._pool = executor
+        self._run = run_in_worker  # async (fn, *args) -> result, in the hub's process pool
+        self._limits = limits
         self.trust = TrustSettings(
             anchors=[Path(p) for p in settings.trust_anchors],
             intermediates=[Path(p) for p in settings.trust_intermediates],
@@ -82,8 +82,7 @@ class Verifier:
         self.trust.load()  # fail at start, not at the first package, if a file is unusable
 
     async def validate(self, path: Path) -> PackageReport:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, _validate_file, str(path), self.trust)
+        return await self._run(_validate_file, str(path), self.trust, self._limits)
 
     async def judge(self, pool: asyncpg.Pool, sender: str, report: PackageReport) -> Verdict:
         """Apply the sender's policy; raises :class:`HubError` when the package is refused."""
@@ -118,7 +117,7 @@ class Verifier:
                 status=422,
             )
         cert_b64 = report.xml_signature.signer_certificate
-        if cert_b64 and report.xml_signature.indication == "TOTAL-PASSED":
+        if cert_b64:  # whoever signed, valid or not yet confirmed, must be allowed to
             cert = asn1_x509.Certificate.load(base64.b64decode(cert_b64))
             verdict = await signer_allowed(pool, sender, cert)
             if not verdict.allowed:

@@ -100,13 +100,14 @@ def _org_id(cert) -> str | None:
     return None
 
 
-async def _xml_report(data: bytes, trust: TrustSettings) -> XmlSignatureReport:
+async def _xml_report(data: bytes, trust: TrustSettings, limits: Limits) -> XmlSignatureReport:
     result = await verify_package_async(
         data,
         trust_roots=list(trust.anchors),
         intermediates=list(trust.intermediates),
         at=trust.at,
-        check_revocation=trust.revocation != "embedded-only",
+        revocation=trust.revocation,
+        limits=limits,
     )
     indication = _STATUS[result.status]
     sub = result.reason
@@ -136,7 +137,7 @@ async def validate_package(
     digest = hashlib.sha256(data).hexdigest()
     now = dt.datetime.now(dt.UTC).isoformat()
     try:
-        xml = await _xml_report(data, trust)
+        xml = await _xml_report(data, trust, limits)
         attachments, skipped = [], []
         for attachment, content in iter_attachments(data, limits):
             if not _is_pdf(attachment.name, attachment.content_type, content):
@@ -184,9 +185,13 @@ async def validate_package(
     )
 
 
-def validate_package_sync(data: bytes, trust: TrustSettings) -> PackageReport:
+def validate_package_sync(
+    data: bytes,
+    trust: TrustSettings,
+    limits: Limits = Limits(),  # noqa: B008
+) -> PackageReport:
     """:func:`validate_package` for synchronous callers and process pools."""
-    return asyncio.run(validate_package(data, trust))
+    return asyncio.run(validate_package(data, trust, limits))
 
 
 def package_report_json(report: PackageReport, *, indent: int | None = 2) -> str:

@@ -310,6 +310,8 @@ def verify_package(
     at: datetime | None = None,
     check_revocation: bool = False,
     fetch_certificates: bool = False,
+    revocation: str | None = None,
+    limits: Limits | None = None,
 ) -> PackageSignatureResult:
     """Verify a package's Signature; ``data`` may come from anyone (read with the hardened parser).
 
@@ -317,11 +319,14 @@ def verify_package(
     default now): when the certificates must be valid. ``check_revocation``: ask the OCSP/CRL
     services the certificates name (hard fail), through the process revocation cache.
     ``fetch_certificates``: follow the certificates' AIA URLs for missing CA certificates (off:
-    a package must not steer our requests). Outside event loops only.
+    a package must not steer our requests). ``revocation`` (overrides ``check_revocation``): the
+    trust setting's mode, ``soft-fail``, ``hard-fail`` or ``embedded-only`` (no network: an XML
+    signature embeds no revocation data, so its chain cannot be confirmed). ``limits``: the
+    parser limits of the caller (default: :class:`exchange.edxml.Limits`). Outside event loops.
     """
     options = dict(
         intermediates=intermediates, at=at, check_revocation=check_revocation,
-        fetch_certificates=fetch_certificates,
+        fetch_certificates=fetch_certificates, revocation=revocation, limits=limits,
     )  # fmt: skip
     return asyncio.run(verify_package_async(data, trust_roots=trust_roots, **options))
 
@@ -334,13 +339,15 @@ async def verify_package_async(
     at: datetime | None = None,
     check_revocation: bool = False,
     fetch_certificates: bool = False,
+    revocation: str | None = None,
+    limits: Limits | None = None,
 ) -> PackageSignatureResult:
     """:func:`verify_package` for async code."""
     if at is not None and at.utcoffset() is None:
         raise ValueError("'at' must be timezone-aware")
     found: dict[str, Any] = {}
     try:
-        root = _read(bytes(data), Limits())
+        root = _read(bytes(data), limits or Limits())
         signature = _the_signature(root)
         found["algorithm"] = _check_structure(root, signature)
         certs = _key_info_certificates(signature)
@@ -349,7 +356,8 @@ async def verify_package_async(
         found["covers_whole_document"] = True
         others = certs[1:] + _load(intermediates)
         roots = _load(trust_roots)
-        await _check_chain(certs[0], others, roots, at, check_revocation, fetch_certificates)
+        mode = revocation or ("hard-fail" if check_revocation else "off")
+        await _check_chain(certs[0], others, roots, at, mode, fetch_certificates)
     except HubError as exc:
         found["reason"], found["message"] = "FORMAT_FAILURE", f"{exc.message} ({exc.code})"
     except _Failure as failure:
@@ -447,7 +455,7 @@ def _detach(element: etree._Element) -> None:
 
 
 async def _check_chain(
-    signer, others, roots, at, check_revocation: bool, fetch_certificates: bool = False
+    signer, others, roots, at, revocation: str, fetch_certificates: bool = False
 ) -> None:
     """Build and validate the signer's path to a trust root with pyhanko-certvalidator.
 
@@ -455,14 +463,16 @@ async def _check_chain(
     and CRL answers come from the process revocation cache (the HTTP session opens only on a
     miss), a chain validated a moment ago with the same inputs is not checked again (see
     :mod:`signing.fastpaths`), and certificates named in the package's AIA are not fetched
-    unless ``fetch_certificates``. Revocation: hard-fail with fetching when
-    ``check_revocation``, otherwise nothing is fetched. certvalidator's default algorithm
+    unless ``fetch_certificates``. ``revocation``: ``off`` (nothing fetched or required),
+    ``soft-fail``/``hard-fail`` (fetched), ``embedded-only`` (required, nothing fetched).
+    certvalidator's default algorithm
     policy (no MD5/SHA-1, RSA >= 2048) applies to the chain.
     """
     context = make_validation_context(
         [_to_asn1(c) for c in roots], [_to_asn1(c) for c in others], moment=at,
-        allow_fetching=check_revocation, fetch_certificates=fetch_certificates,
-        revocation_mode="hard-fail" if check_revocation else "soft-fail",
+        allow_fetching=revocation in ("soft-fail", "hard-fail"),
+        fetch_certificates=fetch_certificates,
+        revocation_mode="soft-fail" if revocation in ("off", "soft-fail") else "hard-fail",
         retroactive_revinfo=False, algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )  # fmt: skip
     async with contextlib.aclosing(context):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 
 import aiohttp
 import pytest
@@ -278,9 +277,28 @@ async def test_openapi_lists_every_route_and_code(exchange):
     assert set(enum["enum"]) == set(ERROR_CODES)
 
 
-async def test_metrics_count_refusals(exchange, ctx):
+async def test_metrics_count_each_refusal_once(exchange, ctx):
+    async def malformed_count() -> int:
+        async with exchange.session.get(f"{exchange.url}/metrics") as r:
+            text = await r.text()
+        line = [
+            x
+            for x in text.splitlines()
+            if x.startswith('lienthong_requests_refused_total{code="xml.malformed"}')
+        ]
+        return int(line[0].split()[-1]) if line else 0
+
+    before = await malformed_count()
     await post(exchange, ctx["sender"], b"<not xml")
-    async with exchange.session.get(f"{exchange.url}/metrics") as r:
-        text = await r.text()
-    assert 'lienthong_requests_refused_total{code="xml.malformed"}' in text
-    assert time.time() > 0
+    assert await malformed_count() == before + 1
+
+
+async def test_missing_stored_bytes_are_a_json_error(exchange, ctx):
+    status, sent = await post(exchange, ctx["sender"], doc("19"))
+    assert status == 202
+    exchange.hub.blobs.path_for(bytes.fromhex(sent["digest"])).unlink()
+    headers = {"Authorization": f"Bearer {ctx['sender']}"}
+    async with exchange.session.get(
+        f"{exchange.url}/v1/packages/{sent['id']}", headers=headers
+    ) as r:
+        assert_error(r.status, await r.json(), 500, "package.bytes_missing")

@@ -317,3 +317,37 @@ async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
         sent["id"],
     )
     assert delivered == 1
+
+
+async def test_two_documents_racing_for_one_document_id(exchange, agencies):
+    first = document("401", recipients=[PROVINCE])
+    second = document(
+        "401", recipients=[PROVINCE], attachments=[("cv.pdf", "application/pdf", b"another text")]
+    )
+    results = await asyncio.gather(
+        agencies[MINISTRY].submit(first),
+        agencies[MINISTRY].submit(second),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, HubClientError)]
+    assert len(accepted) == 1 and len(refused) == 1, results
+    assert refused[0].code == "package.duplicate_document_id"
+
+
+async def test_a_recall_from_a_recipient_is_only_a_status(exchange, agencies):
+    sent = await agencies[MINISTRY].submit(document("402", recipients=[DISTRICT]))
+    await wait_for_inbox(agencies[DISTRICT], sent["id"])
+    await agencies[DISTRICT].submit(
+        build_status(
+            sender=DISTRICT,
+            response_for_organ_id=MINISTRY,
+            response_for_document_id=sent["document_id"],
+            status_code="13",
+        )
+    )
+    trail = await agencies[MINISTRY].trail(sent["id"])
+    kinds = [
+        (e["event"], e["organ_id"]) for e in trail["events"] if e["event"] in ("status", "recalled")
+    ]
+    assert kinds == [("status", DISTRICT)]

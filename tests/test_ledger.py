@@ -360,6 +360,33 @@ async def test_doctored_bundles_are_refused(ledger_hub, pki, tmp_path):
         assert any(item.startswith(failing_item) for item in failed), (name, failed)
 
 
+async def test_a_recipient_sees_only_its_own_statuses_in_the_bundle(ledger_hub):
+    _, url, clients, _, _ = ledger_hub
+    sent = await exchange_document(clients, "10")  # both recipients answered 03
+    headers = {"Authorization": f"Bearer {await clients[PROVINCE].token()}"}
+    async with clients[PROVINCE].session.get(
+        f"{url}/v1/packages/{sent['id']}/evidence", headers=headers
+    ) as r:
+        bundle = zipfile.ZipFile(io.BytesIO(await r.read()))
+    statuses = [n for n in bundle.namelist() if n.startswith("statuses/")]
+    assert len(statuses) == 1
+    assert PROVINCE.encode() in bundle.read(statuses[0])
+    assert COMMUNE.encode() not in b"".join(
+        bundle.read(n) for n in bundle.namelist() if n.startswith(("statuses/", "ledger/leaves"))
+    )
+    # The sender sees both, and the receipt endpoint serves the receipt given with the 202.
+    headers = {"Authorization": f"Bearer {await clients[SENDER].token()}"}
+    async with clients[SENDER].session.get(
+        f"{url}/v1/packages/{sent['id']}/evidence", headers=headers
+    ) as r:
+        names = zipfile.ZipFile(io.BytesIO(await r.read())).namelist()
+    assert sum(n.startswith("statuses/") for n in names) == 2
+    async with clients[SENDER].session.get(
+        f"{url}/v1/packages/{sent['id']}/receipt", headers=headers
+    ) as r:
+        assert (await r.json())["signature"] == sent["receipt"]["signature"]
+
+
 async def test_unsafe_or_broken_zips_are_refused_before_reading(ledger_hub, pki, tmp_path):
     _, _, _, settings, _ = ledger_hub
     data, _ = await _bundle(ledger_hub, "8")

@@ -96,3 +96,14 @@ async def test_unsigned_field_sample_and_broken_signatures(pki):
     assert (await validate_package(rogue, trust(pki))).sub_indication == (
         "NO_CERTIFICATE_CHAIN_FOUND"
     )
+
+
+async def test_package_revocation_follows_the_trust_mode(pki):
+    data = await sign(pki, package([]))
+    online = await validate_package(data, trust(pki))
+    assert online.indication == "TOTAL-PASSED"
+    offline = await validate_package(data, trust(pki).replace(revocation="embedded-only"))
+    # An XML signature carries no revocation data: offline, its chain cannot be confirmed.
+    assert (offline.indication, offline.sub_indication) == ("INDETERMINATE", "TRY_LATER")
+    revoked = await validate_package(await sign(pki, package([]), who="revoked"), trust(pki))
+    assert revoked.sub_indication == "REVOKED"
