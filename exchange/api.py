@@ -235,7 +235,7 @@ async def ledger_heads(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     await _caller(request)
     if request.method == "POST":
-        head = await hub.ledger.sign_head()
+        head = await hub.ledger.sign_head(reuse_within=1.0)
     else:
         size = _int(request.query, "size", 0, 0, 2**62) or None
         head = await hub.ledger.head(size)

@@ -205,8 +205,18 @@ class Ledger(BackgroundLoop):
 
     # ----- heads and proofs --------------------------------------------------------------
 
-    async def sign_head(self) -> TreeHead | None:
-        """Sign the current tree head (or return the existing head of this size)."""
+    async def sign_head(self, reuse_within: float = 0.0) -> TreeHead | None:
+        """Sign the current tree head (or return the existing head of this size).
+
+        ``reuse_within``: return the latest head instead when it is younger than this many
+        seconds (requests from outside cannot make the hub sign, or call its TSA, at will).
+        """
+        if reuse_within:
+            latest = await self.head()
+            if latest and dt.datetime.now(dt.UTC) - latest.signed_at < dt.timedelta(
+                seconds=reuse_within
+            ):
+                return latest
         self._last_head = time.monotonic()
         if self.key is None:
             return None
