@@ -46,11 +46,6 @@ class KeySource:
     # "pss" (default for RSA, Circular 15/2025) or "pkcs1v15" (only when asked for).
     rsa_padding: str = "pss"
 
-    def describe(self) -> str:
-        if self.p12:
-            return f"PKCS#12 file {self.p12}"
-        return f"token {self.token!r} key {self.key_label or (self.key_id or b'').hex()!r}"
-
 
 @dataclass
 class KeyHandle:
