@@ -25,6 +25,7 @@ __all__ = [
     "authenticate",
     "issue_credentials",
     "issue_token",
+    "revoke_credentials",
 ]
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
