@@ -51,7 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from exchange.demo import run_demo
 
     settings = _settings(args)
-    setup_logging("WARNING")
+    setup_logging("ERROR")  # the demo says in plain words what the warnings would
     return asyncio.run(run_demo(settings, keep_serving=args.keep_serving))
 
 
