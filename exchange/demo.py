@@ -51,8 +51,8 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
         console.print(f"[bold]lienthong hub[/] on {url} (schema {settings.database_schema!r})")
         console.print(
             "Demo settings: ledger heads and receipts are signed with a self-signed development "
-            "key under var/; no trust anchors are configured, so package signatures are recorded "
-            "as not verified (see README: Configuration)."
+            "key under var/; no trust anchors are configured, so package signatures are not "
+            "verified (see README: Configuration)."
         )
         await upsert_agencies(hub.pool, list(DEMO_AGENCIES))
         registry = Table("level", "organ id", "name", "routing key", title="Registered agencies")
