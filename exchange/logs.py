@@ -32,11 +32,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Send every lienthong log to stderr as JSON lines."""
+    """Send every lienthong log to stderr as JSON lines; libraries' warnings too, in the same
+    shape (pyHanko's validation chatter, which carries tracebacks, only from ERROR up)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("lienthong")
+    ours = logging.getLogger("lienthong")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
