@@ -12,6 +12,7 @@ Only one sequencer runs at a time across hub processes (an advisory lock); the o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -45,8 +46,6 @@ class TreeHead:
     signature: bytes
 
     def to_json(self) -> dict:
-        import base64
-
         return {
             "tree_size": self.tree_size,
             "root_hash": self.root_hash.hex(),

@@ -1616,12 +1616,7 @@ async def _report_signature(
         timestamps=timestamps,
         chain=chain,
         revocation=revocation,
-        coverage=CoverageInfo(
-            emb.coverage.name if emb.coverage is not None else None,
-            facts.byte_range,
-            emb.signed_revision,
-            total_revisions,
-        ),
+        coverage=_coverage(emb, facts, total_revisions),
         modifications=mods,
         algorithms=algs,
         policy=policy,
@@ -1711,12 +1706,7 @@ async def _report_timestamp(
             outcome.path, tsa, list(emb.other_embedded_certs), trusted, outcome.moment
         ),
         revocation=_revocation_info(outcome.vc, tsa, embedded, outcome, trusted, outcome.path),
-        coverage=CoverageInfo(
-            emb.coverage.name if emb.coverage is not None else None,
-            facts.byte_range,
-            emb.signed_revision,
-            total_revisions,
-        ),
+        coverage=_coverage(emb, facts, total_revisions),
         modifications=mods,
         algorithms=algs,
         policy=policy,
@@ -1727,6 +1717,15 @@ async def _report_timestamp(
         dtbsr_digest=dtbsr,
         document_digest=docdig,
         pdf=_pdf_attrs(emb.sig_object),
+    )
+
+
+def _coverage(emb: EmbeddedPdfSignature, facts: _Facts, total_revisions: int) -> CoverageInfo:
+    return CoverageInfo(
+        emb.coverage.name if emb.coverage is not None else None,
+        facts.byte_range,
+        emb.signed_revision,
+        total_revisions,
     )
 
 

@@ -117,3 +117,19 @@ def hsm_token(pki, tmp_path_factory):
 
     names = ("clerk", "seal", "hub", "revoked")
     return make_token(tmp_path_factory.mktemp("hsm"), [pki.identity(n) for n in names])
+
+
+@pytest.fixture(scope="module")
+def trust(pki):
+    """Trust in the test PKI: its root as anchor, its issuing CA as intermediate."""
+    from signing.trust import TrustSettings
+
+    return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
+
+
+@pytest.fixture(scope="module")
+def stamper(pki):
+    """A pyHanko time-stamper on the test PKI's TSA."""
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    return HTTPTimeStamper(pki.tsa_url)

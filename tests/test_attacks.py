@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pyhanko.sign.timestamps import HTTPTimeStamper
 
-from signing.trust import TrustSettings
 from signing.validate import INDETERMINATE, TOTAL_FAILED, TOTAL_PASSED, validate_pdf_sync
 from tests.attacks import ATTACKS, EVIL, Attack, Originals, make_pdf, sign_pdf, signer_for
 
@@ -31,16 +29,6 @@ PDFSIG_VERDICT = {
     "valid": "Signature is Valid",
     "digest-mismatch": "Digest Mismatch",
 }
-
-
-@pytest.fixture(scope="module")
-def trust(pki) -> TrustSettings:
-    return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
-
-
-@pytest.fixture(scope="module")
-def stamper(pki) -> HTTPTimeStamper:
-    return HTTPTimeStamper(pki.tsa_url)
 
 
 @pytest.fixture(scope="module")

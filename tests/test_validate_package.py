@@ -10,7 +10,6 @@ from exchange.edxml_build import build_document
 from signing.appearance import AnchorPlacement
 from signing.keys import KeySource, open_key
 from signing.pdf import SignOptions, sign_pdf
-from signing.trust import TrustSettings
 from signing.validate_package import package_report_json, validate_package
 from signing.xmldsig import sign_package_async
 from tests.conftest import sample
@@ -49,18 +48,14 @@ async def sign(pki, data: bytes, who: str = "clerk") -> bytes:
         return await sign_package_async(data, key)
 
 
-def trust(pki) -> TrustSettings:
-    return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
-
-
-async def test_signed_package_with_signed_pdf_passes(pki, signed_pdf):
+async def test_signed_package_with_signed_pdf_passes(pki, trust, signed_pdf):
     data = await sign(
         pki,
         package(
             [("qd.pdf", "application/pdf", signed_pdf), ("ghi-chu.txt", "text/plain", b"note")]
         ),
     )
-    report = await validate_package(data, trust(pki))
+    report = await validate_package(data, trust)
     assert report.indication == "TOTAL-PASSED", report.message
     assert report.xml_signature.signer_organization_identifier == "000.00.00.G22"
     assert [a.indication for a in report.attachments] == ["TOTAL-PASSED"]
@@ -70,40 +65,38 @@ async def test_signed_package_with_signed_pdf_passes(pki, signed_pdf):
     assert body["attachments"][0]["report"]["schema"] == "lienthong.validation-report/1"
 
 
-async def test_tampered_pdf_inside_a_validly_signed_package_fails(pki, signed_pdf):
+async def test_tampered_pdf_inside_a_validly_signed_package_fails(pki, trust, signed_pdf):
     tampered = bytearray(signed_pdf)
     index = tampered.index(b"Quy ch") if b"Quy ch" in tampered else 200
     tampered[index] ^= 0x01
     data = await sign(pki, package([("qd.pdf", "application/pdf", bytes(tampered))]))
-    report = await validate_package(data, trust(pki))
+    report = await validate_package(data, trust)
     assert report.xml_signature.indication == "TOTAL-PASSED"
     assert report.indication == "TOTAL-FAILED"
     assert report.message.startswith("attachment qd.pdf")
 
 
-async def test_unsigned_field_sample_and_broken_signatures(pki):
-    unsigned = await validate_package(package([]), trust(pki))
+async def test_unsigned_field_sample_and_broken_signatures(pki, trust):
+    unsigned = await validate_package(package([]), trust)
     assert (unsigned.indication, unsigned.sub_indication) == (
         "INDETERMINATE",
         "SIGNED_DATA_NOT_FOUND",
     )
-    field = await validate_package(sample("edoc_new.edxml"), trust(pki))
+    field = await validate_package(sample("edoc_new.edxml"), trust)
     assert field.indication != "TOTAL-PASSED"  # a truncated test certificate, rsa-sha1
     data = await sign(pki, package([]))
     changed = data.replace("Gói có chữ ký".encode(), "Gói đã sửa".encode())
-    assert (await validate_package(changed, trust(pki))).sub_indication == "HASH_FAILURE"
+    assert (await validate_package(changed, trust)).sub_indication == "HASH_FAILURE"
     rogue = await sign(pki, package([]), who="untrusted")
-    assert (await validate_package(rogue, trust(pki))).sub_indication == (
-        "NO_CERTIFICATE_CHAIN_FOUND"
-    )
+    assert (await validate_package(rogue, trust)).sub_indication == ("NO_CERTIFICATE_CHAIN_FOUND")
 
 
-async def test_package_revocation_follows_the_trust_mode(pki):
+async def test_package_revocation_follows_the_trust_mode(pki, trust):
     data = await sign(pki, package([]))
-    online = await validate_package(data, trust(pki))
+    online = await validate_package(data, trust)
     assert online.indication == "TOTAL-PASSED"
-    offline = await validate_package(data, trust(pki).replace(revocation="embedded-only"))
+    offline = await validate_package(data, trust.replace(revocation="embedded-only"))
     # An XML signature carries no revocation data: offline, its chain cannot be confirmed.
     assert (offline.indication, offline.sub_indication) == ("INDETERMINATE", "TRY_LATER")
-    revoked = await validate_package(await sign(pki, package([]), who="revoked"), trust(pki))
+    revoked = await validate_package(await sign(pki, package([]), who="revoked"), trust)
     assert revoked.sub_indication == "REVOKED"

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
-from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from signing import trust as trust_mod
@@ -50,16 +49,6 @@ NOW = dt.datetime.now(UTC)
 
 
 # ----- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def trust(pki) -> TrustSettings:
-    return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
-
-
-@pytest.fixture(scope="module")
-def stamper(pki) -> HTTPTimeStamper:
-    return HTTPTimeStamper(pki.tsa_url)
 
 
 @pytest.fixture(scope="module")
