@@ -32,7 +32,7 @@ from exchange.packages import (
     record_rejection,
     record_submission,
 )
-from exchange.receipts import Claims, issue_receipt, sign_receipt
+from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
 from exchange.verification import Verifier
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
@@ -247,6 +247,15 @@ class Hub:
         """The signed receipt of an accepted package, citing its ledger leaf."""
         assert self.pool is not None and self.ledger is not None and self.key is not None
         if result.duplicate or result.event_id is None:
+            stored = await load_receipt(self.pool, result.id)
+            if stored is not None:
+                return stored
+            # The first attempt may still be waiting for its leaf: wait for it the same way.
+            event_id = await self.pool.fetchval(
+                "SELECT id FROM events WHERE package_id = $1 AND event = 'submitted'", result.id
+            )
+            if event_id not in await self.ledger.wait_indexed([event_id]):
+                return None
             return await issue_receipt(self.pool, self.key, result.id)
         positions = await self.ledger.wait_indexed([result.event_id])
         if result.event_id not in positions:

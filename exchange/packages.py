@@ -152,23 +152,22 @@ async def record_submission(
         known = await get_agencies(conn, recipients)
         for code in recipients:
             check_recipient(known.get(code), code, today, field)
-        try:
-            return await _insert(conn, package, digest, size, recipients, retry_after, verdict)
-        except asyncpg.UniqueViolationError:
-            # The same bytes arrived twice at once: the first one won.
-            existing = await find_submission(conn, digest)
-            if existing:
-                return existing
-            raise
+        return await _insert(conn, package, digest, size, recipients, retry_after, verdict)
+
+
+# Two-key advisory lock namespaces (distinct from the one-key locks of the sequencer etc.).
+_LOCK_DIGEST = 7214010
+_LOCK_DOCUMENT_ID = 7214011
+
+
+async def _lock(conn: asyncpg.Connection, namespace: int, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", namespace, key)
 
 
 async def _refuse_reused_document_id(conn: asyncpg.Connection, package: Package) -> None:
     """A new document (type 0) may not reuse a DocumentId; checked under a lock on that id, so
     two different documents sent at the same moment cannot both pass."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1))",
-        f"{package.sender.organ_id}/{package.document_id}",
-    )
+    await _lock(conn, _LOCK_DOCUMENT_ID, f"{package.sender.organ_id}/{package.document_id}")
     clash = await conn.fetchval(
         "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
         package.sender.organ_id,
@@ -197,6 +196,12 @@ async def _insert(
     package_id = uuid.uuid4()
     response = package.response_for[0] if package.response_for else None
     async with conn.transaction():
+        # The same bytes posted twice at once (a client retrying while its first attempt still
+        # runs): the second waits here for the first, then gets the first's answer.
+        await _lock(conn, _LOCK_DIGEST, digest.hex())
+        existing = await find_submission(conn, digest)
+        if existing:
+            return existing
         if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
             await _refuse_reused_document_id(conn, package)
         about = None

@@ -351,3 +351,26 @@ async def test_a_recall_from_a_recipient_is_only_a_status(exchange, agencies):
         (e["event"], e["organ_id"]) for e in trail["events"] if e["event"] in ("status", "recalled")
     ]
     assert kinds == [("status", DISTRICT)]
+
+
+async def test_identical_bytes_posted_at_once_give_202_and_200_with_one_id(exchange, agencies):
+    """A client that times out and retries while its first attempt still runs gets the first
+    answer again (200, same id), never a conflict with itself."""
+    client = agencies[MINISTRY]
+    url = f"{exchange.url}/v1/packages"
+    headers = {**await client._headers(), "Content-Type": "application/xml"}
+
+    async def post(data: bytes) -> tuple[int, dict]:
+        async with exchange.session.post(url, data=data, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+    for attempt in range(10):
+        package = document(f"5{attempt:02d}", recipients=[PROVINCE])
+        (s1, a1), (s2, a2) = await asyncio.gather(post(package), post(package))
+        assert sorted((s1, s2)) == [200, 202], (attempt, a1, a2)
+        assert a1["id"] == a2["id"]
+        assert {a1["duplicate"], a2["duplicate"]} == {True, False}
+        deliveries = await exchange.hub.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE package_id = $1::uuid", a1["id"]
+        )
+        assert deliveries == 1
