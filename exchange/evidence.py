@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from lxml import etree
 
+from exchange.packages import visible_events, visible_statuses
 from exchange.receipts import issue_receipt
 
 if TYPE_CHECKING:
@@ -60,21 +61,6 @@ ledger/head.*       The signed tree head (size, root hash, time) the proofs lead
 certs/hub.pem       The hub's certificate chain, for convenience: trust comes from the anchors you
                     pass to the verifier, never from the bundle.
 """
-
-
-async def _status_packages(
-    pool: asyncpg.Pool, package: asyncpg.Record, caller: str
-) -> list[asyncpg.Record]:
-    """The statuses about the package that the caller may see: all of them for its sender, and
-    for a recipient only those it sent or received (never another recipient's)."""
-    return await pool.fetch(
-        "SELECT p.id, p.digest FROM packages p WHERE p.about_package = $1 AND ($2 OR p.sender = $3 "
-        "OR EXISTS (SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $3)) "
-        "ORDER BY p.received_at, p.id",
-        package["id"],
-        package["sender"] == caller,
-        caller,
-    )
 
 
 def _pem(cert) -> bytes:
@@ -109,17 +95,9 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     """The evidence zip for one package row, as ``caller`` (who may see the package) may see it."""
     pool, ledger = hub.pool, hub.ledger
     assert pool is not None and ledger is not None and hub.key is not None
-    statuses = await _status_packages(pool, package, caller)
+    statuses = await visible_statuses(pool, package, caller)
     ids = [package["id"], *(s["id"] for s in statuses)]
-    visible = [str(s["id"]) for s in statuses]
-    # The document's own chain, less the links to statuses the caller may not see.
-    events = await pool.fetch(
-        "SELECT id, package_id, event, leaf FROM events WHERE package_id = ANY($1::uuid[]) "
-        "AND (event NOT IN ('status', 'recalled') OR detail->>'status_package' = ANY($2::text[])) "
-        "ORDER BY id",
-        ids,
-        visible,
-    )
+    events = await visible_events(pool, package, caller, statuses)
     positions = await ledger.wait_indexed([e["id"] for e in events], timeout=10)
     # The latest signed head will do when it already covers every leaf: no new signature (nor
     # TSA request) per download.

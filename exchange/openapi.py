@@ -36,6 +36,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "recipient.unknown": (422, "a recipient is not in the registry"),
     "recipient.inactive": (422, "a recipient code is not valid today (see its successor)"),
     "package.duplicate_document_id": (409, "DocumentId already used with other content"),
+    "status.not_party": (403, "a status from an agency with no such part in the document"),
+    "status.unknown_document": (422, "a status about a document the hub does not know"),
     "package.not_found": (404, "no such package, or not yours to see"),
     "delivery.not_delivered": (409, "acknowledging before delivery"),
     "delivery.not_recipient": (409, "only a recipient acknowledges"),

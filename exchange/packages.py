@@ -31,6 +31,8 @@ __all__ = [
     "locate_package",
     "record_submission",
     "trail",
+    "visible_events",
+    "visible_statuses",
 ]
 
 _NOT_FOUND = "package.not_found"
@@ -184,6 +186,55 @@ async def _refuse_reused_document_id(conn: asyncpg.Connection, package: Package)
         )
 
 
+RECALL = "13"  # the only status a document's sender sends; recipients send all the others
+
+
+async def _document_of_status(conn: asyncpg.Connection, package: Package) -> asyncpg.Record:
+    """The document a status is about, checking that its sender is a party to it: a recipient
+    (any status but 13) or the document's sender (13, the recall, to one of its recipients).
+
+    Raises ``status.not_party`` (403) when the document exists but the caller has no such part
+    in it, and ``status.unknown_document`` (422) when the hub knows no such document.
+    """
+    response = package.response_for[0]
+    caller, organ = package.sender.organ_id, response.organ_id
+    rows = await conn.fetch(
+        "SELECT p.id, p.digest, p.sender, bool_or(d.recipient = $3) AS caller_receives, "
+        "bool_or(d.recipient = $1) AS organ_receives FROM packages p "
+        "JOIN deliveries d ON d.package_id = p.id "
+        "WHERE p.document_id = $2 AND p.kind = 'edoc' AND p.sender IN ($1, $3) "
+        "GROUP BY p.id ORDER BY p.received_at DESC",
+        organ,
+        response.document_id,
+        caller,
+    )
+    recall = package.status_code == RECALL
+    for row in rows:
+        if not recall and row["sender"] == organ and row["caller_receives"]:
+            return row
+        if recall and row["sender"] == caller and row["organ_receives"]:
+            return row
+    if rows:
+        role = (
+            f"only the document's sender recalls it (status {RECALL})"
+            if recall
+            else f"only its recipients send status {package.status_code}"
+        )
+        raise HubError(
+            "status.not_party",
+            f"{caller} has no part in document {response.document_id!r} from {organ} "
+            f"that allows this status: {role}",
+            status=403,
+            field="ResponseFor/DocumentId",
+        )
+    raise HubError(
+        "status.unknown_document",
+        f"the hub knows no document {response.document_id!r} between {organ} and {caller}",
+        status=422,
+        field="ResponseFor/DocumentId",
+    )
+
+
 async def _insert(
     conn: asyncpg.Connection,
     package: Package,
@@ -204,20 +255,7 @@ async def _insert(
             return existing
         if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
             await _refuse_reused_document_id(conn, package)
-        about = None
-        if package.kind == "status" and response and response.document_id:
-            # A reply from a recipient (01-06, 15, 16) or the sender's own recall (13).
-            about = await conn.fetchrow(
-                "SELECT p.id, p.digest, p.sender FROM packages p "
-                "JOIN deliveries d ON d.package_id = p.id "
-                "WHERE p.document_id = $2 AND p.kind = 'edoc' "
-                "AND ((p.sender = $1 AND d.recipient = $3) "
-                "OR (p.sender = $3 AND d.recipient = $1)) "
-                "ORDER BY p.received_at DESC LIMIT 1",
-                response.organ_id,
-                response.document_id,
-                package.sender.organ_id,
-            )
+        about = await _document_of_status(conn, package) if package.kind == "status" else None
         submitted_event = Event(
             "submitted",
             digest,
@@ -290,10 +328,7 @@ async def _insert(
             # The status joins the document's own chain of leaves.
             events.append(
                 Event(
-                    # Only the document's sender recalls it; a 13 from anyone else is a status.
-                    "recalled"
-                    if package.status_code == "13" and about["sender"] == package.sender.organ_id
-                    else "status",
+                    "recalled" if package.status_code == RECALL else "status",
                     about["digest"],
                     about["id"],
                     package.sender.organ_id,
@@ -425,18 +460,71 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# Events about one recipient's copy; another recipient never sees them.
+_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged"]
+_STATUS_EVENTS = ["status", "recalled"]
+
+
+async def visible_statuses(
+    conn: asyncpg.Connection | asyncpg.Pool, package: asyncpg.Record, caller: str
+) -> list[asyncpg.Record]:
+    """The status packages about ``package`` that ``caller`` may see: all of them for its
+    sender; for a recipient only those it sent or received."""
+    return await conn.fetch(
+        "SELECT p.id, p.digest FROM packages p WHERE p.about_package = $1 AND ($2 OR p.sender = $3 "
+        "OR EXISTS (SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $3)) "
+        "ORDER BY p.received_at, p.id",
+        package["id"],
+        package["sender"] == caller,
+        caller,
+    )
+
+
+async def visible_events(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    package: asyncpg.Record,
+    caller: str,
+    statuses: list[asyncpg.Record],
+) -> list[asyncpg.Record]:
+    """The one visibility rule for trails and evidence: the sender sees every event; a
+    recipient sees the package's own events, those about its own copy, and the links to the
+    statuses it may see (:func:`visible_statuses`), whose own events it sees whole."""
+    return await conn.fetch(
+        "SELECT id, package_id, event, organ_id, at, detail, leaf, ledger_index FROM events e "
+        "WHERE e.package_id = ANY($6::uuid[]) OR (e.package_id = $1 AND ($2 "
+        "OR (e.event <> ALL($3::text[]) AND e.event <> ALL($4::text[])) "
+        "OR (e.event = ANY($3::text[]) AND e.organ_id = $5) "
+        "OR (e.event = ANY($4::text[]) AND e.detail->>'status_package' = ANY($7::text[])))) "
+        "ORDER BY e.id",
+        package["id"],
+        package["sender"] == caller,
+        _PER_RECIPIENT_EVENTS,
+        _STATUS_EVENTS,
+        caller,
+        [s["id"] for s in statuses],
+        [str(s["id"]) for s in statuses],
+    )
+
+
 async def trail(pool: asyncpg.Pool, caller: Caller, package_id: str) -> dict:
-    """Every recorded event of a package, oldest first, with each recipient's state."""
+    """The events of a package that the caller may see, oldest first, with the state of each
+    copy it may see (every recipient's for the sender, its own for a recipient)."""
     row = await locate_package(pool, caller, package_id)
     deliveries = await pool.fetch(
         "SELECT recipient, state, delivered_at, fetched_at, acked_at FROM deliveries "
-        "WHERE package_id = $1 ORDER BY id",
+        "WHERE package_id = $1 AND ($2 OR recipient = $3) ORDER BY id",
         row["id"],
+        row["sender"] == caller.organ_id,
+        caller.organ_id,
     )
-    events = await pool.fetch(
-        "SELECT event, organ_id, at, detail, ledger_index FROM events WHERE package_id = $1 "
-        "ORDER BY at, id",
-        row["id"],
+    statuses = await visible_statuses(pool, row, caller.organ_id)
+    events = sorted(
+        (
+            e
+            for e in await visible_events(pool, row, caller.organ_id, statuses)
+            if e["package_id"] == row["id"]
+        ),
+        key=lambda e: (e["at"], e["id"]),
     )
     return {
         "id": str(row["id"]),

@@ -335,22 +335,76 @@ async def test_two_documents_racing_for_one_document_id(exchange, agencies):
     assert refused[0].code == "package.duplicate_document_id"
 
 
-async def test_a_recall_from_a_recipient_is_only_a_status(exchange, agencies):
+async def test_statuses_come_only_from_parties_to_the_document(exchange, agencies):
+    """A recipient may not recall (13), the sender sends only 13, a stranger sends nothing,
+    and a status about a document the hub never saw is refused as such."""
     sent = await agencies[MINISTRY].submit(document("402", recipients=[DISTRICT]))
     await wait_for_inbox(agencies[DISTRICT], sent["id"])
-    await agencies[DISTRICT].submit(
-        build_status(
-            sender=DISTRICT,
-            response_for_organ_id=MINISTRY,
-            response_for_document_id=sent["document_id"],
-            status_code="13",
+    before = await exchange.hub.pool.fetchval("SELECT count(*) FROM packages")
+
+    def status(sender: str, to: str, code: str, document_id: str = sent["document_id"]) -> bytes:
+        return build_status(
+            sender=sender,
+            response_for_organ_id=to,
+            response_for_document_id=document_id,
+            status_code=code,
         )
+
+    refusals = [
+        (DISTRICT, status(DISTRICT, MINISTRY, "13"), 403, "status.not_party"),
+        (MINISTRY, status(MINISTRY, DISTRICT, "03"), 403, "status.not_party"),
+        (BYSTANDER, status(BYSTANDER, MINISTRY, "01"), 403, "status.not_party"),
+        (BYSTANDER, status(BYSTANDER, DISTRICT, "13"), 422, "status.unknown_document"),
+        (DISTRICT, status(DISTRICT, MINISTRY, "01", "000.00.00.G01,2020/01/01,9/X"), 422,
+         "status.unknown_document"),
+    ]
+    for caller, package, want_status, want_code in refusals:
+        with pytest.raises(HubClientError) as info:
+            await agencies[caller].submit(package)
+        assert (info.value.status, info.value.code) == (want_status, want_code), caller
+        assert "Traceback" not in info.value.message
+    assert await exchange.hub.pool.fetchval("SELECT count(*) FROM packages") == before
+    rejected = await exchange.hub.pool.fetchval(
+        "SELECT count(*) FROM events WHERE event = 'rejected' "
+        "AND detail->>'code' IN ('status.not_party', 'status.unknown_document')"
     )
+    assert rejected >= len(refusals)
+    # The parties' own statuses still go through.
+    reply = await agencies[DISTRICT].submit(status(DISTRICT, MINISTRY, "01"))
+    recall = await agencies[MINISTRY].submit(status(MINISTRY, DISTRICT, "13"))
+    assert reply["recipients"] == [MINISTRY] and recall["recipients"] == [DISTRICT]
     trail = await agencies[MINISTRY].trail(sent["id"])
     kinds = [
         (e["event"], e["organ_id"]) for e in trail["events"] if e["event"] in ("status", "recalled")
     ]
-    assert kinds == [("status", DISTRICT)]
+    assert kinds == [("status", DISTRICT), ("recalled", MINISTRY)]
+
+
+async def test_a_recipient_sees_only_its_own_part_of_the_trail(exchange, agencies):
+    """The trail follows the evidence bundle's visibility: a recipient sees the package's own
+    events, its own delivery and the statuses it sent or received, never another recipient's."""
+    sent = await agencies[MINISTRY].submit(document("403", recipients=[PROVINCE, COMMUNE]))
+    for code in (PROVINCE, COMMUNE):
+        await wait_for_inbox(agencies[code], sent["id"])
+        await agencies[code].fetch(sent["id"])
+        reply = await agencies[code].submit(
+            build_status(
+                sender=code,
+                response_for_organ_id=MINISTRY,
+                response_for_document_id=sent["document_id"],
+                status_code="01",
+            )
+        )
+        await wait_for_inbox(agencies[MINISTRY], reply["id"])
+    full = await agencies[MINISTRY].trail(sent["id"])
+    assert {e["organ_id"] for e in full["events"] if e["event"] == "status"} == {PROVINCE, COMMUNE}
+    assert [r["organ_id"] for r in full["recipients"]] == [PROVINCE, COMMUNE]
+    own = await agencies[PROVINCE].trail(sent["id"])
+    assert [r["organ_id"] for r in own["recipients"]] == [PROVINCE]
+    seen = {(e["event"], e["organ_id"]) for e in own["events"]}
+    assert ("status", PROVINCE) in seen and ("fetched", PROVINCE) in seen
+    assert ("submitted", MINISTRY) in seen
+    assert not any(organ == COMMUNE for _, organ in seen), seen
 
 
 async def test_identical_bytes_posted_at_once_give_202_and_200_with_one_id(exchange, agencies):
