@@ -179,7 +179,9 @@ async def inbox(request: web.Request) -> web.Response:
     caller = await _caller(request)
     after = _int(request.query, "after", 0, 0, 2**62)
     limit = _int(request.query, "limit", 100, 1, hub.settings.inbox_max_limit)
-    return web.json_response(await pk.inbox(hub.pool, caller, after, limit))
+    return web.json_response(
+        await pk.inbox(hub.pool, caller, after, limit, hub.settings.inbox_max_bytes)
+    )
 
 
 async def package_bytes(request: web.Request) -> web.StreamResponse:

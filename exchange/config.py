@@ -36,6 +36,7 @@ class Settings:
     max_attachments: int = 100
     token_ttl_seconds: int = 3600
     inbox_max_limit: int = 500
+    inbox_max_bytes: int = 1024 * 1024  # a page of the inbox stops growing past this much JSON
     # How long an unconfirmed outbox row waits before the relay publishes it again.
     outbox_retry_seconds: float = 5.0
     consumer_prefetch: int = 256

@@ -407,6 +407,7 @@ def _validate(root: etree._Element, limits: Limits) -> Literal["edoc", "status"]
     if error is not None:
         raise _xsd_error(error)
     assert header is not None and message is not None  # the schema requires both
+    _check_field_lengths(header, _attachment_elements(root))
     rules = _STATUS_RULES if kind == "status" else _DOCUMENT_RULES
     _check_counts(message, rules, "MessageHeader")
     trace_list = header.find(_q("TraceHeaderList"))
@@ -429,7 +430,94 @@ def _validate(root: etree._Element, limits: Limits) -> Literal["edoc", "status"]
                 response.sourceline,
             )
     _check_manifest(root)
+    _check_attachment_names(root)
     return kind
+
+
+# Longest text, in characters, of each field the hub stores, lists or forwards as metadata.
+# Generous for real documents (a rejection reason runs to about 1,000 characters), small enough
+# that an inbox page of 500 items stays a few megabytes.
+FIELD_LIMITS: dict[str, int] = {
+    "DocumentId": 200,
+    "CodeNumber": 100,
+    "CodeNotation": 100,
+    "Subject": 2_000,
+    "Content": 100_000,
+    "OrganName": 500,
+    "OrganizationInCharge": 500,
+    "OrganAdd": 500,
+    "Place": 500,
+    "TypeName": 500,
+    "FullName": 200,
+    "Position": 200,
+    "AttachmentName": 255,
+    "ContentType": 255,
+    "Description": 4_000,
+    "BussinessDocReason": 4_000,
+}
+DEFAULT_FIELD_LIMIT = 1_000  # any other text field of the header
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RESERVED_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.I)
+
+
+def _check_field_lengths(header: etree._Element, attachments: list[etree._Element]) -> None:
+    """Refuse any header field (and attachment metadata) longer than its limit."""
+    leaves = [e for e in header.iter(etree.Element) if etree.QName(e).namespace == NS]
+    for attachment in attachments:
+        leaves += [
+            e for e in _elements(attachment) if etree.QName(e).localname != "ContentTransferEncoded"
+        ]
+    for element in leaves:
+        if len(element):
+            continue
+        name = etree.QName(element).localname
+        limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
+        length = len(element.text or "")
+        if length > limit:
+            raise HubError(
+                "edxml.field_too_long",
+                f"edXML:{name} is {length} characters long; the limit is {limit}",
+                status=422,
+                field=name,
+                line=element.sourceline,
+            )
+
+
+def attachment_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a file name on a recipient's system, or None when it can.
+
+    Recipients' systems save attachments under these names: anything that could climb out of
+    a folder, name a device or hide characters is refused.
+    """
+    if _CONTROL.search(name):
+        return "it contains control characters"
+    if "/" in name or "\\" in name:
+        return "it contains a path separator"
+    if name in (".", "..") or name.endswith("."):
+        return "it is not a plain file name"
+    if len(name) > 1 and name[1] == ":":
+        return "it starts with a drive letter"
+    if _RESERVED_NAMES.match(name):
+        return "it is a reserved device name"
+    return None
+
+
+def _check_attachment_names(root: etree._Element) -> None:
+    for element in (*root.findall(_REFERENCES), *_attachment_elements(root)):
+        name_element = element.find(_q("AttachmentName"))
+        if name_element is None:
+            continue
+        name = str(name_element.xpath("string()")).strip()
+        problem = attachment_name_problem(name)
+        if problem:
+            cid = _text(element, "ContentId")
+            raise HubError(
+                "edxml.attachment_name",
+                f"attachment {cid!r}: the name {name[:80]!r} is refused: {problem}",
+                status=422,
+                field="AttachmentName",
+                line=name_element.sourceline,
+            )
 
 
 def _schema_violation(tree: etree._ElementTree, name: str) -> etree._LogEntry | None:

@@ -30,6 +30,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "edxml.attachment_not_in_manifest": (422, "an attachment is missing from the manifest"),
     "edxml.duplicate_content_id": (422, "two attachments share a ContentId"),
     "edxml.too_many_attachments": (413, "more attachments than the limit"),
+    "edxml.field_too_long": (422, "a text field is longer than its limit (message names it)"),
+    "edxml.attachment_name": (422, "an attachment name that is not a plain file name"),
     "organ_id.invalid": (422, "an organ id cannot be parsed"),
     "sender.mismatch": (403, "From/OrganId is not the authenticated agency"),
     "recipient.missing": (422, "the package names no recipient"),

@@ -7,6 +7,7 @@ used to check and route; the bytes on disk are never rewritten.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -404,8 +405,14 @@ def _inbox_item(row: asyncpg.Record) -> dict:
     }
 
 
-async def inbox(pool: asyncpg.Pool, caller: Caller, after: int, limit: int) -> dict:
-    """What waits for the caller, oldest first, starting after a cursor."""
+async def inbox(
+    pool: asyncpg.Pool, caller: Caller, after: int, limit: int, max_bytes: int = 1 << 20
+) -> dict:
+    """What waits for the caller, oldest first, starting after a cursor.
+
+    A page holds at most ``limit`` items and stops once its items pass ``max_bytes`` of JSON
+    (always at least one item), so a page stays small whatever the packages carry.
+    """
     rows = await pool.fetch(
         """
         SELECT d.inbox_seq, d.delivered_at, p.id, p.kind, p.sender, p.document_id,
@@ -419,7 +426,13 @@ async def inbox(pool: asyncpg.Pool, caller: Caller, after: int, limit: int) -> d
         after,
         limit,
     )
-    items = [_inbox_item(r) for r in rows]
+    items, size = [], 0
+    for row in rows:
+        item = _inbox_item(row)
+        size += len(json.dumps(item, ensure_ascii=False).encode())
+        if items and size > max_bytes:
+            break
+        items.append(item)
     return {
         "items": items,
         "next": items[-1]["cursor"] if items else (str(after) if after else None),

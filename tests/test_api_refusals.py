@@ -302,3 +302,110 @@ async def test_missing_stored_bytes_are_a_json_error(exchange, ctx):
         f"{exchange.url}/v1/packages/{sent['id']}", headers=headers
     ) as r:
         assert_error(r.status, await r.json(), 500, "package.bytes_missing")
+
+
+HOSTILE_NAMES = [
+    "../../../../etc/cron.d/x",
+    "/etc/passwd",
+    "..\\..\\Windows\\win.ini",
+    "C:\\boot.ini",
+    "a\tb.pdf",  # XML 1.0 carries no C0 controls but tab and newlines
+    "two\nlines.pdf",
+    "report\u009b31m.pdf",  # a C1 control (CSI), which XML 1.0 does allow
+    "..",
+    "NUL.txt",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+async def test_attachment_names_that_could_climb_out_of_a_folder(exchange, ctx, name):
+    package = build_document(
+        sender=SENDER,
+        recipients=[RECIPIENT],
+        code_number="30",
+        code_notation="BTP",
+        subject="Thử",
+        attachments=[(name, "application/pdf", b"%PDF-1.4")],
+    )
+    before = await package_count(exchange)
+    status, got = await post(exchange, ctx["sender"], package)
+    error = assert_error(status, got, 422, "edxml.attachment_name")
+    assert error["field"] == "AttachmentName" and "cid:" in error["message"]
+    assert await package_count(exchange) == before
+
+
+async def test_ordinary_attachment_names_pass(exchange, ctx):
+    package = build_document(
+        sender=SENDER,
+        recipients=[RECIPIENT],
+        code_number="31",
+        code_notation="BTP",
+        subject="Thử",
+        attachments=[("Quyết định số 12 (bản ký).PDF", "application/pdf", b"%PDF-1.4")],
+    )
+    status, got = await post(exchange, ctx["sender"], package)
+    assert status == 202, got
+
+
+@pytest.mark.parametrize(
+    ("field", "size"),
+    [("subject", 3_000_000), ("signer", 5_000), ("description", 10_000)],
+)
+async def test_oversize_text_fields_are_refused(exchange, ctx, field, size):
+    from exchange.edxml_build import build_status
+
+    if field == "description":
+        package = build_status(
+            sender=RECIPIENT,
+            response_for_organ_id=SENDER,
+            response_for_document_id="x",
+            status_code="02",
+            description="lý do " * (size // 6),
+        )
+        token = ctx["recipient"]
+        want = "Description"
+    else:
+        args = {"subject": "Thử"} | {field: "Đ" * size}
+        package = build_document(
+            sender=SENDER, recipients=[RECIPIENT], code_number="32", code_notation="BTP", **args
+        )
+        token, want = ctx["sender"], {"subject": "Subject", "signer": "FullName"}[field]
+    before = await package_count(exchange)
+    status, got = await post(exchange, token, package)
+    error = assert_error(status, got, 422, "edxml.field_too_long")
+    assert error["field"] == want and "limit" in error["message"]
+    assert await package_count(exchange) == before
+
+
+async def test_inbox_pages_stop_at_a_byte_budget(exchange, ctx):
+    from exchange.auth import Caller
+    from exchange.packages import inbox
+
+    for n in range(4):
+        status, _ = await post(
+            exchange,
+            ctx["sender"],
+            build_document(
+                sender=SENDER,
+                recipients=[OTHER],
+                code_number=f"4{n}",
+                code_notation="BTP",
+                subject="Đ" * 1_900,
+            ),
+        )
+        assert status == 202
+    caller = Caller(OTHER, "test", 0)
+    import asyncio
+
+    for _ in range(200):
+        full = await inbox(exchange.hub.pool, caller, 0, 100)
+        if len(full["items"]) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert len(full["items"]) == 4
+    one_item = len(str(full["items"][0]).encode())
+    small = await inbox(exchange.hub.pool, caller, 0, 100, max_bytes=one_item * 2)
+    assert 1 <= len(small["items"]) < 4
+    assert small["items"] == full["items"][: len(small["items"])]
+    tiny = await inbox(exchange.hub.pool, caller, 0, 100, max_bytes=1)
+    assert len(tiny["items"]) == 1  # never an empty page while items wait
