@@ -45,6 +45,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "delivery.not_recipient": (409, "only a recipient acknowledges"),
     "signature.invalid": (422, "a signature failed (TOTAL-FAILED); detail has the report digest"),
     "signature.indeterminate": (422, "signatures could not be confirmed and policy refuses that"),
+    "signature.missing": (422, "the package carries no XML signature and its policy needs one"),
     "signature.wrong_signer": (403, "a valid signature by someone not allowed to sign for From"),
     "report.not_found": (404, "the package was not verified (no trust anchors configured)"),
     "receipt.pending": (503, "the package's ledger position is not assigned yet; ask again"),

@@ -63,7 +63,7 @@ async def hub(pki, tmp_path_factory):
 def document(number: str, sender=G22, attachments=()) -> bytes:
     return build_document(
         sender=sender,
-        recipients=[H49] if sender != H49 else [G22],
+        recipients=[G22] if sender != G22 else [H49],
         code_number=number,
         code_notation="VPCP",
         subject="Kiểm tra chữ ký",
@@ -126,19 +126,131 @@ async def test_a_valid_signature_by_another_agency_is_a_forgery(hub, pki):
     assert sent["verification"]["indication"] == "TOTAL-PASSED"
 
 
-async def test_unsigned_is_accepted_with_a_warning_and_field_samples_under_report_only(hub):
-    _, clients = hub
-    sent = await clients[G22].submit(document("4"))
-    assert sent["verification"]["indication"] == "INDETERMINATE"
-    assert "SIGNED_DATA_NOT_FOUND" in sent["verification"]["warning"]
-    # H41 is registered report-only: its field status packages (test signatures that cannot
-    # verify) are recorded, not refused.
-    status = await clients[H41].submit(sample("status_inbox_01.edxml"))
-    assert status["verification"]["policy"] == "report-only"
-    # The same kind of broken signature from an enforcing agency is refused.
+async def test_unsigned_is_refused_under_enforce_and_recorded_under_report_only(hub, pki):
+    h, clients = hub
+    data = document("4")
+    with pytest.raises(HubClientError) as info:
+        await clients[G22].submit(data)
+    assert (info.value.status, info.value.code) == (422, "signature.missing")
+    leaves = await rejected_leaves(h, hashlib.sha256(data).hexdigest())
+    assert leaves and leaves[0]["detail"]["code"] == "signature.missing"
+    # H41 is registered report-only: its unsigned and its broken packages are recorded, not
+    # refused.
+    unsigned = await clients[H41].submit(document("4a", sender=H41))
+    assert unsigned["verification"]["policy"] == "report-only"
+    assert "recorded only" in unsigned["verification"]["warning"]
+    broken = (await signed(pki, document("4b", sender=H41), who="province")).replace(
+        "Kiểm tra".encode(), "Sửa đổi".encode()
+    )
+    recorded = await clients[H41].submit(broken)
+    assert recorded["verification"]["indication"] == "TOTAL-FAILED"
+    # A field sample's test signature from an enforcing agency is refused.
     with pytest.raises(HubClientError) as info:
         await clients[G22].submit(sample("edoc_update.edxml"))
     assert info.value.code in ("signature.invalid", "signature.indeterminate")
+
+
+async def test_a_chain_to_no_trust_anchor_is_refused_even_when_it_copies_the_organ_id(hub, pki):
+    """A certificate from another hierarchy (or self-signed) that names G22's organ id proves
+    nothing: refused, whatever verify_indeterminate says, since it is not a TRY_LATER."""
+    h, clients = hub
+    assert h.settings.verify_indeterminate == "accept"
+    rogue = await signed(pki, document("6"), who="untrusted")
+    with pytest.raises(HubClientError) as info:
+        await clients[G22].submit(rogue)
+    assert (info.value.status, info.value.code) == (422, "signature.indeterminate")
+    assert "NO_CERTIFICATE_CHAIN_FOUND" in info.value.message
+    self_signed = await signed_by(self_signed_p12(pki, G22), document("7"))
+    with pytest.raises(HubClientError) as info:
+        await clients[G22].submit(self_signed)
+    assert info.value.code == "signature.indeterminate"
+
+
+def self_signed_p12(pki, organ_id: str):
+    """A self-signed certificate that copies an agency's organ id, as a PKCS#12 file."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    from tests.pki import ORGANIZATION_IDENTIFIER
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Văn phòng Chính phủ"),
+            x509.NameAttribute(ORGANIZATION_IDENTIFIER, organ_id),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Giả mạo"),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    path = pki.dir / f"self-signed-{organ_id}.p12"
+    path.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"fake", key, cert, None, serialization.BestAvailableEncryption(P12_PASSWORD)
+        )
+    )
+    return path
+
+
+async def signed_by(p12, data: bytes) -> bytes:
+    with open_key(KeySource(p12=p12), SECRET) as key:
+        return await sign_package_async(data, key)
+
+
+@pytest.mark.parametrize("indeterminate", ["accept", "refuse"])
+async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate):
+    """A revocation service that cannot be reached right now (TRY_LATER) is the one doubt the
+    policy may accept; refused when verify_indeterminate = refuse."""
+    from tests.pki import running_pki
+
+    with running_pki(tmp_path / "gone") as gone:  # its OCSP and CRL stop with the block
+        roots = (str(gone.root_pem),), (str(gone.issuing_pem),)
+        data = await signed_by(gone.identity("clerk").p12, document("8"))
+    settings = make_settings(
+        tmp_path,
+        trust_anchors=roots[0],
+        trust_intermediates=roots[1],
+        revocation_mode="hard-fail",
+        verify_indeterminate=indeterminate,
+        cpu_workers=1,
+    )
+    try:
+        async with running_hub(settings) as (h, url), aiohttp.ClientSession() as session:
+            await upsert_agencies(
+                h.pool,
+                [
+                    Agency(G22, "Văn phòng Chính phủ", None, "central"),
+                    Agency(H49, "UBND tỉnh Quảng Ninh", None, "province"),
+                ],
+            )
+            creds = await issue_credentials(h.pool, G22)
+            client = HubClient(url, creds.client_id, creds.client_secret, session=session)
+            if indeterminate == "accept":
+                sent = await client.submit(data)
+                assert sent["verification"]["indication"] == "INDETERMINATE"
+                assert "TRY_LATER" in sent["verification"]["warning"]
+            else:
+                with pytest.raises(HubClientError) as info:
+                    await client.submit(data)
+                assert info.value.code == "signature.indeterminate"
+                assert "TRY_LATER" in info.value.message
+    finally:
+        await cleanup_broker(settings, [G22, H49])
+        await db.drop_schema(settings)
 
 
 async def test_a_tampered_signed_pdf_inside_is_refused(hub, pki):
@@ -157,3 +269,12 @@ async def test_a_tampered_signed_pdf_inside_is_refused(hub, pki):
     with pytest.raises(HubClientError) as info:
         await clients[G22].submit(data)
     assert info.value.code == "signature.invalid" and "qd.pdf" in info.value.message
+
+
+async def test_an_unsigned_pdf_attachment_is_reported_not_refused(hub, pki):
+    _, clients = hub
+    attachment = ("phu-luc.pdf", "application/pdf", official_document())
+    data = await signed(pki, document("9", attachments=[attachment]))
+    sent = await clients[G22].submit(data)
+    assert sent["verification"]["indication"] == "INDETERMINATE"
+    assert "phu-luc.pdf" in sent["verification"]["warning"]
