@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
+
+import asyncpg
 
 from exchange import db
 from exchange.config import Settings, load_settings
@@ -74,12 +77,18 @@ def cmd_registry_import(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        agencies = read_registry_file(args.file)
+        found = read_registry_file(args.file)
     except (RegistryFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    inserted, updated = asyncio.run(_with_pool(settings, lambda p: upsert_agencies(p, agencies)))
-    print(f"imported {len(agencies)} agencies from {args.file}: {inserted} new, {updated} updated")
+    given = None if args.replace else found.given
+    inserted, updated = asyncio.run(
+        _with_pool(settings, lambda p: upsert_agencies(p, found.agencies, given))
+    )
+    print(
+        f"imported {len(found.agencies)} agencies from {args.file}: {inserted} new, "
+        f"{updated} updated" + (" (replaced whole)" if args.replace else "")
+    )
     return 0
 
 
@@ -266,10 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="insert or update agencies from CSV or JSON",
         description="Columns: code, name, parent, level (central|province|district|commune), "
-        "valid_from, valid_to (YYYY-MM-DD), successor. Only code and name are required; "
-        "parent and level default to what the code says. All or nothing.",
+        "valid_from, valid_to (YYYY-MM-DD), successor, verify_policy. Only code and name are "
+        "required; parent and level default to what the code says. For agencies already "
+        "registered, only the columns the file has are written; the others keep their values "
+        "(--replace writes every column, absent ones as empty). All or nothing.",
     )
     p.add_argument("file", help="a .csv (header row) or .json file")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite existing entries whole: columns the file lacks become empty",
+    )
     p.set_defaults(func=cmd_registry_import)
     p = reg.add_parser("list", help="show the registry")
     p.add_argument("--limit", type=int, default=1000)
@@ -352,11 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     except (HubError, SigningError) as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1
+    except (ConnectionError, asyncpg.CannotConnectNowError) as exc:
+        print(f"error: cannot reach a service the command needs ({exc})", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # never a traceback on an operator's terminal
+        if os.environ.get("LIENTHONG_DEBUG"):
+            raise
+        print(
+            f"error: unexpected failure ({type(exc).__name__}: {exc}); "
+            "set LIENTHONG_DEBUG=1 to see the traceback",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from exchange.organ import GovLevel, OrganId
 
 __all__ = [
     "Agency",
+    "RegistryFile",
     "RegistryFileError",
     "check_recipient",
     "get_agencies",
@@ -121,7 +122,19 @@ def _record(raw: dict, where: str) -> Agency:
     )
 
 
-def read_registry_file(path: str | Path) -> list[Agency]:
+@dataclass(frozen=True)
+class RegistryFile:
+    """Agencies read from a file, and for each the columns the file gave (others are kept)."""
+
+    agencies: list[Agency]
+    given: list[frozenset[str]]
+
+
+def _given(raw: dict) -> frozenset[str]:
+    return frozenset(k for k in raw if k in _COLUMNS)
+
+
+def read_registry_file(path: str | Path) -> RegistryFile:
     """Read agencies from CSV (with a header row) or JSON (a list, or {"agencies": [...]})."""
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
@@ -134,21 +147,33 @@ def read_registry_file(path: str | Path) -> list[Agency]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise RegistryFileError(f"{path.name}: expected a list of agency objects")
         records = [_record(row, f"{path.name} item {i}") for i, row in enumerate(rows, 1)]
+        given = [_given(row) for row in rows]
     else:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "code" not in reader.fieldnames:
             raise RegistryFileError(f"{path.name}: the header row must name a 'code' column")
         records = [_record(row, f"{path.name} line {reader.line_num}") for row in reader]
+        given = [_given(dict.fromkeys(reader.fieldnames))] * len(records)
     seen: set[str] = set()
     for agency in records:
         if agency.code in seen:
             raise RegistryFileError(f"{path.name}: code {agency.code} appears twice")
         seen.add(agency.code)
-    return records
+    return RegistryFile(records, given)
 
 
-async def upsert_agencies(pool: asyncpg.Pool, agencies: list[Agency]) -> tuple[int, int]:
-    """Insert or update agencies in one transaction; returns (inserted, updated)."""
+_UPDATABLE = ("parent", "level", "valid_from", "valid_to", "successor", "verify_policy")
+
+
+async def upsert_agencies(
+    pool: asyncpg.Pool, agencies: list[Agency], given: list[frozenset[str]] | None = None
+) -> tuple[int, int]:
+    """Insert or update agencies in one transaction; returns (inserted, updated).
+
+    ``given``: per agency, the columns to write on an existing entry (a file's columns); the
+    others keep their stored values. None writes every column (replace).
+    """
+    given = given or [frozenset(_COLUMNS)] * len(agencies)
     rows = [
         (
             a.code,
@@ -160,8 +185,9 @@ async def upsert_agencies(pool: asyncpg.Pool, agencies: list[Agency]) -> tuple[i
             a.successor,
             a.routing_key,
             a.verify_policy,
+            [column in columns for column in _UPDATABLE],
         )
-        for a in agencies
+        for a, columns in zip(agencies, given, strict=True)
     ]
     async with pool.acquire() as conn, conn.transaction():
         existing = await conn.fetchval(
@@ -173,9 +199,17 @@ async def upsert_agencies(pool: asyncpg.Pool, agencies: list[Agency]) -> tuple[i
                                   routing_key, verify_policy)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (code) DO UPDATE SET
-                name = EXCLUDED.name, parent = EXCLUDED.parent, level = EXCLUDED.level,
-                valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,
-                successor = EXCLUDED.successor, verify_policy = EXCLUDED.verify_policy,
+                name = EXCLUDED.name,
+                parent = CASE WHEN ($10::bool[])[1] THEN EXCLUDED.parent ELSE agencies.parent END,
+                level = CASE WHEN ($10::bool[])[2] THEN EXCLUDED.level ELSE agencies.level END,
+                valid_from = CASE WHEN ($10::bool[])[3] THEN EXCLUDED.valid_from
+                                  ELSE agencies.valid_from END,
+                valid_to = CASE WHEN ($10::bool[])[4] THEN EXCLUDED.valid_to
+                                ELSE agencies.valid_to END,
+                successor = CASE WHEN ($10::bool[])[5] THEN EXCLUDED.successor
+                                 ELSE agencies.successor END,
+                verify_policy = CASE WHEN ($10::bool[])[6] THEN EXCLUDED.verify_policy
+                                     ELSE agencies.verify_policy END,
                 updated_at = now()
             """,
             rows,

@@ -118,6 +118,50 @@ async def _stored_secret_hashes(settings) -> list[str]:
         await pool.close()
 
 
+async def test_registry_reimport_keeps_columns_the_file_does_not_have(settings, tmp_path):
+    """A retired code stays retired when a later file (a name list, say) lacks valid_to and
+    successor; --replace is the explicit way to overwrite every column."""
+    first = tmp_path / "full.csv"
+    first.write_text(
+        "code,name,valid_to,successor,verify_policy\n"
+        "000.00.00.H49,UBND tỉnh Quảng Ninh,,,\n"
+        "000.00.00.H33,UBND tỉnh cũ,2025-06-30,000.00.00.H49,report-only\n",
+        encoding="utf-8",
+    )
+    lienthong(settings, "registry", "import", str(first))
+    names = tmp_path / "names.json"
+    names.write_text(
+        json.dumps([{"code": "H33", "name": "UBND tỉnh cũ (tên mới)"}]), encoding="utf-8"
+    )
+    out = lienthong(settings, "registry", "import", str(names)).stdout
+    assert "0 new, 1 updated" in out
+    listing = {
+        a["code"]: a for a in json.loads(lienthong(settings, "registry", "list", "--json").stdout)
+    }
+    old = listing["000.00.00.H33"]
+    assert old["name"] == "UBND tỉnh cũ (tên mới)"
+    assert (old["valid_to"], old["successor"], old["verify_policy"]) == (
+        "2025-06-30",
+        "000.00.00.H49",
+        "report-only",
+    )
+    # A column that is present but empty clears the value; --replace clears absent ones too.
+    cleared = tmp_path / "cleared.csv"
+    cleared.write_text("code,name,verify_policy\n000.00.00.H33,UBND tỉnh cũ,\n", encoding="utf-8")
+    lienthong(settings, "registry", "import", str(cleared))
+    listing = {
+        a["code"]: a for a in json.loads(lienthong(settings, "registry", "list", "--json").stdout)
+    }
+    assert listing["000.00.00.H33"]["verify_policy"] is None
+    assert listing["000.00.00.H33"]["successor"] == "000.00.00.H49"
+    out = lienthong(settings, "registry", "import", "--replace", str(names)).stdout
+    assert "replaced" in out
+    listing = {
+        a["code"]: a for a in json.loads(lienthong(settings, "registry", "list", "--json").stdout)
+    }
+    assert listing["000.00.00.H33"]["successor"] is None
+
+
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
     [
