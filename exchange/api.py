@@ -13,6 +13,7 @@ from aiohttp import BasicAuth, web
 from exchange import merkle
 from exchange import packages as pk
 from exchange.auth import Caller, authenticate, issue_token
+from exchange.db import unavailable
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
 from exchange.hub import Hub
@@ -30,8 +31,25 @@ _CHUNK = 256 * 1024
 
 
 def _error_response(exc: HubError) -> web.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return web.json_response(exc.to_json(), status=exc.status, headers=headers)
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.status == 503:
+        headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+    return web.json_response(exc.to_json(), status=exc.status, headers=headers or None)
+
+
+# Routes that answer without the database: liveness, readiness, metrics, the API description.
+_WITHOUT_DATABASE = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
+_RETRY_AFTER_SECONDS = 5
+
+
+def _unavailable() -> HubError:
+    return HubError(
+        "service.unavailable",
+        "the hub cannot reach its database right now; nothing was changed, try again shortly",
+        status=503,
+    )
 
 
 @web.middleware
@@ -39,7 +57,14 @@ async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Turn every failure into the JSON error shape; never leak a stack trace."""
+    hub = request.app.get(HUB)
     try:
+        if (
+            hub is not None
+            and not hub.database_ready.is_set()
+            and request.path not in _WITHOUT_DATABASE
+        ):
+            raise _unavailable()
         return await handler(request)
     except HubError as exc:
         if request.app.get(HUB) is not None:
@@ -52,7 +77,12 @@ async def errors_middleware(
             exc.status, f"http.{exc.status}"
         )
         return _error_response(HubError(code, exc.reason, status=exc.status))
-    except Exception:
+    except Exception as exc:
+        if unavailable(exc):
+            log.warning("database unavailable", extra={"path": request.path, "error": repr(exc)})
+            if hub is not None:
+                hub.metrics.refused["service.unavailable"] += 1
+            return _error_response(_unavailable())
         incident = uuid.uuid4().hex[:12]
         log.exception("internal error", extra={"incident": incident, "path": request.path})
         return _error_response(
@@ -321,15 +351,23 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    await hub.pool.fetchval("SELECT 1")
-    return web.json_response({"status": "ok"})
+    """GET /healthz: liveness. The process answers; says nothing of its dependencies."""
+    return web.json_response({"status": "alive"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """GET /readyz: readiness. 200 when the database and the broker are both usable."""
+    checks = await request.app[HUB].readiness()
+    ok = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        text=request.app[HUB].metrics.render(), content_type="text/plain", charset="utf-8"
-    )
+    hub = request.app[HUB]
+    text = hub.metrics.render() + await hub.gauges()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 def make_app(hub: Hub) -> web.Application:
@@ -352,5 +390,6 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/v1/ledger/proof/consistency", consistency_proof)
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
     return app

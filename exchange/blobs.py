@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from exchange.errors import HubError
+from exchange.workers import process_running
 
 __all__ = ["BlobStore", "IncomingBlob"]
 
@@ -23,7 +26,7 @@ class IncomingBlob:
     def __init__(self, store: BlobStore, limit: int) -> None:
         self._store = store
         self._limit = limit
-        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="in-")
+        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix=_temp_prefix())
         self._file = os.fdopen(fd, "wb")
         self.path = Path(name)
         self.size = 0
@@ -76,6 +79,22 @@ class BlobStore:
         self.tmp_dir = self.root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._folders: set[Path] = set()
+        self.removed_at_start = self._remove_orphans()
+
+    def _remove_orphans(self) -> int:
+        """Remove the temporary files of uploads whose process is gone (a killed hub): each is
+        named after its host and process; other hosts' files are left alone."""
+        host, removed = socket.gethostname(), 0
+        for path in self.tmp_dir.glob("in-*"):
+            try:
+                owner_host, pid, _ = path.name[3:].rsplit("-", 2)
+                orphan = owner_host == host and not process_running(int(pid))
+            except ValueError:  # not one of ours, or an older naming: only when clearly stale
+                orphan = time.time() - path.stat().st_mtime > 3600
+            if orphan:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def path_for(self, digest: bytes) -> Path:
         """Where the blob with this SHA-256 lives (the digest is ours, never a client's path)."""
@@ -96,6 +115,10 @@ class BlobStore:
 
     def read(self, digest: bytes) -> bytes:
         return self.path_for(digest).read_bytes()
+
+
+def _temp_prefix() -> str:
+    return f"in-{socket.gethostname()}-{os.getpid()}-"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,9 +5,18 @@ Topology: one durable topic exchange ``<prefix>.packages``; one durable queue pe
 reversed, see :mod:`exchange.organ`). Messages carry a reference to the stored package, never the
 package itself (claim check): the bytes stay where they were fsynced, once.
 
-No loss: a delivery is written to the outbox in the same transaction as the package; the
-:class:`Dispatcher` deletes the outbox row only after the broker confirmed the publish, and the
-:class:`InboxWorker` acks a message only after the delivery is committed in PostgreSQL.
+No loss, whatever the broker's redelivery policy:
+
+* a delivery is written to the outbox in the same transaction as the package; the
+  :class:`Dispatcher` deletes the outbox row only after the broker confirmed the publish, and
+  re-publishes what stays unconfirmed; after a (re)connection it publishes the backlog at once;
+* the :class:`InboxWorker` acks a message only after the delivery is committed in PostgreSQL;
+  while PostgreSQL is unreachable it holds what it has and stops consuming (back-pressure), so
+  messages are not bounced back and forth against the queue's delivery limit;
+* each quorum queue declares an explicit delivery limit and dead-letters, at least once, to
+  ``<prefix>.dead-letters``, which the hub consumes like any inbox queue;
+* a reconciler re-publishes deliveries routed long ago but never delivered (a message the broker
+  dropped or dead-lettered nowhere): consumers are idempotent, so a second copy is harmless.
 """
 
 from __future__ import annotations
@@ -17,43 +26,70 @@ import contextlib
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aio_pika
+import aiormq
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from exchange.config import Settings
 from exchange.events import Event, record_events
 from exchange.organ import OrganId
 from exchange.packages import Outgoing
-from exchange.tasks import BackgroundLoop
+from exchange.tasks import BackgroundLoop, log_failure
 
 __all__ = ["Broker", "Dispatcher", "InboxWorker"]
 
 log = logging.getLogger("lienthong.broker")
 PUBLISH_CHANNELS = 4
+_BACKOFF_MAX = 30.0
 
 
 class Broker:
-    """A connection, a confirming publisher channel, a consumer channel, and declared queues."""
+    """A robust connection, confirming publisher channels, a consumer channel, and the queues."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.exchange_name = f"{settings.broker_prefix}.packages"
+        self.dead_letter_exchange = f"{settings.broker_prefix}.dead"
+        self.dead_letter_queue = f"{settings.broker_prefix}.dead-letters"
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._publishers: itertools.cycle | None = None
+        self._declare_channel: aio_pika.abc.AbstractChannel | None = None
         self._consume_channel: aio_pika.abc.AbstractChannel | None = None
-        self._declared: dict[str, aio_pika.abc.AbstractQueue] = {}
-        self._consumers: dict[str, str] = {}
+        self._declared: dict[str, AbstractQueue] = {}  # queue name -> queue (consume channel)
+        self._consumers: dict[str, str] = {}  # queue name -> consumer tag
+        self._paused = False
         self._lock = asyncio.Lock()
         self.on_message = None  # set by InboxWorker
+        self.on_reconnect: list[Callable[[], None]] = []  # called after every reconnection
 
     def queue_name(self, organ_id: str) -> str:
         return f"{self.settings.broker_prefix}.inbox.{organ_id}"
 
+    @property
+    def ready(self) -> bool:
+        """Connected now, with the exchanges declared."""
+        return (
+            self._publishers is not None
+            and self._connection is not None
+            and self._connection.connected.is_set()
+        )
+
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.settings.amqp_url)
+        """Connect, waiting for the broker as long as it takes, and declare the exchanges.
+
+        The connection is robust: after a broker restart it reconnects by itself and restores
+        channels, queues, bindings and consumers; ``on_reconnect`` hooks run then.
+        """
+        self._connection = await aio_pika.connect_robust(
+            self.settings.amqp_url,
+            fail_fast=False,
+            reconnect_interval=self.settings.broker_reconnect_seconds,
+        )
+        self._connection.reconnect_callbacks.add(self._reconnected)
         # Several confirming channels: a channel writes one publish at a time.
         exchanges = []
         for _ in range(PUBLISH_CHANNELS):
@@ -63,32 +99,99 @@ class Broker:
                     self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                 )
             )
-        self._publishers = itertools.cycle(exchanges)
+        self._declare_channel = await self._connection.channel()
+        await self._declare_channel.declare_exchange(
+            self.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        self._publishers = itertools.cycle(exchanges)
+        log.info("connected to the broker")
+
+    def _reconnected(self, *_: object) -> None:
+        log.info("reconnected to the broker")
+        for hook in self.on_reconnect:
+            hook()
 
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
 
+    def _arguments(self) -> dict:
+        arguments: dict = {
+            "x-queue-type": self.settings.queue_type,
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+        }
+        if self.settings.queue_type == "quorum":
+            # An explicit limit (RabbitMQ 4 has a default of 20 anyway), dead-lettered at least
+            # once: a message over the limit moves to the dead-letter queue, never into the void.
+            arguments |= {
+                "x-delivery-limit": self.settings.delivery_limit,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+        return arguments
+
+    async def _declare(self, name: str, routing_key: str | None) -> AbstractQueue:
+        """Declare (on the declaring channel, which an argument clash may close) and bind."""
+        assert self._declare_channel is not None and self._consume_channel is not None
+        try:
+            queue = await self._declare_channel.declare_queue(
+                name, durable=True, arguments=self._arguments()
+            )
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            # Declared earlier with other arguments (an older hub): keep it and say what to do.
+            log.warning(
+                "queue %s exists with other arguments; it is used as it is: give it a "
+                "delivery-limit and dead-letter-exchange by policy",
+                name,
+            )
+            self._declare_channel = await self._connection.channel()
+            queue = await self._declare_channel.declare_queue(name, passive=True)
+        if routing_key is None:
+            await queue.bind(self.dead_letter_exchange)
+        else:
+            await queue.bind(self.exchange_name, routing_key)
+        return await self._consume_channel.declare_queue(name, passive=True)
+
     async def ensure_agency(self, organ_id: str) -> None:
         """Declare the agency's queue and binding (idempotent) and consume it if we consume."""
-        if organ_id in self._declared and (self.on_message is None or organ_id in self._consumers):
+        await self._ensure(self.queue_name(organ_id), OrganId.parse(organ_id).routing_key)
+
+    async def ensure_dead_letters(self) -> None:
+        """Declare the dead-letter queue and consume it like an inbox (if we consume)."""
+        await self._ensure(self.dead_letter_queue, None)
+
+    async def _ensure(self, name: str, routing_key: str | None) -> None:
+        if name in self._declared and (self.on_message is None or name in self._consumers):
             return
         async with self._lock:
-            queue = self._declared.get(organ_id)
+            queue = self._declared.get(name)
             if queue is None:
-                assert self._consume_channel is not None, "connect() first"
-                queue = await self._consume_channel.declare_queue(
-                    self.queue_name(organ_id),
-                    durable=True,
-                    arguments={"x-queue-type": self.settings.queue_type},
-                )
-                await queue.bind(self.exchange_name, OrganId.parse(organ_id).routing_key)
-                self._declared[organ_id] = queue
-            if self.on_message is not None and organ_id not in self._consumers:
-                self._consumers[organ_id] = await queue.consume(self.on_message)
+                queue = await self._declare(name, routing_key)
+                self._declared[name] = queue
+            if self.on_message is not None and name not in self._consumers and not self._paused:
+                self._consumers[name] = await queue.consume(self.on_message)
+
+    async def pause_consuming(self) -> None:
+        """Cancel every consumer: no new deliveries arrive; unacked ones stay with us."""
+        async with self._lock:
+            self._paused = True
+            consumers, self._consumers = self._consumers, {}
+            for name, tag in consumers.items():
+                with contextlib.suppress(Exception):
+                    await self._declared[name].cancel(tag)
+
+    async def resume_consuming(self) -> None:
+        """Consume every declared queue again."""
+        async with self._lock:
+            self._paused = False
+            if self.on_message is None:
+                return
+            for name, queue in self._declared.items():
+                if name not in self._consumers:
+                    self._consumers[name] = await queue.consume(self.on_message)
 
     async def publish(self, outgoing: Outgoing) -> None:
         """Publish one delivery reference and wait for the broker's confirm."""
@@ -113,19 +216,22 @@ class Broker:
         )
 
     async def delete_topology(self, organ_ids: list[str]) -> None:
-        """Remove queues and the exchange (tests and `lienthong broker reset`)."""
+        """Remove queues and the exchanges (tests and `lienthong broker reset`)."""
         assert self._connection is not None
         channel = await self._connection.channel()
-        for organ_id in organ_ids:
+        names = [self.queue_name(o) for o in organ_ids] + [self.dead_letter_queue]
+        for name in names:
             with contextlib.suppress(Exception):
-                await channel.queue_delete(self.queue_name(organ_id))
-        with contextlib.suppress(Exception):
-            await channel.exchange_delete(self.exchange_name)
+                await channel.queue_delete(name)
+        for exchange in (self.exchange_name, self.dead_letter_exchange):
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(exchange)
         await channel.close()
 
 
 class Dispatcher(BackgroundLoop):
-    """Publishes outbox rows: new ones at once, forgotten ones (crash, broker down) on retry."""
+    """Publishes outbox rows: new ones at once, forgotten ones (crash, broker down) on retry,
+    the whole backlog as soon as the broker is back; and re-publishes lost deliveries."""
 
     task_name = "outbox-dispatcher"
 
@@ -133,40 +239,64 @@ class Dispatcher(BackgroundLoop):
         self._pool = pool
         self._broker = broker
         self._retry = settings.outbox_retry_seconds
+        self._redeliver_after = settings.redeliver_after_seconds
+        self._reconcile_every = settings.reconcile_interval_seconds
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self._kick = asyncio.Event()
+        self._flush = False
         self._task: asyncio.Task | None = None
+        broker.on_reconnect.append(self.flush)
 
     def submit(self, outgoing: tuple[Outgoing, ...]) -> None:
         """Hand over deliveries just committed to the outbox."""
         for item in outgoing:
             self._queue.put_nowait(item)
 
+    def flush(self) -> None:
+        """Publish the whole backlog now (the broker is back)."""
+        self._flush = True
+        self._kick.set()
+
     async def _run(self) -> None:
         # A few publishers at once: one batch's confirms and bookkeeping need not hold the next.
         # The relay has its own timer, so retries happen under steady traffic too.
-        await asyncio.gather(self._relay(), *(self._publisher() for _ in range(PUBLISH_CHANNELS)))
+        await asyncio.gather(
+            self._relay(),
+            self._reconciler(),
+            *(self._publisher() for _ in range(PUBLISH_CHANNELS)),
+        )
 
     async def _relay(self) -> None:
         while True:
-            await asyncio.sleep(self._retry / 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self._retry / 2)
+            self._kick.clear()
+            if not self._broker.ready:
+                continue  # nothing is claimed, so no row's backoff grows during an outage
             try:
-                while batch := await self.claim_due():
+                if self._flush:
+                    self._flush = False
+                    await self._pool.execute(
+                        "UPDATE outbox SET next_attempt_at = now(), attempts = 0"
+                    )
+                while self._broker.ready and (batch := await self.claim_due()):
                     await self._publish(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay failed; it tries again")
+            except Exception as exc:
+                log_failure(log, "outbox relay failed; it tries again", exc)
 
     async def _publisher(self) -> None:
         while True:
+            batch = await self._next_batch()
+            if not self._broker.ready:
+                continue  # the rows wait in the outbox; the relay sends them once it is back
             try:
-                batch = await self._next_batch()
-                if batch:
-                    await self._publish(batch)
+                await self._publish(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox dispatch failed; rows stay in the outbox for a retry")
+            except Exception as exc:
+                log_failure(log, "outbox dispatch failed; rows stay in the outbox for a retry", exc)
                 await asyncio.sleep(1.0)
 
     async def _next_batch(self) -> list[Outgoing]:
@@ -209,13 +339,23 @@ class Dispatcher(BackgroundLoop):
         if not confirmed:
             return
         async with self._pool.acquire() as conn, conn.transaction():
-            # Only rows still there: the relay and the fast path may both have published one,
-            # and 'routed' is recorded once.
+            # Only rows still there: the relay and the fast path may both have published one.
             gone = await conn.fetch(
                 "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id",
                 [c.delivery_id for c in confirmed],
             )
-            removed = {r["delivery_id"] for r in gone}
+            # 'routed' is recorded once per delivery; a re-publication only moves routed_at.
+            first = {
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE deliveries d SET routed_at = $2 FROM (SELECT id, routed_at AS before "
+                    "FROM deliveries WHERE id = ANY($1::bigint[]) FOR UPDATE) o "
+                    "WHERE d.id = o.id RETURNING d.id, o.before IS NULL AS first",
+                    [r["delivery_id"] for r in gone],
+                    published_at,
+                )
+                if r["first"]
+            }
             await record_events(
                 conn,
                 [
@@ -228,13 +368,47 @@ class Dispatcher(BackgroundLoop):
                         published_at,
                     )
                     for c in confirmed
-                    if c.delivery_id in removed
+                    if c.delivery_id in first
                 ],
             )
 
+    async def _reconciler(self) -> None:
+        while True:
+            await asyncio.sleep(self._reconcile_every)
+            try:
+                found = await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log_failure(log, "reconciling lost deliveries failed; it tries again", exc)
+                continue
+            if found:
+                log.warning(
+                    "re-publishing deliveries routed but never delivered",
+                    extra={"count": found, "after_seconds": self._redeliver_after},
+                )
+                self._kick.set()
+
+    async def reconcile(self) -> int:
+        """Put back in the outbox every delivery routed more than ``redeliver_after_seconds``
+        ago and still not delivered; returns how many."""
+        rows = await self._pool.fetch(
+            """
+            INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+            SELECT d.id, a.routing_key, now() FROM deliveries d
+            JOIN agencies a ON a.code = d.recipient
+            WHERE d.state = 'pending' AND d.routed_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
+            ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+            """,
+            self._redeliver_after,
+        )
+        return len(rows)
+
 
 class InboxWorker(BackgroundLoop):
-    """Consumes agency queues and turns each message into a delivered inbox entry."""
+    """Consumes agency queues (and the dead letters) and turns each message into a delivered
+    inbox entry."""
 
     task_name = "inbox-worker"
 
@@ -245,11 +419,19 @@ class InboxWorker(BackgroundLoop):
         self._pending: list[AbstractIncomingMessage] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._held = 0  # messages held while PostgreSQL is unreachable
         broker.on_message = self._on_message
 
+    @property
+    def waiting(self) -> int:
+        """Messages received and not yet recorded (held while PostgreSQL is unreachable)."""
+        return self._held + len(self._pending)
+
     async def consume(self, organ_ids: list[str]) -> None:
-        """Start the worker and consume these agencies' queues."""
-        self.start()
+        """Start the worker and consume these agencies' queues and the dead letters."""
+        if self._task is None:
+            self.start()
+        await self._broker.ensure_dead_letters()
         for organ_id in organ_ids:
             await self._broker.ensure_agency(organ_id)
 
@@ -269,8 +451,6 @@ class InboxWorker(BackgroundLoop):
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    # E.g. acking on a channel that closed: the broker redelivers those
-                    # messages, and recording a delivery twice changes nothing.
                     log.exception("delivering a batch failed; the broker will redeliver it")
 
     async def _deliver(self, messages: list[AbstractIncomingMessage]) -> None:
@@ -285,32 +465,59 @@ class InboxWorker(BackgroundLoop):
                 await message.reject(requeue=False)
         if not ids:
             return
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # One delivering transaction at a time across hubs: inbox cursors then only grow.
-                await conn.execute("SELECT pg_advisory_xact_lock(7214002)")
-                rows = await conn.fetch(
-                    """
-                    UPDATE deliveries SET state = 'delivered', delivered_at = now(),
-                        inbox_seq = nextval('inbox_seq')
-                    FROM packages p
-                    WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
-                      AND p.id = deliveries.package_id
-                    RETURNING deliveries.package_id, deliveries.recipient, p.digest
-                    """,
-                    ids,
-                )
-                await record_events(
-                    conn,
-                    [
-                        Event("delivered", r["digest"], r["package_id"], r["recipient"])
-                        for r in rows
-                    ],
-                )
-        except Exception:
-            log.exception("recording deliveries failed; messages go back to the queue")
-            await asyncio.sleep(0.5)
-            for message in good:
-                await message.nack(requeue=True)
-            return
-        await asyncio.gather(*(message.ack() for message in good))
+        await self._record_until_done(ids)
+        results = await asyncio.gather(*(m.ack() for m in good), return_exceptions=True)
+        if any(isinstance(r, Exception) for r in results):
+            # The channel closed meanwhile: the broker redelivers, and recording a delivery
+            # twice changes nothing.
+            log.info("some acks were lost with their channel; the broker redelivers them")
+
+    async def _record_until_done(self, ids: list[int]) -> None:
+        """Record the deliveries; while PostgreSQL fails, hold the messages (unacked, so the
+        broker counts no redelivery) and stop consuming until it answers again."""
+        delay, paused = 0.5, False
+        while True:
+            try:
+                await self._record(ids)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not paused:
+                    self._held = len(ids)
+                    log.warning(
+                        "cannot record deliveries; holding them and pausing consumption",
+                        extra={"held": len(ids), "error": f"{type(exc).__name__}: {exc}"},
+                    )
+                    with contextlib.suppress(Exception):
+                        await self._broker.pause_consuming()
+                    paused = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+        self._held = 0
+        if paused:
+            log.info("deliveries recorded again; consuming resumes")
+            try:
+                await self._broker.resume_consuming()
+            except Exception as exc:  # the broker's own reconnection restores consumers
+                log_failure(log, "resuming consumers failed", exc)
+
+    async def _record(self, ids: list[int]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One delivering transaction at a time across hubs: inbox cursors then only grow.
+            await conn.execute("SELECT pg_advisory_xact_lock(7214002)")
+            rows = await conn.fetch(
+                """
+                UPDATE deliveries SET state = 'delivered', delivered_at = now(),
+                    inbox_seq = nextval('inbox_seq')
+                FROM packages p
+                WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
+                  AND p.id = deliveries.package_id
+                RETURNING deliveries.package_id, deliveries.recipient, p.digest
+                """,
+                ids,
+            )
+            await record_events(
+                conn,
+                [Event("delivered", r["digest"], r["package_id"], r["recipient"]) for r in rows],
+            )

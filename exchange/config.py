@@ -40,6 +40,14 @@ class Settings:
     # How long an unconfirmed outbox row waits before the relay publishes it again.
     outbox_retry_seconds: float = 5.0
     consumer_prefetch: int = 256
+    # Redeliveries a quorum queue allows before it dead-letters a message (to the dead-letter
+    # queue the hub drains: nothing is dropped).
+    delivery_limit: int = 20
+    # A delivery routed this long ago and still not delivered is published again.
+    redeliver_after_seconds: float = 300.0
+    reconcile_interval_seconds: float = 60.0
+    broker_reconnect_seconds: float = 2.0  # between attempts while RabbitMQ is unreachable
+    shutdown_timeout_seconds: float = 15.0  # SIGTERM: in-flight work gets this long, then exit
     log_level: str = "INFO"
     # RFC 3161 time-stamping authority for signed tree heads (empty: heads are not timestamped).
     tsa_url: str = ""

@@ -12,7 +12,7 @@ import asyncpg
 
 from exchange.config import Settings
 
-__all__ = ["connect", "create_database", "drop_schema", "migrate"]
+__all__ = ["connect", "create_database", "drop_schema", "migrate", "unavailable"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -21,6 +21,21 @@ def _schema_name(settings: Settings) -> str:
     if not _IDENT.match(settings.database_schema):
         raise ValueError(f"database_schema {settings.database_schema!r} is not a plain identifier")
     return settings.database_schema
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means PostgreSQL (or the network to it) is unavailable right now, as
+    opposed to a refused statement: a connection refused, reset or closed, the server shutting
+    down or starting up, too many connections, a pool that could not hand out a connection."""
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.OperatorInterventionError
+        | asyncpg.TooManyConnectionsError,
+    ) or (isinstance(exc, asyncpg.InternalClientError) and "connection" in str(exc).lower())
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -76,7 +91,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def connect(settings: Settings, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see only the configured schema."""
+    """A pool whose connections see only the configured schema. With ``min_size=0`` it opens
+    no connection until one is needed, so it can be made while PostgreSQL is down."""
     schema = _schema_name(settings)
     return await asyncpg.create_pool(
         settings.database_url,

@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from exchange.packages import (
 )
 from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
 from exchange.verification import Verifier
+from exchange.workers import CpuPool
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
 
@@ -68,7 +66,12 @@ class Metrics:
 
 
 class Hub:
-    """Everything one hub process runs. ``await hub.start()`` then serve the API."""
+    """Everything one hub process runs. ``await hub.start()`` then serve the API.
+
+    Start-up never waits for PostgreSQL or RabbitMQ: the hub comes up, retries each with
+    backoff, and reports what it can reach in :meth:`readiness`. While the broker is away it
+    still accepts packages (into the outbox); while the database is away it answers 503.
+    """
 
     def __init__(self, settings: Settings, *, consume: bool = True) -> None:
         self.settings = settings
@@ -88,76 +91,206 @@ class Hub:
         self.ledger: Ledger | None = None
         self.key: KeyHandle | None = None
         self.verifier: Verifier | None = None
-        self.cpu: ProcessPoolExecutor | None = None  # parsing and verification, off the loop
+        self.cpu = CpuPool(settings.cpu_workers or os.cpu_count() or 1, warm_worker)
+        self.database_ready = asyncio.Event()  # migrated and reachable at least once
+        self.broker_ready = asyncio.Event()  # connected, queues declared and consumed
         self._exit = contextlib.ExitStack()
-        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        """Migrate, connect, declare the topology and start the background loops."""
-        await db.create_database(self.settings)
-        await db.migrate(self.settings)
-        await self._start_workers()
+        """Start the workers and the background loops; dependencies come up on their own."""
+        await self.cpu.start()
         if self.settings.trust_anchors:
             self.verifier = Verifier(self.settings, self.in_worker, self.limits)
         else:
             log.warning("no trust anchors configured: package signatures are not verified")
-        self.pool = await db.connect(self.settings, max_size=self.settings.database_pool_size)
         self.key = self._exit.enter_context(open_hub_key(self.settings))
+        # No connection is opened here: the pool connects on demand.
+        self.pool = await db.connect(
+            self.settings, min_size=0, max_size=self.settings.database_pool_size
+        )
         self.ledger = Ledger(
             self.pool,
             self.key,
             tsa_url=self.settings.tsa_url or None,
             head_interval=self.settings.ledger_head_interval_seconds,
         )
-        self.ledger.start()
-        await self.broker.connect()
         self.dispatcher = Dispatcher(self.pool, self.broker, self.settings)
-        self.dispatcher.start()
         if self.consume:
             self.worker = InboxWorker(self.pool, self.broker)
-            await self.worker.consume(await self._agency_codes())
-            self._listener = await self.pool.acquire()
-            await self._listener.add_listener("lienthong_registry", self._on_registry_change)
-        log.info("hub started", extra={"schema": self.settings.database_schema})
+        self._tasks = [
+            asyncio.create_task(self._bring_up_database(), name="database-bring-up"),
+            asyncio.create_task(self._bring_up_broker(), name="broker-bring-up"),
+        ]
+        log.info("hub starting", extra={"schema": self.settings.database_schema})
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until PostgreSQL and RabbitMQ are both in use; ``TimeoutError`` otherwise."""
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(self.database_ready.wait(), self.broker_ready.wait()), timeout
+            )
+        except TimeoutError:
+            missing = [
+                name
+                for name, ready in (
+                    ("PostgreSQL", self.database_ready),
+                    ("RabbitMQ", self.broker_ready),
+                )
+                if not ready.is_set()
+            ]
+            raise TimeoutError(
+                f"{' and '.join(missing)} not reachable after {timeout:.0f} s"
+            ) from None
+
+    async def readiness(self) -> dict[str, str]:
+        """What the hub can use right now: ``{"database": "ok" | reason, "broker": ...}``."""
+        database = "starting: schema not migrated yet"
+        if self.database_ready.is_set():
+            try:
+                await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2.0)
+                database = "ok"
+            except Exception as exc:  # noqa: BLE001 (any failure means not ready)
+                database = f"unreachable: {type(exc).__name__}"
+        if self.broker.ready and self.broker_ready.is_set():
+            broker = "ok"
+        elif self.broker_ready.is_set():
+            broker = "unreachable: reconnecting"
+        else:
+            broker = "starting: not connected yet"
+        return {"database": database, "broker": broker}
+
+    async def gauges(self) -> str:
+        """Prometheus gauges read now: outbox depth and age, held deliveries, dependencies."""
+        lines = [
+            "# HELP lienthong_dependency_up Whether the hub can use a dependency (1) or not (0).",
+            "# TYPE lienthong_dependency_up gauge",
+            f'lienthong_dependency_up{{dependency="broker"}} {int(self.broker.ready)}',
+        ]
+        database_up = 0
+        if self.database_ready.is_set():
+            try:
+                row = await asyncio.wait_for(
+                    self.pool.fetchrow(
+                        "SELECT count(*) AS depth, "
+                        "coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
+                        "FROM outbox"
+                    ),
+                    2.0,
+                )
+                database_up = 1
+                lines += [
+                    "# HELP lienthong_outbox_depth Deliveries the broker has not confirmed yet.",
+                    "# TYPE lienthong_outbox_depth gauge",
+                    f"lienthong_outbox_depth {row['depth']}",
+                    "# HELP lienthong_outbox_oldest_age_seconds Age of the oldest outbox row.",
+                    "# TYPE lienthong_outbox_oldest_age_seconds gauge",
+                    f"lienthong_outbox_oldest_age_seconds {float(row['age']):.3f}",
+                ]
+            except Exception:  # noqa: BLE001 (the gauge then says the database is down)
+                pass
+        lines.append(f'lienthong_dependency_up{{dependency="database"}} {database_up}')
+        held = self.worker.waiting if self.worker else 0
+        lines += [
+            "# HELP lienthong_deliveries_held Messages received and not yet recorded (held while "
+            "the database is down).",
+            "# TYPE lienthong_deliveries_held gauge",
+            f"lienthong_deliveries_held {held}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    async def _bring_up_database(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await db.create_database(self.settings)
+                await db.migrate(self.settings)
+                break
+            except Exception as exc:
+                if not db.unavailable(exc):
+                    log.exception("the database schema could not be migrated")
+                log.warning(
+                    "PostgreSQL unreachable; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.ledger.start()
+        self.dispatcher.start()
+        self.database_ready.set()
+        log.info("database ready")
+        if self.consume:
+            self._tasks.append(
+                asyncio.create_task(self._listen_for_registry(), name="registry-listener")
+            )
+
+    async def _bring_up_broker(self) -> None:
+        await self.broker.connect()  # waits as long as the broker is away
+        await self.database_ready.wait()
+        delay = 0.5
+        while self.worker is not None:
+            try:
+                await self.worker.consume(await self._agency_codes())
+                break
+            except Exception as exc:
+                log.warning(
+                    "declaring and consuming the agencies' queues failed; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.broker_ready.set()
+        self.dispatcher.flush()  # whatever waited in the outbox goes now
+        log.info("broker ready")
+
+    async def _listen_for_registry(self) -> None:
+        """Declare queues for agencies registered while we run (PostgreSQL NOTIFY); the
+        listening connection is re-opened after a database restart."""
+        while True:
+            try:
+                conn = await self.pool.acquire()
+            except Exception:
+                await asyncio.sleep(2.0)
+                continue
+            try:
+                await conn.add_listener("lienthong_registry", self._on_registry_change)
+                if self.broker_ready.is_set():
+                    await self._declare_new_agencies()  # what was missed while away
+                while not conn.is_closed():
+                    await asyncio.sleep(2.0)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener("lienthong_registry", self._on_registry_change)
+                raise
+            except Exception as exc:
+                log.warning("registry listener lost", extra={"error": repr(exc)})
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(conn)
+            await asyncio.sleep(2.0)
 
     async def stop(self) -> None:
-        if self.ledger:
-            await self.ledger.stop()
-        if self.dispatcher:
-            await self.dispatcher.stop()
-        if self.worker:
-            await self.worker.stop()
-        if self._listener is not None and self.pool is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.remove_listener("lienthong_registry", self._on_registry_change)
-            await self.pool.release(self._listener)
-            self._listener = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        for loop in (self.ledger, self.dispatcher, self.worker):
+            if loop is not None:
+                await loop.stop()
         await self.broker.close()
         if self.pool:
-            await self.pool.close()
-        if self.cpu is not None:
-            self.cpu.shutdown(wait=False, cancel_futures=True)
+            try:
+                await asyncio.wait_for(self.pool.close(), 5.0)
+            except TimeoutError:
+                self.pool.terminate()
+        self.cpu.shutdown()
         self._exit.close()
 
-    async def _start_workers(self) -> None:
-        """The process pool for parsing and verification, warmed (imports, compiled schemas)."""
-        workers = self.settings.cpu_workers or os.cpu_count() or 1
-        self.cpu = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
-        )
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self.cpu, warm_worker) for _ in range(workers)))
-
     async def in_worker(self, fn, *args):
-        """Run ``fn(*args)`` in the process pool; a pool broken by a dying worker is replaced
-        once (the package that killed it then gets the error it deserves)."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
-        except BrokenProcessPool:
-            log.error("a worker process died; starting a new pool")
-            self.cpu.shutdown(wait=False, cancel_futures=True)
-            await self._start_workers()
-            return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+        """Run ``fn(*args)`` in the process pool (parsing and verification)."""
+        return await self.cpu.run(fn, *args)
 
     async def _agency_codes(self) -> list[str]:
         assert self.pool is not None
@@ -168,6 +301,8 @@ class Hub:
         asyncio.get_running_loop().create_task(self._declare_new_agencies())
 
     async def _declare_new_agencies(self) -> None:
+        if not self.broker_ready.is_set():
+            return  # declared with all the others once the broker is in use
         try:
             for code in await self._agency_codes():
                 await self.broker.ensure_agency(code)

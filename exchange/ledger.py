@@ -25,7 +25,7 @@ import asyncpg
 
 from exchange import merkle
 from exchange.events import Event, canonical_leaf
-from exchange.tasks import BackgroundLoop
+from exchange.tasks import BackgroundLoop, log_failure
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
@@ -194,8 +194,8 @@ class Ledger(BackgroundLoop):
                     await self.sign_head()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("ledger sequencing failed; will retry")
+            except Exception as exc:
+                log_failure(log, "ledger sequencing failed; will retry", exc)
                 done = 0
                 await asyncio.sleep(1.0)
             if done < self.batch:

@@ -54,6 +54,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
+    "service.unavailable": (503, "the database is unreachable right now; retry after Retry-After"),
     "internal": (500, "unexpected failure; an incident id is logged"),
 }
 

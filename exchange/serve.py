@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -13,15 +17,26 @@ from aiohttp import web
 from exchange.api import make_app
 from exchange.config import Settings
 from exchange.hub import Hub
+from exchange.workers import exit_with_parent
 
 __all__ = ["running_hub", "serve_forever", "serve_processes"]
+
+log = logging.getLogger("lienthong.serve")
 
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    settings: Settings, *, consume: bool = True, reuse_port: bool = False
+    settings: Settings,
+    *,
+    consume: bool = True,
+    reuse_port: bool = False,
+    ready_within: float | None = 60.0,
 ) -> AsyncIterator[tuple[Hub, str]]:
-    """Start the hub and its API; yields the hub and its base URL. Port 0 picks a free port."""
+    """Start the hub and its API; yields the hub and its base URL. Port 0 picks a free port.
+
+    ``ready_within``: wait this long for PostgreSQL and RabbitMQ (``TimeoutError`` after);
+    None yields at once, with the hub bringing its dependencies up in the background.
+    """
     hub = Hub(settings, consume=consume)
     await hub.start()
     runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
@@ -32,6 +47,8 @@ async def running_hub(
         )
         await site.start()
         port = runner.addresses[0][1]
+        if ready_within is not None:
+            await hub.wait_ready(ready_within)
         yield hub, f"http://{settings.host}:{port}"
     finally:
         await runner.cleanup()
@@ -39,30 +56,62 @@ async def running_hub(
 
 
 async def serve_forever(
-    settings: Settings, *, consume: bool = True, reuse_port: bool = False, announce: bool = True
+    settings: Settings,
+    *,
+    consume: bool = True,
+    reuse_port: bool = False,
+    announce: bool = True,
+    handle_sigint: bool = True,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly (in-flight requests finish)."""
+    """Serve until SIGTERM (or SIGINT), then stop cleanly: in-flight requests and work get
+    ``shutdown_timeout_seconds``, after which the process exits anyway."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM) if handle_sigint else (signal.SIGTERM,)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    async with running_hub(settings, consume=consume, reuse_port=reuse_port) as (_, url):
+    async with running_hub(settings, consume=consume, reuse_port=reuse_port, ready_within=None) as (
+        _,
+        url,
+    ):
         if announce:
             print(f"lienthong hub listening on {url} (Ctrl-C to stop)", flush=True)
         await stop.wait()
+        log.info("stopping", extra={"timeout_seconds": settings.shutdown_timeout_seconds})
+        _exit_after(settings.shutdown_timeout_seconds)
+    log.info("stopped")
 
 
-def _worker(settings: Settings, consume: bool) -> None:
+def _exit_after(seconds: float) -> None:
+    """A last resort: leave even if a clean stop hangs (a stuck connection, a stuck worker)."""
+
+    def give_up() -> None:
+        log.error("stopping took longer than %.0f s; exiting now", seconds)
+        logging.shutdown()
+        os._exit(70)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+
+
+def _worker(settings: Settings, consume: bool, parent: int) -> None:
     from exchange.logs import setup_logging
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops us with SIGTERM
+    exit_with_parent(parent)
     setup_logging(settings.log_level)
-    asyncio.run(serve_forever(settings, consume=consume, reuse_port=True, announce=False))
+    asyncio.run(
+        serve_forever(
+            settings, consume=consume, reuse_port=True, announce=False, handle_sigint=False
+        )
+    )
 
 
 def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 1) -> None:
     """Serve from ``workers`` processes sharing the port (SO_REUSEPORT); the kernel spreads the
     connections. The hubs coordinate through PostgreSQL (outbox claims, one ledger sequencer)
-    and RabbitMQ (consumers share each queue)."""
+    and RabbitMQ (consumers share each queue). The others die with the first one."""
     if workers <= 1:
         asyncio.run(serve_forever(settings, consume=consume))
         return
@@ -70,7 +119,9 @@ def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 
         raise ValueError("several workers need a fixed port")
     context = multiprocessing.get_context("spawn")
     children = [
-        context.Process(target=_worker, args=(settings, consume), name=f"lienthong-{n}")
+        context.Process(
+            target=_worker, args=(settings, consume, os.getpid()), name=f"lienthong-{n}"
+        )
         for n in range(1, workers)
     ]
     for child in children:
@@ -81,5 +132,9 @@ def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 
         for child in children:
             if child.is_alive():
                 child.terminate()
+        deadline = time.monotonic() + settings.shutdown_timeout_seconds + 5
         for child in children:
-            child.join(30)
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                child.kill()
+                child.join(5)

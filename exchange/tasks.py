@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
-__all__ = ["BackgroundLoop"]
+from exchange.db import unavailable
+
+__all__ = ["BackgroundLoop", "log_failure"]
+
+
+def log_failure(log: logging.Logger, message: str, exc: BaseException) -> None:
+    """A dependency that is down is a warning without a traceback; anything else an error."""
+    if unavailable(exc):
+        log.warning(message, extra={"error": f"{type(exc).__name__}: {exc}"})
+    else:
+        log.error(message, exc_info=exc)
 
 
 class BackgroundLoop:

@@ -182,10 +182,24 @@ async def test_heads_and_proofs_over_the_api(ledger_hub):
     session = clients[SENDER].session
     async with session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
         first = await r.json()
-    await exchange_document(clients, "3")
+    # One more leaf, sequenced at once (a quick submit, not a whole exchange), and yet:
+    more = await clients[SENDER].submit(
+        build_document(
+            sender=SENDER,
+            recipients=[PROVINCE],
+            code_number="2b",
+            code_notation="VPCP",
+            subject="Ledger test",
+        )
+    )
+    event = await hub.pool.fetchval(
+        "SELECT id FROM events WHERE package_id = $1::uuid AND event = 'submitted'", more["id"]
+    )
+    assert event in await hub.ledger.wait_indexed([event])
     async with session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
         # Asked again within a second: the same head (requests cannot make the hub sign at will).
         assert (await r.json())["tree_size"] == first["tree_size"]
+    await exchange_document(clients, "3")
     await asyncio.sleep(1.05)
     async with session.post(f"{url}/v1/ledger/heads", headers=headers) as r:
         second = await r.json()

@@ -134,6 +134,12 @@ CREATE TABLE IF NOT EXISTS agency_signers (
 ALTER TABLE agencies ADD COLUMN IF NOT EXISTS verify_policy text
     CHECK (verify_policy IN ('enforce', 'report-only'));
 
+-- When the delivery was last published (confirmed): the reconciler re-publishes deliveries
+-- routed long ago and still pending (a message lost by the broker); outbox rows know their age.
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS routed_at timestamptz;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (routed_at) WHERE state = 'pending';
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();
+
 -- The ledger sequencer, in one round trip: give the next committed, unsequenced leaves their
 -- positions and store the hashes of the perfect subtrees they complete (RFC 9162:
 -- leaf = SHA-256(0x00 || leaf), node = SHA-256(0x01 || left || right)). It keeps the tree's
