@@ -33,6 +33,7 @@ import aio_pika
 import aiormq
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from yarl import URL
 
 from exchange.config import Settings
 from exchange.events import Event, record_events
@@ -84,11 +85,13 @@ class Broker:
         The connection is robust: after a broker restart it reconnects by itself and restores
         channels, queues, bindings and consumers; ``on_reconnect`` hooks run then.
         """
-        self._connection = await aio_pika.connect_robust(
-            self.settings.amqp_url,
+        # Made before it connects, so that close() can stop it even while it still waits.
+        self._connection = aio_pika.RobustConnection(
+            URL(self.settings.amqp_url),
             fail_fast=False,
             reconnect_interval=self.settings.broker_reconnect_seconds,
         )
+        await self._connection.connect()
         self._connection.reconnect_callbacks.add(self._reconnected)
         # Several confirming channels: a channel writes one publish at a time.
         exchanges = []

@@ -285,7 +285,7 @@ class Hub:
                 await asyncio.wait_for(self.pool.close(), 5.0)
             except TimeoutError:
                 self.pool.terminate()
-        self.cpu.shutdown()
+        await self.cpu.close()
         self._exit.close()
 
     async def in_worker(self, fn, *args):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -78,26 +80,30 @@ async def serve_forever(
             print(f"lienthong hub listening on {url} (Ctrl-C to stop)", flush=True)
         await stop.wait()
         log.info("stopping", extra={"timeout_seconds": settings.shutdown_timeout_seconds})
-        _exit_after(settings.shutdown_timeout_seconds)
+        last_resort = _exit_after(settings.shutdown_timeout_seconds)
+    last_resort.cancel()
     log.info("stopped")
 
 
-def _exit_after(seconds: float) -> None:
+def _exit_after(seconds: float) -> threading.Timer:
     """A last resort: leave even if a clean stop hangs (a stuck connection, a stuck worker)."""
 
     def give_up() -> None:
         log.error("stopping took longer than %.0f s; exiting now", seconds)
+        faulthandler.dump_traceback(all_threads=True)  # where it hung, for the operators
         logging.shutdown()
         os._exit(70)
 
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
+    return timer
 
 
 def _worker(settings: Settings, consume: bool, parent: int) -> None:
     from exchange.logs import setup_logging
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops us with SIGTERM
     exit_with_parent(parent)
     setup_logging(settings.log_level)
@@ -106,15 +112,27 @@ def _worker(settings: Settings, consume: bool, parent: int) -> None:
             settings, consume=consume, reuse_port=True, announce=False, handle_sigint=False
         )
     )
+    _leave(0)
+
+
+def _leave(code: int) -> None:
+    """Exit now that the hub has stopped cleanly, without the interpreter's exit-time joins
+    of pool processes (they can wait forever; the workers die with us anyway)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 1) -> None:
     """Serve from ``workers`` processes sharing the port (SO_REUSEPORT); the kernel spreads the
     connections. The hubs coordinate through PostgreSQL (outbox claims, one ledger sequencer)
-    and RabbitMQ (consumers share each queue). The others die with the first one."""
+    and RabbitMQ (consumers share each queue). The others die with the first one. Returns
+    only by exiting the process, once every hub has stopped."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck
     if workers <= 1:
         asyncio.run(serve_forever(settings, consume=consume))
-        return
+        _leave(0)
     if settings.port == 0:
         raise ValueError("several workers need a fixed port")
     context = multiprocessing.get_context("spawn")
@@ -138,3 +156,4 @@ def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 
             if child.is_alive():
                 child.kill()
                 child.join(5)
+    _leave(0)

@@ -98,6 +98,18 @@ class CpuPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the workers and wait (at most ``timeout``) until they are gone."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True), timeout
+            )
+        except TimeoutError:
+            log.warning("worker processes did not stop in time; they end with the hub")
+
 
 def _noop() -> None:
     """A first job per worker: returns once the initializer (and its warm-up) has run."""

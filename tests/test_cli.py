@@ -206,13 +206,14 @@ async def test_serve_as_a_process_exchanges_and_stops_cleanly(settings, tmp_path
     codes = ["000.00.00.G05", "000.00.07.H49"]
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            for _ in range(300):
                 try:
-                    async with session.get(f"{url}/healthz") as r:
+                    async with session.get(f"{url}/readyz") as r:
                         if r.status == 200:
                             break
                 except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+                    pass
+                await asyncio.sleep(0.1)
             else:
                 raise AssertionError(proc.stderr.read() if proc.poll() is not None else "no start")
             csv_file = tmp_path / "a.csv"
@@ -257,6 +258,7 @@ async def test_serve_as_a_process_exchanges_and_stops_cleanly(settings, tmp_path
     assert proc.returncode == 0, err
     assert "listening on" in out
     for line in err.splitlines():  # logs are JSON lines and never carry secrets
+        assert line.startswith("{"), line
         entry = json.loads(line)
         assert sender["client_secret"] not in line and "access_token" not in entry
 

@@ -204,6 +204,9 @@ async def test_nothing_lost_under_a_low_delivery_limit_while_the_database_is_dow
             # ... and reaching the consumer, which cannot record it.
             await until(lambda: _holding(consumer, 1))
             await asyncio.sleep(3.0)  # long enough for 6 requeues at the old 0.5 s pace
+            # None bounced into the dead letters: all still queued, or held by the consumer.
+            ready = await _ready_count(base, consumer.broker.queue_name(RECIPIENT))
+            assert ready + consumer.worker.waiting == 30, (ready, consumer.worker.waiting)
             pg.restore()
             await until(lambda: _all_in(publisher.pool, sent), timeout=30)
             once = await publisher.pool.fetchval(
@@ -212,6 +215,14 @@ async def test_nothing_lost_under_a_low_delivery_limit_while_the_database_is_dow
                 [s["id"] for s in sent],
             )
             assert once == 30
+
+
+async def _ready_count(settings, queue_name: str) -> int:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        return queue.declaration_result.message_count
 
 
 async def _outbox_empty(pool) -> bool:
