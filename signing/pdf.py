@@ -279,19 +279,19 @@ def _read_input(pdf: bytes | Path) -> bytes:
 
 
 def _open_reader(data: bytes):
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    """The strict reader the verifier uses too (:func:`signing.pdfread.open_pdf`): a file the
+    verifier could not read is refused here, before anything is signed."""
+    from signing.pdfread import UnreadablePdf, open_pdf
 
-    if b"%PDF-" not in data[:1024]:
-        raise SigningError("signing.pdf_invalid", "not a PDF file (no %PDF- header)")
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = open_pdf(data)
         encrypted = reader.encrypted
         if not encrypted:
             count = int(reader.root["/Pages"]["/Count"])
             if count < 1:
                 raise ValueError("the document has no pages")
-    except SigningError:
-        raise
+    except UnreadablePdf as exc:
+        raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
     except Exception as exc:  # a malformed file can break the reader in many ways
         raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
     if encrypted:
@@ -668,15 +668,29 @@ async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> by
                 stamp_style=OfficialStampStyle(appearance=appearance),
                 new_field_spec=field_spec,
             )
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            writer = IncrementalPdfFileWriter.from_reader(reader)
             out = io.BytesIO()
             await pdf_signer.async_sign_pdf(
                 writer, existing_fields_only=target.existing, output=out
             )
-            return out.getvalue()
     finally:
         if vc is not None:
             await vc.aclose()
+    return _readable_output(out.getvalue())
+
+
+def _readable_output(data: bytes) -> bytes:
+    """``data``, once it is known to open the way the verifier opens it (never hand out a file
+    that ``lienthong verify`` would call unreadable)."""
+    from signing.pdfread import UnreadablePdf, open_pdf
+
+    try:
+        open_pdf(data)
+    except UnreadablePdf as exc:
+        raise SigningError(
+            "signing.failed", f"the signed file would not read back as a PDF: {exc}"
+        ) from None
+    return data
 
 
 @contextlib.contextmanager
@@ -758,7 +772,7 @@ async def add_archive_timestamp(
             paths = []
             for sig in reader.embedded_signatures:
                 paths.extend(await collect_validation_info(sig, vc))
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            writer = IncrementalPdfFileWriter.from_reader(reader)
             DocumentSecurityStore.supply_dss_in_writer(
                 writer, None, paths=paths, validation_context=vc
             )
@@ -770,9 +784,9 @@ async def add_archive_timestamp(
                 output=out,
                 dss_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
             )
-            return out.getvalue()
     finally:
         await vc.aclose()
+    return _readable_output(out.getvalue())
 
 
 def add_archive_timestamp_sync(

@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import io
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
@@ -88,6 +87,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 
 from signing import fastpaths
+from signing.pdfread import open_pdf
 from signing.trust import TrustSettings, lenient_algorithm_policy
 
 fastpaths.install()
@@ -1307,7 +1307,7 @@ async def _validate_pdf(data: bytes, trust: TrustSettings) -> DocumentReport:
         )
 
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=True)
+        reader = open_pdf(data)
         if reader.encrypted:
             raise ValueError("encrypted PDF documents are not supported")
         total_revisions = reader.xrefs.total_revisions

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from signing.xmldsig import verify_package
-from tests.pdfgen import official_document, seal_png, signature_png
+from tests.pdfgen import official_document, pillow_pdf, seal_png, signature_png
 from tests.pki import P12_PASSWORD
 
 
@@ -180,3 +180,69 @@ def test_bad_options_are_explained(pki, tmp_path):
     )
     assert out.returncode == 1 and "signing.input_missing" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _sign_attachment(pki, src, dst, *extra: str, level: str = "B-B"):
+    args = ["sign", "pdf", str(src), str(dst), "--role", "attachment"]
+    args += ["--document-number", "7/QĐ-VPCP", "--level", level]
+    if level != "B-B":
+        args += ["--tsa", pki.tsa_url]
+    args += ["--p12", str(pki.identity("seal").p12), *extra]
+    return lienthong(*args, secret=P12_PASSWORD.decode())
+
+
+def _verify_json(pki, *paths) -> dict:
+    import json
+
+    out = lienthong("verify", "--trust", str(pki.root_pem), "--json", *map(str, paths))
+    assert "Traceback" not in out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_pdf_written_by_pillow_signs_and_verifies(pki, tmp_path):
+    """Pillow writes entry 0 of the xref table with generation 65536: every reader accepts it,
+    so the verifier does too, and what the signer signs the verifier reads."""
+    scan = tmp_path / "scan.pdf"
+    original = pillow_pdf()
+    assert b"0000000000 65536 f" in original
+    scan.write_bytes(original)
+    first = tmp_path / "scan-ky.pdf"
+    out = _sign_attachment(pki, scan, first, level="B-T")
+    assert out.returncode == 0, out.stderr
+    image = tmp_path / "dau.png"
+    image.write_bytes(seal_png())
+    second = tmp_path / "scan-ky-dau.pdf"
+    out = lienthong(
+        *("sign", "pdf", str(first), str(second), "--role", "agency", "--level", "B-T"),
+        *("--tsa", pki.tsa_url, "--p12", str(pki.identity("seal").p12)),
+        *("--image", str(image), "--box", "1,300,150,560,260"),
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert scan.read_bytes() == original
+    assert second.read_bytes().startswith(original)  # the quirk is signed as it was
+    assert pdfsig_valid(first) and pdfsig_valid(second)
+    run = _verify_json(pki, first, second)
+    assert [r["indication"] for r in run["results"]] == ["TOTAL-PASSED", "TOTAL-PASSED"], run
+    assert run["results"][1]["report"]["summary"]["signatures"] == 2
+    assert run["summary"]["exit_code"] == 0
+
+
+def test_sign_and_verify_refuse_the_same_unreadable_pdf(pki, tmp_path):
+    """A catalog with two /Pages entries is ambiguous (readers differ on which wins): the
+    strict reader refuses it, and the signer must not sign what the verifier refuses, even
+    when the file also carries Pillow's harmless quirk."""
+    data = pillow_pdf()
+    old = b"/Type /Catalog\n/Pages 4 0 R"
+    assert old in data
+    twice = b"/Pages 4 0 R /Pages 4 0 R"
+    doc = tmp_path / "twice.pdf"
+    doc.write_bytes(data.replace(old, twice.ljust(len(old))))
+    out = _sign_attachment(pki, doc, tmp_path / "o.pdf")
+    assert out.returncode == 1 and "signing.pdf_invalid" in out.stderr, out.stderr
+    assert "Multiple definitions" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "o.pdf").exists()
+    result = _verify_json(pki, doc)["results"][0]
+    assert result["sub_indication"] == "FORMAT_FAILURE"
+    assert "Multiple definitions" in result["message"]
+
