@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from signing.keys import KeyHandle, KeySource, SigningError, open_key
+from signing.outputs import check_output, same_file, write_output
 
 __all__ = ["add_sign_commands"]
 
@@ -46,6 +47,14 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
         default="pss",
         help="RSA signature scheme: RSASSA-PSS (default, Circular 15/2025) or the "
         "older PKCS#1 v1.5 (only for receivers that need it)",
+    )
+
+
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace output files that already exist (the input is never replaced)",
     )
 
 
@@ -97,6 +106,12 @@ def _placement(args: argparse.Namespace):
 
 def _jobs(src: Path, dst: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
     if src.is_dir():
+        if same_file(src, dst):
+            raise SigningError(
+                "signing.output_is_input",
+                f"the output folder {dst} is the input folder: signing never modifies its "
+                "input; give another folder",
+            )
         dst.mkdir(parents=True, exist_ok=True)
         files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
@@ -109,16 +124,18 @@ def _jobs(src: Path, dst: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, P
     return [(src, dst)]
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write through a temporary file, so a failure never leaves a half-written output."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 async def _run_all(
-    jobs: list[tuple[Path, Path]], work: Callable[[Path], Awaitable[bytes]], concurrency: int
+    jobs: list[tuple[Path, Path]],
+    work: Callable[[Path], Awaitable[bytes]],
+    concurrency: int,
+    *,
+    force: bool = False,
 ) -> list[tuple[Path, str, str]]:
+    """Sign every job; each file's outcome is ("signed", time) or (code, message).
+
+    An output that is the input, or that exists without ``force``, is refused before its file
+    is signed; outputs are written atomically (:mod:`signing.outputs`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     results: list[tuple[Path, str, str]] = []
@@ -138,7 +155,10 @@ async def _run_all(
             async with limit:
                 started = time.perf_counter()
                 try:
-                    _write(dst, await work(src))
+                    check_output(src, dst, force=force)
+                    data = await work(src)
+                    check_output(src, dst, force=force)  # the clerk may have moved files
+                    write_output(dst, data, force=force)
                     results.append((src, "signed", f"{(time.perf_counter() - started):.2f} s"))
                 except SigningError as exc:
                     results.append((src, exc.code, exc.message))
@@ -191,7 +211,12 @@ def cmd_sign_pdf(args: argparse.Namespace) -> int:
     source = _source(args)
     with open_key(source, _secret(args, source)) as key:
         results = asyncio.run(
-            _run_all(jobs, lambda src: sign_pdf(src, key, options), _concurrency(args, source))
+            _run_all(
+                jobs,
+                lambda src: sign_pdf(src, key, options),
+                _concurrency(args, source),
+                force=args.force,
+            )
         )
     return _summary(results)
 
@@ -215,7 +240,7 @@ def cmd_sign_package(args: argparse.Namespace) -> int:
 
     with open_key(source, _secret(args, source)) as key:
         results = asyncio.run(
-            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source))
+            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source), force=args.force)
         )
     return _summary(results)
 
@@ -291,6 +316,7 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason")
     p.add_argument("--location")
     p.add_argument("--jobs", type=int, default=4, help="files signed at once in a batch")
+    _force_option(p)
     _key_options(p)
     p.set_defaults(func=cmd_sign_pdf)
 
@@ -313,5 +339,6 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
         help="intermediate CA certificate to put in KeyInfo, repeatable",
     )
     p.add_argument("--jobs", type=int, default=4)
+    _force_option(p)
     _key_options(p)
     p.set_defaults(func=cmd_sign_package)

@@ -246,3 +246,87 @@ def test_sign_and_verify_refuse_the_same_unreadable_pdf(pki, tmp_path):
     assert result["sub_indication"] == "FORMAT_FAILURE"
     assert "Multiple definitions" in result["message"]
 
+
+def test_sign_never_writes_over_its_input(pki, tmp_path):
+    doc = tmp_path / "a.pdf"
+    doc.write_bytes(official_document())
+    before = (doc.read_bytes(), doc.stat().st_ino, doc.stat().st_mtime_ns)
+    (tmp_path / "link.pdf").symlink_to(doc)
+    os.link(doc, tmp_path / "hard.pdf")
+    for output in (doc, tmp_path / "." / "a.pdf", tmp_path / "link.pdf", tmp_path / "hard.pdf"):
+        for force in ((), ("--force",)):
+            out = _sign_attachment(pki, doc, output, *force)
+            assert out.returncode == 1, out.stdout
+            assert "signing.output_is_input" in out.stderr and "Traceback" not in out.stderr
+    assert (doc.read_bytes(), doc.stat().st_ino, doc.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "hard.pdf", "link.pdf"]
+
+
+def test_an_existing_output_is_replaced_only_with_force(pki, tmp_path):
+    doc, output = tmp_path / "a.pdf", tmp_path / "a-ky.pdf"
+    doc.write_bytes(official_document())
+    output.write_bytes(b"the clerk's earlier file")
+    out = _sign_attachment(pki, doc, output)
+    assert out.returncode == 1 and "signing.output_exists" in out.stderr
+    assert "--force" in out.stderr and output.read_bytes() == b"the clerk's earlier file"
+    out = _sign_attachment(pki, doc, output, "--force")
+    assert out.returncode == 0, out.stderr
+    assert pdfsig_valid(output)
+    signed = output.read_bytes()
+    # a failure (no TSA answering) leaves the existing output whole and no temporary file
+    out = _sign_attachment(pki, doc, output, "--force", "--tsa", "http://127.0.0.1:9/", level="B-T")
+    assert out.returncode == 1 and "signing.tsa_unreachable" in out.stderr, out.stderr
+    assert output.read_bytes() == signed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-ky.pdf", "a.pdf"]
+
+
+def test_a_batch_refuses_existing_outputs_file_by_file(pki, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    for n in range(3):
+        (src / f"cv-{n}.pdf").write_bytes(official_document(number=f"{n}/QĐ-VPCP"))
+    (dst / "cv-1.pdf").write_bytes(b"signed yesterday")
+    out = _sign_attachment(pki, src, dst)
+    assert out.returncode == 1
+    assert "2 signed, 1 failed" in out.stdout and "signing.output_exists" in out.stdout
+    assert "cv-1.pdf" in out.stdout
+    assert (dst / "cv-1.pdf").read_bytes() == b"signed yesterday"
+    assert pdfsig_valid(dst / "cv-0.pdf") and pdfsig_valid(dst / "cv-2.pdf")
+    out = _sign_attachment(pki, src, dst, "--force")
+    assert out.returncode == 0 and "3 signed, 0 failed" in out.stdout, out.stdout
+    assert pdfsig_valid(dst / "cv-1.pdf")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = _sign_attachment(pki, src, src, "--force")
+    assert out.returncode == 1 and "signing.output_is_input" in out.stderr
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_sign_package_keeps_its_input_and_existing_outputs(pki, tmp_path):
+    from exchange.edxml_build import build_document
+
+    package = tmp_path / "goi.edxml"
+    package.write_bytes(
+        build_document(
+            sender="000.00.00.G22",
+            recipients=["000.00.00.H49"],
+            code_number="6",
+            code_notation="VPCP",
+            subject="Không ghi đè",
+        )
+    )
+    original = package.read_bytes()
+    key = ("--p12", str(pki.identity("clerk").p12))
+    out = lienthong("sign", "package", str(package), str(package), *key, secret="test-pass")
+    assert out.returncode == 1 and "signing.output_is_input" in out.stderr
+    assert package.read_bytes() == original
+    signed = tmp_path / "goi-ky.edxml"
+    signed.write_bytes(b"<old/>")
+    out = lienthong("sign", "package", str(package), str(signed), *key, secret="test-pass")
+    assert out.returncode == 1 and "signing.output_exists" in out.stderr
+    assert signed.read_bytes() == b"<old/>"
+    out = lienthong(
+        "sign", "package", str(package), str(signed), "--force", *key, secret="test-pass"
+    )
+    assert out.returncode == 0, out.stderr
+    assert verify_package(signed.read_bytes(), trust_roots=[pki.root_pem]).valid
