@@ -88,6 +88,7 @@ from pyhanko_certvalidator.path import ValidationPath
 
 from signing import fastpaths
 from signing.pdfread import open_pdf
+from signing.revinfo_gaps import silent_certificates
 from signing.trust import TrustSettings, lenient_algorithm_policy
 
 fastpaths.install()
@@ -985,6 +986,12 @@ async def _diagnose(
             key_usage=key_usage, extended_key_usage=extd_key_usage, extended_optional=True
         )
     except (cv_errors.InsufficientRevinfoError, cv_errors.StaleRevinfoError) as exc:
+        silent = silent_certificates(exc)
+        if silent and not isinstance(exc, cv_errors.StaleRevinfoError):
+            return AdESIndeterminate.TRY_LATER, (
+                f"the certificate of {', '.join(silent)} names no OCSP responder and no CRL "
+                "distribution point, and the document embeds no revocation data for it"
+            )
         return AdESIndeterminate.TRY_LATER, _short(exc)
     except Exception as exc:  # noqa: BLE001 - any certvalidator failure: keep its words
         return None, _short(exc)
@@ -1091,6 +1098,21 @@ async def _resolve_trust(
     )
     if past_indic is None and past_path is not None:
         return _TrustOutcome(TOTAL_PASSED, None, None, past_path, past_vc, proven)
+    past_detail = None
+    if past_indic == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE:
+        # as at the current time: learn whether it is missing revocation data (TRY_LATER)
+        again = trust.validation_context(
+            moment=proven,
+            other_certs=[*others, *vc.certificate_registry],
+            crls=vc.crls,
+            ocsps=vc.ocsps,
+            retroactive_revinfo=True,
+        )
+        try:
+            refined, past_detail = await _diagnose(cert, others, again, key_usage, extd_key_usage)
+        finally:
+            await again.aclose()
+        past_indic = refined or past_indic
     past_name = _subindic_name(past_indic) or name
     if past_indic in (AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE):
         return _TrustOutcome(
@@ -1102,10 +1124,17 @@ async def _resolve_trust(
             proven,
             past_rev,
         )
+    past_message = f"certificate validation at the proven signing time {_iso(proven)} failed"
+    if past_indic == AdESIndeterminate.TRY_LATER:
+        past_message = (
+            f"revocation status could not be established at the proven signing time {_iso(proven)}"
+        )
+    else:
+        past_message += f": {past_name}"
     return _TrustOutcome(
         INDETERMINATE,
         past_name,
-        f"certificate validation at the proven signing time {_iso(proven)} failed: {past_name}",
+        past_message + (f" ({past_detail})" if past_detail else ""),
         past_path or path,
         past_vc,
         proven,

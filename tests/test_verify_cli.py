@@ -408,3 +408,38 @@ def test_command_in_its_own_process_on_a_terminal(tmp_path, samples, trust_args)
     assert b"verifying" in seen and b"Traceback" not in seen
     assert "7 file(s): 6 passed, 1 failed, 0 indeterminate" in out
     assert "HASH_FAILURE" in out and "2 process(es)" in out
+
+
+# ----- warnings in every summary; hard-fail without revocation data -----------------------------
+
+
+def test_hard_fail_without_revocation_data_is_indeterminate(tmp_path, pki, trust_args, capsys):
+    """A certificate naming no OCSP responder and no CRL passed hard-fail; it must not."""
+    signed = sign_pdf(make_pdf(), signer_for(pki.identity("no_revinfo")))
+    with open_key(KeySource(p12=pki.identity("no_revinfo").p12), P12_PASSWORD.decode()) as key:
+        package = sign_package(
+            build_document(
+                sender="000.00.00.G22",
+                recipients=["000.00.00.H49"],
+                code_number="8",
+                code_notation="VPCP",
+                subject="Không có dữ liệu thu hồi",
+            ),
+            key,
+        )
+    files = put(tmp_path / "in", {"a.pdf": signed, "goi.edxml": package})
+    for mode in ("hard-fail", "embedded-only"):
+        code, document = run_json(capsys, *trust_args, "--revocation", mode, files)
+        assert code == 2, (mode, document["results"])
+        for result in document["results"]:
+            assert (result["indication"], result["sub_indication"]) == (INDET, "TRY_LATER")
+        message = by_name(document)["a.pdf"]["message"]
+        assert "names no OCSP responder and no CRL distribution point" in message
+    code, document = run_json(capsys, *trust_args, "--revocation", "soft-fail", files)
+    assert code == 0
+    # a certificate that names its OCSP responder and CRL still passes hard-fail
+    clean = sign_pdf(make_pdf(), signer_for(pki.identity("clerk")))
+    code, document = run_json(
+        capsys, *trust_args, "--revocation", "hard-fail", put(tmp_path / "ok", {"ok.pdf": clean})
+    )
+    assert code == 0, document["results"]
