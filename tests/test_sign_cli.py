@@ -330,3 +330,66 @@ def test_sign_package_keeps_its_input_and_existing_outputs(pki, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert verify_package(signed.read_bytes(), trust_roots=[pki.root_pem]).valid
+
+
+def test_long_term_signing_says_when_there_is_no_revocation_data(pki, tmp_path):
+    """B-LT/B-LTA exist for offline verification: with a certificate that names no OCSP
+    responder and no CRL, the signer refuses (naming it) unless told to go on, and then says
+    what an offline verifier will find."""
+    doc = tmp_path / "cv.pdf"
+    doc.write_bytes(official_document())
+    key = ("--p12", str(pki.identity("no_revinfo").p12), "--trust", str(pki.root_pem))
+
+    def sign(output, level, *extra):
+        return lienthong(
+            *("sign", "pdf", str(doc), str(output), "--role", "attachment"),
+            *("--document-number", "9/QĐ-VPCP", "--level", level, "--tsa", pki.tsa_url),
+            *key,
+            *extra,
+            secret=P12_PASSWORD.decode(),
+        )
+
+    for level in ("B-LT", "B-LTA"):
+        out = sign(tmp_path / f"{level}.pdf", level)
+        assert out.returncode == 1, out.stdout
+        assert "signing.revocation_unavailable" in out.stderr
+        assert "Vũ Thị Hạnh" in out.stderr and "names no OCSP responder" in out.stderr
+        assert "--allow-missing-revocation" in out.stderr and "Traceback" not in out.stderr
+        assert not (tmp_path / f"{level}.pdf").exists()
+    accepted = tmp_path / "accepted.pdf"
+    out = sign(accepted, "B-LTA", "--allow-missing-revocation")
+    assert out.returncode == 0, out.stderr
+    assert "warning:" in out.stderr and "Traceback" not in out.stderr
+    assert "INDETERMINATE/TRY_LATER" in out.stderr and "Vũ Thị Hạnh" in out.stderr
+    assert pdfsig_valid(accepted)
+    verified = lienthong(
+        *("verify", "--trust", str(pki.root_pem), "--revocation", "embedded-only", "--json"),
+        str(accepted),
+    )
+    import json
+
+    (result,) = json.loads(verified.stdout)["results"]
+    assert (result["indication"], result["sub_indication"]) == ("INDETERMINATE", "TRY_LATER")
+    # a batch shows it in its summary, file by file
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for n in range(2):
+        (folder / f"cv-{n}.pdf").write_bytes(official_document(number=f"{n}/QĐ-VPCP"))
+    out = lienthong(
+        *("sign", "pdf", str(folder), str(tmp_path / "batch-ky"), "--role", "attachment"),
+        *("--document-number", "9/QĐ-VPCP", "--level", "B-LT", "--tsa", pki.tsa_url),
+        *key,
+        "--allow-missing-revocation",
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "2 signed, 0 failed, 2 with warnings" in out.stdout
+    assert out.stdout.count("1 warning(s)") == 2 and "TRY_LATER" in out.stdout
+    # the same level with a certificate that names its OCSP responder and CRL just works
+    out = lienthong(
+        *("sign", "pdf", str(doc), str(tmp_path / "ok.pdf"), "--role", "attachment"),
+        *("--document-number", "9/QĐ-VPCP", "--level", "B-LT", "--tsa", pki.tsa_url),
+        *("--p12", str(pki.identity("seal").p12), "--trust", str(pki.root_pem)),
+        secret=P12_PASSWORD.decode(),
+    )
+    assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
