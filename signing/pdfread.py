@@ -35,8 +35,9 @@ __all__ = ["UnreadablePdf", "free_head_quirks", "open_pdf"]
 
 _CANONICAL = b"65535"
 # "xref", the first subsection starting at object 0, then entry 0: 10-digit offset, generation.
+# (It starts with the literal, so the scan of a large file runs at memory speed.)
 _FREE_HEAD = re.compile(
-    rb"(?:^|[\r\n])xref[ \t]*(?:\r\n|\r|\n)[ \t]*0[ \t]+\d+[ \t]*(?:\r\n|\r|\n)\d{10} (\d{5}) f"
+    rb"xref[ \t]*(?:\r\n|\r|\n)[ \t]*0[ \t]+\d+[ \t]*(?:\r\n|\r|\n)\d{10} (\d{5}) f"
 )
 
 
@@ -46,7 +47,11 @@ class UnreadablePdf(ValueError):
 
 def free_head_quirks(data: bytes) -> list[int]:
     """Offsets of the generation fields of entry 0 above 65535 in classic xref tables."""
-    return [m.start(1) for m in _FREE_HEAD.finditer(data) if int(m.group(1)) > int(_CANONICAL)]
+    return [
+        m.start(1)
+        for m in _FREE_HEAD.finditer(data)
+        if int(m.group(1)) > int(_CANONICAL) and (m.start() == 0 or data[m.start() - 1] in b"\r\n")
+    ]
 
 
 class _CanonicalFreeHead(io.BytesIO):
@@ -99,12 +104,21 @@ def open_pdf(data: bytes) -> PdfFileReader:
     """
     if b"%PDF-" not in data[:1024]:
         raise UnreadablePdf("not a PDF file (no %PDF- header)")
-    stream = _CanonicalFreeHead(data, free_head_quirks(data))
+    quirks = free_head_quirks(data)
+    if not quirks:  # the usual case: nothing to tolerate, no wrapper in the way
+        try:
+            return PdfFileReader(io.BytesIO(data), strict=True)
+        except Exception as exc:  # noqa: BLE001 - a malformed file breaks the parser in many ways
+            raise UnreadablePdf(_reason(exc)) from None
+    stream = _CanonicalFreeHead(data, quirks)
     stream.canonical = True
     try:
         return PdfFileReader(stream, strict=True)
-    except Exception as exc:  # noqa: BLE001 - a malformed file breaks the parser in many ways
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise UnreadablePdf(reason) from None
+    except Exception as exc:  # noqa: BLE001
+        raise UnreadablePdf(_reason(exc)) from None
     finally:
         stream.canonical = False
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
