@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from signing.keys import KeyHandle, KeySource, SigningError, open_key
+from signing.outputs import check_output, same_file, write_output
 
 __all__ = ["add_sign_commands"]
 
@@ -46,6 +50,14 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
         default="pss",
         help="RSA signature scheme: RSASSA-PSS (default, Circular 15/2025) or the "
         "older PKCS#1 v1.5 (only for receivers that need it)",
+    )
+
+
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace output files that already exist (the input is never replaced)",
     )
 
 
@@ -97,6 +109,12 @@ def _placement(args: argparse.Namespace):
 
 def _jobs(src: Path, dst: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
     if src.is_dir():
+        if same_file(src, dst):
+            raise SigningError(
+                "signing.output_is_input",
+                f"the output folder {dst} is the input folder: signing never modifies its "
+                "input; give another folder",
+            )
         dst.mkdir(parents=True, exist_ok=True)
         files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
@@ -109,19 +127,30 @@ def _jobs(src: Path, dst: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, P
     return [(src, dst)]
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write through a temporary file, so a failure never leaves a half-written output."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+class _Outcome(NamedTuple):
+    """One file's result: ``code`` is "signed" or a ``signing.*`` code."""
+
+    src: Path
+    code: str
+    detail: str  # the time taken, or the error message
+    warnings: tuple[str, ...] = ()
 
 
 async def _run_all(
-    jobs: list[tuple[Path, Path]], work: Callable[[Path], Awaitable[bytes]], concurrency: int
-) -> list[tuple[Path, str, str]]:
+    jobs: list[tuple[Path, Path]],
+    work: Callable[[Path], Awaitable[tuple[bytes, Sequence[str]]]],
+    concurrency: int,
+    *,
+    force: bool = False,
+) -> list[_Outcome]:
+    """Sign every job (``work`` returns the signed bytes and warnings to show).
+
+    An output that is the input, or that exists without ``force``, is refused before its file
+    is signed; outputs are written atomically (:mod:`signing.outputs`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    results: list[tuple[Path, str, str]] = []
+    results: list[_Outcome] = []
     limit = asyncio.Semaphore(concurrency)
     show = len(jobs) > 1 and sys.stderr.isatty()
     with Progress(
@@ -138,42 +167,71 @@ async def _run_all(
             async with limit:
                 started = time.perf_counter()
                 try:
-                    _write(dst, await work(src))
-                    results.append((src, "signed", f"{(time.perf_counter() - started):.2f} s"))
+                    check_output(src, dst, force=force)
+                    data, warnings = await work(src)
+                    check_output(src, dst, force=force)  # the clerk may have moved files
+                    write_output(dst, data, force=force)
+                    took = f"{(time.perf_counter() - started):.2f} s"
+                    results.append(_Outcome(src, "signed", took, tuple(warnings)))
                 except SigningError as exc:
-                    results.append((src, exc.code, exc.message))
+                    results.append(_Outcome(src, exc.code, exc.message))
                 progress.advance(task)
 
         await asyncio.gather(*(one(s, d) for s, d in jobs))
     return sorted(results)
 
 
-def _summary(results: list[tuple[Path, str, str]]) -> int:
+@contextlib.contextmanager
+def _quiet_library_logs() -> Iterator[None]:
+    """No library log lines while signing: pyHanko logs every failed certificate check with a
+    traceback, and each file's outcome is printed here, in plain words, with its code."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _summary(results: list[_Outcome]) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    failed = [r for r in results if r[1] != "signed"]
+    failed = [r for r in results if r.code != "signed"]
+    warned = [r for r in results if r.warnings]
     if len(results) == 1:
-        src, code, detail = results[0]
+        (result,) = results
         if failed:
-            print(f"error [{code}]: {detail}", file=sys.stderr)
+            print(f"error [{result.code}]: {result.detail}", file=sys.stderr)
             return 1
-        print(f"signed {src.name} ({detail})")
+        print(f"signed {result.src.name} ({result.detail})")
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     table = Table("file", "result", "detail", title="Signing summary")
-    for src, code, detail in results:
-        table.add_row(
-            src.name, "[green]signed[/]" if code == "signed" else f"[red]{code}[/]", detail
-        )
+    for result in results:
+        if result.code != "signed":
+            verdict = Text(result.code, style="red")
+        elif result.warnings:
+            verdict = Text(f"signed, {len(result.warnings)} warning(s)", style="yellow")
+        else:
+            verdict = Text("signed", style="green")
+        detail = "\n".join([result.detail, *(f"warning: {w}" for w in result.warnings)])
+        table.add_row(Text(result.src.name), verdict, Text(detail))
     Console().print(table)
-    print(f"{len(results) - len(failed)} signed, {len(failed)} failed")
+    line = f"{len(results) - len(failed)} signed, {len(failed)} failed"
+    if warned:
+        line += f", {len(warned)} with warnings"
+    print(line)
     return 1 if failed else 0
 
 
 def cmd_sign_pdf(args: argparse.Namespace) -> int:
-    from signing.pdf import SignOptions, sign_pdf
+    from signing.pdf import SignOptions, sign_pdf_detailed
 
     options = SignOptions(
+        allow_missing_revocation=args.allow_missing_revocation,
         role=args.role,
         level=args.level,
         placement=_placement(args),
@@ -189,9 +247,14 @@ def cmd_sign_pdf(args: argparse.Namespace) -> int:
     options.check()
     jobs = _jobs(args.input, args.output, (".pdf",))
     source = _source(args)
-    with open_key(source, _secret(args, source)) as key:
+
+    async def work(key: KeyHandle, src: Path) -> tuple[bytes, Sequence[str]]:
+        signed = await sign_pdf_detailed(src, key, options)
+        return signed.data, signed.warnings
+
+    with open_key(source, _secret(args, source)) as key, _quiet_library_logs():
         results = asyncio.run(
-            _run_all(jobs, lambda src: sign_pdf(src, key, options), _concurrency(args, source))
+            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source), force=args.force)
         )
     return _summary(results)
 
@@ -204,18 +267,25 @@ def cmd_sign_package(args: argparse.Namespace) -> int:
     source = _source(args)
     extra = [_to_crypto(c) for c in load_certificates(args.extra_cert or ())]
 
-    async def work(key: KeyHandle, src: Path) -> bytes:
-        return await sign_package_async(
-            src.read_bytes(),
+    async def work(key: KeyHandle, src: Path) -> tuple[bytes, Sequence[str]]:
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise SigningError(
+                "signing.input_unreadable", f"cannot read {src}: {exc.strerror or exc}"
+            ) from None
+        signed = await sign_package_async(
+            data,
             key,
             algorithm=args.algorithm,
             intermediates=extra,
             replace_existing=args.replace,
         )
+        return signed, ()
 
-    with open_key(source, _secret(args, source)) as key:
+    with open_key(source, _secret(args, source)) as key, _quiet_library_logs():
         results = asyncio.run(
-            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source))
+            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source), force=args.force)
         )
     return _summary(results)
 
@@ -283,6 +353,13 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
         action="append",
         help="intermediate CA certificate the key's chain lacks, repeatable",
     )
+    p.add_argument(
+        "--allow-missing-revocation",
+        action="store_true",
+        help="B-LT/B-LTA: sign even when no OCSP/CRL answer can be had for a certificate of "
+        "the chain (it names none, or none answers); the output then says which, since an "
+        "offline verifier will find the signature INDETERMINATE",
+    )
     p.add_argument("--document-number", help="number/notation shown by the attachment role")
     p.add_argument(
         "--agency-name",
@@ -291,6 +368,7 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason")
     p.add_argument("--location")
     p.add_argument("--jobs", type=int, default=4, help="files signed at once in a batch")
+    _force_option(p)
     _key_options(p)
     p.set_defaults(func=cmd_sign_pdf)
 
@@ -313,5 +391,6 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
         help="intermediate CA certificate to put in KeyInfo, repeatable",
     )
     p.add_argument("--jobs", type=int, default=4)
+    _force_option(p)
     _key_options(p)
     p.set_defaults(func=cmd_sign_package)

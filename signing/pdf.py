@@ -71,16 +71,19 @@ from signing.appearance import (
     load_png,
 )
 from signing.keys import KeyHandle, KeySource, SigningError, open_key
+from signing.revinfo_gaps import ACCEPT_HINT, offline_gaps, unreachable_revocation
 
 __all__ = [
     "LEVELS",
     "ROLES",
     "Level",
     "SignOptions",
+    "SignedPdf",
     "add_archive_timestamp",
     "add_archive_timestamp_sync",
     "load_certificates",
     "sign_pdf",
+    "sign_pdf_detailed",
     "sign_pdf_sync",
 ]
 
@@ -88,6 +91,10 @@ Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[Level, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
 ROLES: tuple[Role, ...] = ("leader", "agency", "attachment")
 FIELD_PREFIX = {"leader": "ChuKyLanhDao", "agency": "ChuKyCoQuan", "attachment": "ChuKyPhuLuc"}
+_LT_HINT = (
+    "; a B-LT/B-LTA signature must carry it, for offline verification (sign at B-T, or "
+    f"accept signing without it: {ACCEPT_HINT}, SignOptions.allow_missing_revocation)"
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,12 @@ class SignOptions:
       they are also embedded in the signature.
     * ``now``: the signing time shown and checked against the certificate (default: the
       clock); the CMS signing time and timestamps always come from the clock and the TSA.
+    * ``allow_missing_revocation``: B-LT and B-LTA need an OCSP response or CRL for every
+      certificate of the signer's and the TSA's chains (below the anchor), else
+      ``signing.revocation_unavailable`` names the certificate and why (it names no OCSP
+      responder and no CRL, or they did not answer). True signs anyway with what can be had,
+      and :func:`sign_pdf_detailed` returns as warnings what an offline verifier will object
+      to (for a PKI that publishes no revocation data, knowingly).
     """
 
     role: Role
@@ -125,6 +138,7 @@ class SignOptions:
     geometry: Geometry = Geometry()
     now: datetime | None = None
     network_timeout: float = 10.0
+    allow_missing_revocation: bool = False
 
     def check(self) -> None:
         """Refuse inconsistent options with ``signing.bad_option`` / ``signing.image_missing``."""
@@ -188,7 +202,9 @@ def load_certificates(paths: Sequence[Path]) -> list[asn1_x509.Certificate]:
     return certs
 
 
-def _validation_context(roots, others, *, hard: bool, timeout: float):
+def _validation_context(roots, others, *, mode: str, timeout: float):
+    """certvalidator's ``require`` (an answer for every certificate below the anchor),
+    ``hard-fail`` (for those naming an OCSP responder or CRL) or ``soft-fail``."""
     from pyhanko_certvalidator import ValidationContext
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
     from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
@@ -197,13 +213,16 @@ def _validation_context(roots, others, *, hard: bool, timeout: float):
         trust_roots=roots,
         other_certs=others,
         allow_fetching=True,
-        revocation_mode="hard-fail" if hard else "soft-fail",
+        revocation_mode=mode,
         fetcher_backend=OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=timeout)),
     )
 
 
-async def _check_certificate(key: KeyHandle, moment: datetime, vc, others) -> None:
-    """Refuse an expired, not yet valid, revoked or untrusted signer certificate."""
+async def _check_certificate(
+    key: KeyHandle, moment: datetime, vc, others, *, long_term: bool = False
+) -> None:
+    """Refuse an expired, not yet valid, revoked or untrusted signer certificate, and for a
+    long-term level (``vc`` in ``require`` mode) one without revocation data."""
     cert = key.cert
     names = cert.subject.native
     subject = names.get("common_name") or cert.subject.human_friendly
@@ -245,7 +264,8 @@ async def _check_certificate(key: KeyHandle, moment: datetime, vc, others) -> No
     except cv.InsufficientRevinfoError as exc:
         raise SigningError(
             "signing.revocation_unavailable",
-            f"cannot establish whether the certificate of {subject} is revoked: {exc}",
+            f"cannot establish whether the certificate of {subject} is revoked: "
+            f"{unreachable_revocation(exc)}" + (_LT_HINT if long_term else ""),
         ) from None
     except cv.PathBuildingError as exc:
         raise SigningError(
@@ -279,19 +299,19 @@ def _read_input(pdf: bytes | Path) -> bytes:
 
 
 def _open_reader(data: bytes):
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    """The strict reader the verifier uses too (:func:`signing.pdfread.open_pdf`): a file the
+    verifier could not read is refused here, before anything is signed."""
+    from signing.pdfread import UnreadablePdf, open_pdf
 
-    if b"%PDF-" not in data[:1024]:
-        raise SigningError("signing.pdf_invalid", "not a PDF file (no %PDF- header)")
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = open_pdf(data)
         encrypted = reader.encrypted
         if not encrypted:
             count = int(reader.root["/Pages"]["/Count"])
             if count < 1:
                 raise ValueError("the document has no pages")
-    except SigningError:
-        raise
+    except UnreadablePdf as exc:
+        raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
     except Exception as exc:  # a malformed file can break the reader in many ways
         raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
     if encrypted:
@@ -599,6 +619,15 @@ def _dss_settings():
     )
 
 
+@dataclass(frozen=True)
+class SignedPdf:
+    """The signed bytes, and what an auditor will object to though signing went through
+    (only with ``SignOptions.allow_missing_revocation``: the missing revocation data)."""
+
+    data: bytes
+    warnings: tuple[str, ...] = ()
+
+
 async def sign_pdf(
     pdf: bytes | Path,
     key: KeyHandle | KeySource,
@@ -612,6 +641,17 @@ async def sign_pdf(
     opened (with ``secret``: passphrase or PIN) and closed within this call. Raises
     :class:`~signing.keys.SigningError`; nothing is returned unless signing completed.
     """
+    return (await sign_pdf_detailed(pdf, key, options, secret=secret)).data
+
+
+async def sign_pdf_detailed(
+    pdf: bytes | Path,
+    key: KeyHandle | KeySource,
+    options: SignOptions,
+    *,
+    secret: str | None = None,
+) -> SignedPdf:
+    """:func:`sign_pdf`, with the warnings a caller must show (see :class:`SignedPdf`)."""
     options.check()
     data = _read_input(pdf)
     reader = _open_reader(data)
@@ -622,7 +662,7 @@ async def sign_pdf(
     return await _sign(data, reader, key, options)
 
 
-async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> bytes:
+async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> SignedPdf:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
@@ -635,12 +675,15 @@ async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> by
         key.signer.cert_registry.register_multiple(extra)
     others = [*key.chain, *extra]
     long_term = options.level in ("B-LT", "B-LTA")
+    # B-LT/B-LTA: an answer for every certificate below the anchor, unless the clerk accepts
+    # going without (then whatever can be had is embedded, and offline_gaps says what is not)
+    mode = "require" if long_term and not options.allow_missing_revocation else "soft-fail"
     vc = None
     if roots:
-        vc = _validation_context(roots, others, hard=long_term, timeout=options.network_timeout)
+        vc = _validation_context(roots, others, mode=mode, timeout=options.network_timeout)
     try:
         with _signing_errors():
-            await _check_certificate(key, when.astimezone(UTC), vc, others)
+            await _check_certificate(key, when.astimezone(UTC), vc, others, long_term=long_term)
             meta = signers.PdfSignatureMetadata(
                 field_name=target.field_name,
                 reason=options.reason,
@@ -668,15 +711,35 @@ async def _sign(data: bytes, reader, key: KeyHandle, options: SignOptions) -> by
                 stamp_style=OfficialStampStyle(appearance=appearance),
                 new_field_spec=field_spec,
             )
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            writer = IncrementalPdfFileWriter.from_reader(reader)
             out = io.BytesIO()
             await pdf_signer.async_sign_pdf(
                 writer, existing_fields_only=target.existing, output=out
             )
-            return out.getvalue()
     finally:
         if vc is not None:
             await vc.aclose()
+    signed = _readable_output(out.getvalue())
+    warnings: list[str] = []
+    if long_term and options.allow_missing_revocation:
+        warnings = await offline_gaps(
+            signed, target.field_name, options.trust_roots, options.extra_certs
+        )
+    return SignedPdf(signed, tuple(warnings))
+
+
+def _readable_output(data: bytes) -> bytes:
+    """``data``, once it is known to open the way the verifier opens it (never hand out a file
+    that ``lienthong verify`` would call unreadable)."""
+    from signing.pdfread import UnreadablePdf, open_pdf
+
+    try:
+        open_pdf(data)
+    except UnreadablePdf as exc:
+        raise SigningError(
+            "signing.failed", f"the signed file would not read back as a PDF: {exc}"
+        ) from None
+    return data
 
 
 @contextlib.contextmanager
@@ -707,7 +770,8 @@ def _translate(exc: BaseException) -> SigningError:
             return SigningError("signing.certificate_revoked", str(item))
         if isinstance(item, cv.InsufficientRevinfoError):
             return SigningError(
-                "signing.revocation_unavailable", f"cannot collect revocation data: {item}"
+                "signing.revocation_unavailable",
+                f"cannot collect revocation data: {unreachable_revocation(item)}{_LT_HINT}",
             )
         if isinstance(item, cv.PathBuildingError | cv.PathValidationError):
             return SigningError("signing.certificate_untrusted", str(item))
@@ -752,13 +816,13 @@ async def add_archive_timestamp(
     _check_not_locked(reader)
     roots = load_certificates(trust_roots)
     extra = load_certificates(extra_certs)
-    vc = _validation_context(roots, extra, hard=True, timeout=network_timeout)
+    vc = _validation_context(roots, extra, mode="require", timeout=network_timeout)
     try:
         with _signing_errors():
             paths = []
             for sig in reader.embedded_signatures:
                 paths.extend(await collect_validation_info(sig, vc))
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            writer = IncrementalPdfFileWriter.from_reader(reader)
             DocumentSecurityStore.supply_dss_in_writer(
                 writer, None, paths=paths, validation_context=vc
             )
@@ -770,9 +834,9 @@ async def add_archive_timestamp(
                 output=out,
                 dss_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
             )
-            return out.getvalue()
     finally:
         await vc.aclose()
+    return _readable_output(out.getvalue())
 
 
 def add_archive_timestamp_sync(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
+from signing.caveats import document_warnings, signature_warnings
 from signing.validate import (
     INDETERMINATE,
     TOTAL_FAILED,
@@ -113,6 +114,7 @@ th{width:28%;background:#f2f2f2;font-weight:normal}
 .warn{color:#7a4b00;border-color:#7a4b00;background:#fff4e0}
 .mono{font-family:"DejaVu Sans Mono",monospace;font-size:9pt;word-break:break-all}
 .small{font-size:10pt;color:#444}
+ul.warnings{color:#7a4b00;background:#fff4e0;border-left:4px solid #7a4b00;padding:.3em 1.8em}
 section{page-break-inside:avoid}
 @media print{body{margin:0}.verdict{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 """
@@ -126,9 +128,12 @@ def _row(label: str, value: str) -> str:
     return f"<tr><th>{label}</th><td>{value}</td></tr>"
 
 
-def _verdict(indication: str, sub: str | None) -> str:
+def _verdict(indication: str, sub: str | None, warnings: int = 0) -> str:
     vi, en, css = VERDICT_TEXT.get(indication, (indication, indication, "warn"))
     line = f"{_e(vi)} / {_e(en)}"
+    if warnings:
+        line += f" — {warnings} cảnh báo / warning(s)"
+        css = "warn" if indication == TOTAL_PASSED else css
     if sub:
         vi_s, en_s = SUB_INDICATION_TEXT.get(sub, (sub, sub))
         line += f" — {_e(vi_s)} / {_e(en_s)} <span class='small'>({_e(sub)})</span>"
@@ -145,7 +150,7 @@ def _cert_line(cert: CertInfo | None) -> str:
     )
 
 
-def _signature(sig: SignatureReport) -> str:
+def _signature(sig: SignatureReport, revocation_mode: str) -> str:
     kind = {
         "signature": "Chữ ký / Signature",
         "certification": "Chữ ký chứng thực (DocMDP) / Certification signature",
@@ -231,9 +236,10 @@ def _signature(sig: SignatureReport) -> str:
             pol_text += "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in pol.notes) + "</ul>"
         rows.append(_row("Quy định / Policy", pol_text))
     msgs = "".join(f"<li>{_e(m)}</li>" for m in sig.messages)
+    warnings = len(signature_warnings(sig, revocation_mode))
     return (
         f"<section><h2>{_e(sig.id)} — {kind} — {_e(sig.field or '')}</h2>"
-        f"{_verdict(sig.indication, sig.sub_indication)}"
+        f"{_verdict(sig.indication, sig.sub_indication, warnings)}"
         f"<ul>{msgs}</ul><table>{''.join(rows)}</table></section>"
     )
 
@@ -254,8 +260,10 @@ def to_html(report: DocumentReport) -> str:
             f"{_e(summary.signatures)} + {_e(summary.document_timestamps)} timestamp(s)",
         ),
     ]
-    errors = "".join(f"<li>{_e(x)}</li>" for x in report.errors)
-    body = "".join(_signature(s) for s in report.signatures)
+    warnings = document_warnings(report)
+    caveats = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    errors = "".join(f"<li>{_e(x)}</li>" for x in report.errors if x not in warnings)
+    body = "".join(_signature(s, report.revocation_mode) for s in report.signatures)
     return (
         "<!DOCTYPE html><html lang='vi'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width'>"
@@ -263,9 +271,10 @@ def to_html(report: DocumentReport) -> str:
         f"<style>{_CSS}</style></head><body>"
         "<h1>Báo cáo kiểm tra chữ ký số / Signature validation report</h1>"
         f"<p class='small'>{_e(report.schema)}</p>"
-        f"{_verdict(summary.indication, summary.sub_indication)}"
+        f"{_verdict(summary.indication, summary.sub_indication, len(warnings))}"
         f"<p>{_e(summary.message)}</p>"
-        f"<table>{''.join(head_rows)}</table>"
+        + (f"<h2>Cảnh báo / Warnings</h2><ul class='warnings'>{caveats}</ul>" if caveats else "")
+        + f"<table>{''.join(head_rows)}</table>"
         + (f"<ul>{errors}</ul>" if errors else "")
         + body
         + "</body></html>"

@@ -13,11 +13,16 @@ Revocation modes:
     fetch OCSP/CRL online (and use what the document embeds); a responder that cannot be reached
     is not held against the signature.
 ``hard-fail``
-    fetch online; a certificate that names an OCSP responder or CRL that cannot be checked fails.
+    fetch online; every certificate of the chain below the anchor needs a revocation answer
+    (OCSP or CRL, fetched or embedded). One whose responder or CRL cannot be reached, or that
+    names neither and has nothing embedded for it, leaves the signature
+    ``INDETERMINATE/TRY_LATER``: hard-fail means "not without revocation data", so a certificate
+    that gives no way to check it is not waved through (certvalidator's own ``hard-fail`` checks
+    only what a certificate declares; we use its ``require`` policy).
 ``embedded-only``
     no network at all; only revocation data embedded in the document (DSS, signed attributes)
-    counts, and it is required (hard-fail against the embedded data): the mode for auditors
-    checking archived PAdES B-LT/B-LTA files offline.
+    counts, and it is required for every certificate, as in ``hard-fail``: the mode for
+    auditors checking archived PAdES B-LT/B-LTA files offline.
 
 Caching (per process, safe by construction):
 
@@ -476,7 +481,7 @@ class TrustSettings:
         return make_validation_context(
             loaded.anchors,
             [*loaded.intermediates, *other_certs],
-            revocation_mode="soft-fail" if self.revocation == "soft-fail" else "hard-fail",
+            revocation_mode="soft-fail" if self.revocation == "soft-fail" else "require",
             moment=moment,
             allow_fetching=self.online if allow_fetching is None else allow_fetching,
             crls=crls,
@@ -528,7 +533,7 @@ def make_validation_context(
     anchors: Sequence[asn1_x509.Certificate],
     other_certs: Iterable[asn1_x509.Certificate] = (),
     *,
-    revocation_mode: Literal["soft-fail", "hard-fail"],
+    revocation_mode: Literal["soft-fail", "hard-fail", "require"],
     moment: dt.datetime | None = None,
     allow_fetching: bool = False,
     crls: Iterable[crl.CertificateList] = (),
@@ -545,6 +550,8 @@ def make_validation_context(
 
     OCSP/CRL fetches go through the revocation cache and path validations through the path
     cache of :mod:`signing.fastpaths`; the HTTP session is opened only on a cache miss.
+    ``revocation_mode`` is certvalidator's: ``require`` wants an answer for every certificate
+    below the anchor, ``hard-fail`` only for those that name an OCSP responder or CRL.
     ``algorithm_policy`` defaults to :func:`lenient_algorithm_policy`.
     """
     fastpaths.install()

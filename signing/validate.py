@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import io
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
@@ -88,6 +87,16 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 
 from signing import fastpaths
+from signing.caveats import (
+    REVOCATION_SOFT_FAILED,
+    policy_warning,
+    revoked_after_proof,
+    signature_warnings,
+    timestamp_warning,
+    with_warnings,
+)
+from signing.pdfread import open_pdf
+from signing.revinfo_gaps import names_no_revocation_source, silent_certificates
 from signing.trust import TrustSettings, lenient_algorithm_policy
 
 fastpaths.install()
@@ -985,6 +994,12 @@ async def _diagnose(
             key_usage=key_usage, extended_key_usage=extd_key_usage, extended_optional=True
         )
     except (cv_errors.InsufficientRevinfoError, cv_errors.StaleRevinfoError) as exc:
+        silent = silent_certificates(exc)
+        if silent and not isinstance(exc, cv_errors.StaleRevinfoError):
+            return AdESIndeterminate.TRY_LATER, (
+                f"the certificate of {', '.join(silent)} names no OCSP responder and no CRL "
+                "distribution point, and the document embeds no revocation data for it"
+            )
         return AdESIndeterminate.TRY_LATER, _short(exc)
     except Exception as exc:  # noqa: BLE001 - any certvalidator failure: keep its words
         return None, _short(exc)
@@ -1091,6 +1106,21 @@ async def _resolve_trust(
     )
     if past_indic is None and past_path is not None:
         return _TrustOutcome(TOTAL_PASSED, None, None, past_path, past_vc, proven)
+    past_detail = None
+    if past_indic == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE:
+        # as at the current time: learn whether it is missing revocation data (TRY_LATER)
+        again = trust.validation_context(
+            moment=proven,
+            other_certs=[*others, *vc.certificate_registry],
+            crls=vc.crls,
+            ocsps=vc.ocsps,
+            retroactive_revinfo=True,
+        )
+        try:
+            refined, past_detail = await _diagnose(cert, others, again, key_usage, extd_key_usage)
+        finally:
+            await again.aclose()
+        past_indic = refined or past_indic
     past_name = _subindic_name(past_indic) or name
     if past_indic in (AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE):
         return _TrustOutcome(
@@ -1102,10 +1132,17 @@ async def _resolve_trust(
             proven,
             past_rev,
         )
+    past_message = f"certificate validation at the proven signing time {_iso(proven)} failed"
+    if past_indic == AdESIndeterminate.TRY_LATER:
+        past_message = (
+            f"revocation status could not be established at the proven signing time {_iso(proven)}"
+        )
+    else:
+        past_message += f": {past_name}"
     return _TrustOutcome(
         INDETERMINATE,
         past_name,
-        f"certificate validation at the proven signing time {_iso(proven)} failed: {past_name}",
+        past_message + (f" ({past_detail})" if past_detail else ""),
         past_path or path,
         past_vc,
         proven,
@@ -1307,7 +1344,7 @@ async def _validate_pdf(data: bytes, trust: TrustSettings) -> DocumentReport:
         )
 
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=True)
+        reader = open_pdf(data)
         if reader.encrypted:
             raise ValueError("encrypted PDF documents are not supported")
         total_revisions = reader.xrefs.total_revisions
@@ -1449,7 +1486,7 @@ async def _validate_pdf(data: bytes, trust: TrustSettings) -> DocumentReport:
         await vc.aclose()
 
     reports = [f.report for f in facts_list if f.report is not None]
-    return document(_summarise(reports), reports, total_revisions, [])
+    return document(_summarise(reports, trust.revocation), reports, total_revisions, [])
 
 
 def _is_certification(reader: PdfFileReader, emb: EmbeddedPdfSignature) -> bool:
@@ -1522,17 +1559,15 @@ async def _report_signature(
     sig_ts, sig_ts_time = await _timestamp_info(
         trust, "signature-timestamp", status.timestamp_validity, vc, doc_ts_time
     )
-    if sig_ts is not None:
-        timestamps.append(sig_ts)
-        if not (sig_ts.intact and sig_ts.valid):
-            messages.append("the signature timestamp does not match the signature: ignored")
-        elif not sig_ts.trusted:
-            messages.append(f"the signature timestamp is not trusted ({sig_ts.problem}): ignored")
     content_ts, _ = await _timestamp_info(
         trust, "content-timestamp", status.content_timestamp_validity, vc, doc_ts_time
     )
-    if content_ts is not None:
-        timestamps.append(content_ts)
+    for ts in (sig_ts, content_ts):
+        if ts is not None:
+            timestamps.append(ts)
+            caveat = timestamp_warning(ts.kind, ts.intact, ts.valid, ts.trusted, ts.problem)
+            if caveat:
+                messages.append(caveat)
     claimed = emb.self_reported_timestamp
     if sig_ts_time is not None:
         best, source, proven = sig_ts_time, "signature-timestamp", True
@@ -1588,18 +1623,15 @@ async def _report_signature(
     if policy_sub:
         fail(INDETERMINATE, policy_sub, "; ".join(policy.notes))
     elif policy.level == "warning":
-        messages.append("policy warning: " + "; ".join(policy.notes))
+        messages.append(policy_warning(policy.notes))
 
     trusted = outcome.indication == TOTAL_PASSED
     chain = _chain_info(outcome.path, cert, others, trusted, outcome.moment)
     revocation = _revocation_info(outcome.vc, cert, embedded, outcome, trusted, outcome.path)
     if trusted and revocation.status == "unknown" and trust.revocation == "soft-fail":
-        messages.append("revocation status could not be checked (accepted in soft-fail mode)")
+        messages.append(_soft_failed(cert))
     if trusted and revocation.status == "revoked":
-        messages.append(
-            f"the certificate was revoked at {revocation.revoked_at}, after the proven signing "
-            f"time {_iso(best)}: the signature stays valid"
-        )
+        messages.append(revoked_after_proof(revocation.revoked_at, _iso(best)))
     value, vdig, dtbsr, docdig = _identity_digests(emb)
     kind = "certification" if certification is emb else "signature"
     if indication == TOTAL_PASSED and not messages:
@@ -1685,12 +1717,15 @@ async def _report_timestamp(
     if policy_sub:
         fail(INDETERMINATE, policy_sub, "; ".join(policy.notes))
     elif policy.level == "warning":
-        messages.append("policy warning: " + "; ".join(policy.notes))
+        messages.append(policy_warning(policy.notes))
+    trusted = outcome.indication == TOTAL_PASSED
+    revocation = _revocation_info(outcome.vc, tsa, embedded, outcome, trusted, outcome.path)
+    if trusted and revocation.status == "unknown" and trust.revocation == "soft-fail":
+        messages.append(_soft_failed(tsa))
     if indication == TOTAL_PASSED:
         facts.proven_time = gen_time
         if not messages:
             messages.append("the document timestamp is valid")
-    trusted = outcome.indication == TOTAL_PASSED
     value, vdig, dtbsr, docdig = _identity_digests(emb)
     return SignatureReport(
         id=f"sig-{facts.index}",
@@ -1705,7 +1740,7 @@ async def _report_timestamp(
         chain=_chain_info(
             outcome.path, tsa, list(emb.other_embedded_certs), trusted, outcome.moment
         ),
-        revocation=_revocation_info(outcome.vc, tsa, embedded, outcome, trusted, outcome.path),
+        revocation=revocation,
         coverage=_coverage(emb, facts, total_revisions),
         modifications=mods,
         algorithms=algs,
@@ -1720,6 +1755,16 @@ async def _report_timestamp(
     )
 
 
+def _soft_failed(cert: asn1_x509.Certificate | None) -> str:
+    """The soft-fail caveat, with the reason when the certificate gives no way to check it."""
+    if cert is not None and names_no_revocation_source(cert):
+        return (
+            f"{REVOCATION_SOFT_FAILED}: the certificate names no OCSP responder and no CRL "
+            "distribution point"
+        )
+    return REVOCATION_SOFT_FAILED
+
+
 def _coverage(emb: EmbeddedPdfSignature, facts: _Facts, total_revisions: int) -> CoverageInfo:
     return CoverageInfo(
         emb.coverage.name if emb.coverage is not None else None,
@@ -1729,14 +1774,17 @@ def _coverage(emb: EmbeddedPdfSignature, facts: _Facts, total_revisions: int) ->
     )
 
 
-def _summarise(reports: list[SignatureReport]) -> Summary:
+def _summarise(reports: list[SignatureReport], revocation_mode: str) -> Summary:
     n_ts = sum(1 for r in reports if r.kind == "document-timestamp")
     n_sig = len(reports) - n_ts
     if not reports:
         return Summary(INDETERMINATE, None, 0, 0, "the document carries no signature")
     worst = worst_indication(r.indication for r in reports) or INDETERMINATE
     first = next(r for r in reports if r.indication == worst)
-    if worst == TOTAL_PASSED:
+    warnings = [w for r in reports for w in signature_warnings(r, revocation_mode)]
+    if worst == TOTAL_PASSED and warnings:
+        message = with_warnings(f"{len(reports)} signature(s) and timestamp(s) valid", warnings)
+    elif worst == TOTAL_PASSED:
         message = f"all {len(reports)} signature(s) and timestamp(s) are valid"
     else:
         label = first.field or first.id

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchange.edxml import Limits, iter_attachments
 from exchange.errors import HubError
+from signing.caveats import document_warnings, with_warnings
 from signing.report import report_to_dict
 from signing.trust import TrustSettings
 from signing.validate import (
@@ -139,11 +140,13 @@ async def validate_package(
     try:
         xml = await _xml_report(data, trust, limits)
         attachments, skipped = [], []
+        warnings: list[str] = []
         for attachment, content in iter_attachments(data, limits):
             if not _is_pdf(attachment.name, attachment.content_type, content):
                 skipped.append(attachment.content_id)
                 continue
             report = await validate_pdf(content, trust)
+            warnings += document_warnings(report)
             attachments.append(
                 AttachmentReport(
                     attachment.content_id,
@@ -171,7 +174,10 @@ async def validate_package(
     ]
     worst = worst_indication(p[1] for p in parts) or INDETERMINATE
     first = next(p for p in parts if p[1] == worst)
-    message = f"{first[0]}: {first[3]}" if worst != TOTAL_PASSED else "every signature passed"
+    if worst == TOTAL_PASSED:
+        message = with_warnings("every signature passed", warnings)
+    else:
+        message = f"{first[0]}: {first[3]}"
     return PackageReport(
         PACKAGE_SCHEMA,
         now,

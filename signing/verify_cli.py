@@ -68,6 +68,7 @@ __all__ = [
     "detect_kind",
     "document_report_from_dict",
     "exit_code",
+    "report_warnings",
     "run_html",
     "run_json",
     "verify_file",
@@ -96,6 +97,7 @@ class FileResult:
     message: str
     report: DocumentReport | PackageReport | None = None
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()  # every caveat in the report (signing.caveats)
 
     @property
     def display(self) -> str:
@@ -183,7 +185,30 @@ def verify_file(path: str, trust: TrustSettings) -> FileResult:
             None,
             time.perf_counter() - started,
         )
-    return FileResult(path, kind, indication, sub, message, report, time.perf_counter() - started)
+    return FileResult(
+        path,
+        kind,
+        indication,
+        sub,
+        message,
+        report,
+        time.perf_counter() - started,
+        tuple(report_warnings(report)),
+    )
+
+
+def report_warnings(report: DocumentReport | PackageReport) -> list[str]:
+    """Every caveat of a file's report (a package's: its attachments', prefixed with their
+    names), as :mod:`signing.caveats` finds them in the report's fields."""
+    from signing.caveats import document_warnings
+
+    if isinstance(report, DocumentReport):
+        return document_warnings(report)
+    out: list[str] = []
+    for name, document in _documents(FileResult("", "package", "", None, "", report)):
+        if document is not None:
+            out += [f"attachment {name}: {w}" for w in document_warnings(document)]
+    return out
 
 
 # ----- many files ------------------------------------------------------------------------------
@@ -330,6 +355,9 @@ def _counts(results: Sequence[FileResult]) -> dict[str, int]:
     return {
         "files": len(results),
         "passed": count(TOTAL_PASSED),
+        "passed_with_warnings": sum(
+            1 for r in results if r.indication == TOTAL_PASSED and r.warnings
+        ),
         "failed": count(TOTAL_FAILED),
         "indeterminate": count(INDETERMINATE),
     }
@@ -352,6 +380,7 @@ def run_json(
             "indication": result.indication,
             "sub_indication": result.sub_indication,
             "message": result.message,
+            "warnings": list(result.warnings),
             "report": _report_dict(result),
         }
         if etsi_files is not None:
@@ -577,11 +606,15 @@ def run_html(
     rows: list[str] = []
     for index, result in enumerate(results, start=1):
         vi, en, css = _verdict_words(result.indication)
+        verdict = f"{_e(vi)} / {_e(en)}"
+        if result.warnings:
+            verdict += f"<br><span class='warn'>{_e(_warning_count(result.warnings))}</span>"
         rows.append(
             f"<tr><td><a href='#doc-{index}'>{_e(result.display)}</a></td>"
             f"<td>{_e(result.kind)}</td>"
-            f"<td class='v {_e(css)}'>{_e(vi)} / {_e(en)}</td>"
-            f"<td>{_e(result.sub_indication or '—')}</td><td>{_e(result.message)}</td></tr>"
+            f"<td class='v {_e(css)}'>{verdict}</td>"
+            f"<td>{_e(result.sub_indication or '—')}</td>"
+            f"<td>{_e(result.message)}{_warning_list(result.warnings)}</td></tr>"
         )
         head = f"<h2 class='file'>{index}. {_e(result.display)}</h2>"
         if isinstance(result.report, DocumentReport):
@@ -590,6 +623,7 @@ def run_html(
             content = f"<p class='small'>{_e(result.kind)}</p>{body}"
         elif result.report is not None:
             content = _verdict_box(result.indication, result.sub_indication, result.message)
+            content += _warning_list(result.warnings)
             content += _package_html(result, result.report)
         else:
             content = _verdict_box(result.indication, result.sub_indication, result.message)
@@ -607,11 +641,14 @@ def run_html(
             "Kết quả / Results",
             f"{counts['files']} tệp / files: {counts['passed']} hợp lệ / valid, "
             f"{counts['failed']} không hợp lệ / invalid, {counts['indeterminate']} chưa xác "
-            "định / indeterminate",
+            f"định / indeterminate; {counts['passed_with_warnings']} hợp lệ có cảnh báo / valid "
+            "with warnings",
         ),
     ]
     info_rows = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in info)
     vi, en, css = _verdict_words(worst)
+    if worst == TOTAL_PASSED and counts["passed_with_warnings"]:
+        vi, en, css = vi + ", CÓ CẢNH BÁO", en + ", WITH WARNINGS", "warn"
     return (
         "<!DOCTYPE html><html lang='vi'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width'>"
@@ -629,6 +666,17 @@ def run_html(
         + "".join(sections)
         + "</body></html>"
     )
+
+
+def _warning_count(warnings: Sequence[str]) -> str:
+    return f"{len(warnings)} cảnh báo / warning(s)"
+
+
+def _warning_list(warnings: Sequence[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f"<ul class='warnings'>{items}</ul>"
 
 
 def _empty_report() -> DocumentReport:
@@ -668,18 +716,27 @@ def _print_table(results: Sequence[FileResult], seconds: float, jobs: int) -> No
     table.add_column("sub-indication", overflow="fold")
     table.add_column("message", overflow="fold", ratio=4)
     for result in results:
+        verdict = Text(result.indication, style=_STYLE.get(result.indication, ""))
+        message = Text(_printable(_short(result.message)))
+        if result.warnings:
+            verdict.append(f"\n{len(result.warnings)} warning(s)", style="yellow")
+            for warning in result.warnings:  # every one, whole: they are the point
+                message.append("\n• " + _printable(" ".join(warning.split())), style="yellow")
         table.add_row(
             Text(_printable(result.display)),
             Text(result.kind),
-            Text(result.indication, style=_STYLE.get(result.indication, "")),
+            verdict,
             Text(result.sub_indication or "—"),
-            Text(_printable(_short(result.message))),
+            message,
         )
     console.print(table)
     counts = _counts(results)
+    passed = f"{counts['passed']} passed"
+    if counts["passed_with_warnings"]:
+        passed += f" ({counts['passed_with_warnings']} with warnings)"
     console.print(
         Text(
-            f"{counts['files']} file(s): {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['files']} file(s): {passed}, {counts['failed']} failed, "
             f"{counts['indeterminate']} indeterminate ({seconds:.1f} s, {jobs} process(es))"
         )
     )

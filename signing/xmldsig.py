@@ -464,7 +464,9 @@ async def _check_chain(
     miss), a chain validated a moment ago with the same inputs is not checked again (see
     :mod:`signing.fastpaths`), and certificates named in the package's AIA are not fetched
     unless ``fetch_certificates``. ``revocation``: ``off`` (nothing fetched or required),
-    ``soft-fail``/``hard-fail`` (fetched), ``embedded-only`` (required, nothing fetched).
+    ``soft-fail`` (fetched when named, not required), ``hard-fail`` (fetched and required for
+    every certificate below the anchor, even one that names no OCSP/CRL), ``embedded-only``
+    (required, nothing fetched).
     certvalidator's default algorithm
     policy (no MD5/SHA-1, RSA >= 2048) applies to the chain.
     """
@@ -472,7 +474,7 @@ async def _check_chain(
         [_to_asn1(c) for c in roots], [_to_asn1(c) for c in others], moment=at,
         allow_fetching=revocation in ("soft-fail", "hard-fail"),
         fetch_certificates=fetch_certificates,
-        revocation_mode="soft-fail" if revocation in ("off", "soft-fail") else "hard-fail",
+        revocation_mode="soft-fail" if revocation in ("off", "soft-fail") else "require",
         retroactive_revinfo=False, algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )  # fmt: skip
     async with contextlib.aclosing(context):

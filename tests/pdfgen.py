@@ -33,6 +33,7 @@ __all__ = [
     "VIETNAMESE",
     "Layout",
     "official_document",
+    "pillow_pdf",
     "seal_png",
     "signature_png",
 ]
@@ -269,4 +270,14 @@ def seal_png(text: str = "VĂN PHÒNG CHÍNH PHỦ") -> bytes:
         img.alpha_composite(glyph, (int(x), int(y)))
     out = io.BytesIO()
     img.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def pillow_pdf(size: tuple[int, int] = (595, 842)) -> bytes:
+    """A one-page PDF as Pillow writes it (a scanned page, in effect): its cross-reference table
+    gives entry 0 generation 65536 (``0000000000 65536 f``), where ISO 32000 says 65535."""
+    img = Image.new("RGB", size, "white")
+    ImageDraw.Draw(img).rectangle((40, 40, size[0] - 40, 120), outline="black", width=3)
+    out = io.BytesIO()
+    img.save(out, "PDF", resolution=72.0)
     return out.getvalue()

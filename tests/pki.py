@@ -68,6 +68,8 @@ PROFILES = {
     "revoked": ("Hoàng Văn Em", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "revoked"),
     "expired": ("Đỗ Thị Giang", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "expired"),
     "hub": ("lienthong hub", "Trung tâm tích hợp dữ liệu", "000.00.00.H49", "rsa", None),
+    # names no OCSP responder and no CRL distribution point: nothing to check revocation with
+    "no_revinfo": ("Vũ Thị Hạnh", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "no_revinfo"),
 }
 
 
@@ -242,13 +244,14 @@ class TestPKI:
                     not_before=self.now - dt.timedelta(days=400),
                     not_after=self.now - dt.timedelta(days=2),
                 )
+            pointers = special != "no_revinfo"
             cert = self._issue(
                 self._name(cn, org, organ_id),
                 key,
                 issuing,
                 issuing_key,
-                crl_url=self.crl_url,
-                ocsp=True,
+                crl_url=self.crl_url if pointers else None,
+                ocsp=pointers,
                 **window,
             )
             self._save(name, cert, key, chain)

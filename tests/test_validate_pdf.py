@@ -27,6 +27,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from signing import trust as trust_mod
 from signing.etsi import NS_DS, NS_VR
+from signing.pdfread import UnreadablePdf, open_pdf
 from signing.report import render, report_to_dict, report_to_json, to_etsi_xml, to_html
 from signing.trust import TrustError, TrustSettings, load_certificates
 from signing.validate import (
@@ -42,6 +43,7 @@ from signing.validate import (
     validate_pdf_sync,
 )
 from tests.attacks import make_pdf, sign_pdf, signer_for, tsa_at
+from tests.pdfgen import pillow_pdf
 
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "validation-report.schema.json"
 UTC = dt.UTC
@@ -394,6 +396,28 @@ def test_unsigned_pdf(trust):
 
 
 # ----- reports ----------------------------------------------------------------------------------
+
+
+def test_only_the_free_list_head_quirk_is_tolerated(trust):
+    """Pillow's ``0000000000 65536 f`` is read (the number is meaningless on entry 0); the same
+    generation on a real object is still refused, by the verifier as by the signer's reader."""
+    data = pillow_pdf()
+    reader = open_pdf(data)
+    reader.stream.seek(0)
+    assert reader.stream.read() == data  # after opening, every read sees the file as it is
+    report = validate_pdf_sync(data, trust)
+    assert (report.summary.indication, report.summary.signatures) == (INDETERMINATE, 0)
+    assert report.summary.message == "the document carries no signature"
+    entry = re.search(rb"(\d{10}) 00000 n", data)
+    assert entry is not None
+    bad = data[: entry.start()] + entry.group(1) + b" 65536 n" + data[entry.end() :]
+    with pytest.raises(UnreadablePdf, match="Illegal generation 65536 for object ID 1"):
+        open_pdf(bad)
+    report = validate_pdf_sync(bad, trust)
+    assert (report.summary.indication, report.summary.sub_indication) == (
+        TOTAL_FAILED,
+        "FORMAT_FAILURE",
+    )
 
 
 def test_json_report_matches_schema(docs, trust, pki, stamper):

@@ -408,3 +408,131 @@ def test_command_in_its_own_process_on_a_terminal(tmp_path, samples, trust_args)
     assert b"verifying" in seen and b"Traceback" not in seen
     assert "7 file(s): 6 passed, 1 failed, 0 indeterminate" in out
     assert "HASH_FAILURE" in out and "2 process(es)" in out
+
+
+# ----- warnings in every summary; hard-fail without revocation data -----------------------------
+
+
+def _rogue_tsa(pki):
+    """A time-stamper whose certificate chains to the untrusted look-alike root."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    rogue = pki.identity("untrusted")
+    key = asn1_keys.PrivateKeyInfo.load(
+        rogue.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert = asn1_x509.Certificate.load(rogue.cert_der)
+    return DummyTimeStamper(cert, key)
+
+
+def _message_column(table: str) -> str:
+    """The table's message cells, unfolded (rich wraps long text over several lines)."""
+    cells = [line.split("│")[5] for line in table.splitlines() if line.count("│") == 6]
+    return " ".join(" ".join(cells).split())
+
+
+def test_summaries_show_every_warning_the_json_holds(tmp_path, pki, samples, trust_args, capsys):
+    """A signature that passes with caveats (its timestamp untrusted, its revocation status not
+    checked, PKCS#1 v1.5 after Circular 15) must not be summarised as plainly "valid"."""
+    warned = sign_pdf(
+        make_pdf(),
+        signer_for(pki.identity("no_revinfo"), pss=False),
+        timestamper=_rogue_tsa(pki),
+    )
+    files = put(tmp_path / "in", {"warned.pdf": warned, "clean.pdf": samples["valid"]})
+    code, document = run_json(capsys, *trust_args, files)
+    assert code == 0
+    results = by_name(document)
+    clean, item = results["clean.pdf"], results["warned.pdf"]
+    (sig,) = item["report"]["signatures"]
+    assert sig["indication"] == PASSED
+    # what the JSON report says, in its fields and in the signature's messages
+    assert sig["timestamps"][0]["trusted"] is False
+    assert sig["revocation"]["checked"] is False
+    assert sig["policy"]["level"] == "warning"
+    said = sig["messages"]
+    assert len(said) == 3, said
+    assert any("signature timestamp is not trusted" in m for m in said)
+    assert any("could not be checked" in m for m in said)
+    assert any("PKCS#1 v1.5" in m for m in said)
+    # the console table lists every one of them, and does not call the file plainly valid
+    capsys.readouterr()
+    assert run(*trust_args, files) == 0
+    table = capsys.readouterr().out
+    assert "3 warning(s)" in table and "2 passed (1 with warnings)" in table
+    messages = _message_column(table)
+    for message in said:
+        assert " ".join(message.split()) in messages, message
+    # and so does the HTML: in the run's table, in the file's own report and in its verdict
+    page_path = tmp_path / "run.html"
+    assert run(*trust_args, "--html", page_path, files) == 0
+    tree = lxml_html.fromstring(page_path.read_text("utf-8"))
+    rows = tree.find(".//table[@class='run']").findall("tr")
+    run_row = next(tr for tr in rows if "warned.pdf" in tr.text_content())
+    article = next(a for a in tree.findall(".//article") if "warned.pdf" in a.text_content())
+    for message in said:
+        assert message in run_row.text_content()
+        assert f"{sig['field']}: {message}" in article.text_content()
+    assert "VALID, WITH WARNINGS" in tree.find(".//div[@class='verdict warn']").text_content()
+    assert "3 cảnh báo / warning(s)" in article.text_content()
+    # the JSON summary line and the run's warnings say the same
+    assert item["message"] == "1 signature(s) and timestamp(s) valid, with 3 warning(s)"
+    assert item["warnings"] == [f"{sig['field']}: {m}" for m in said]
+    assert any("names no OCSP responder" in w for w in item["warnings"])  # and why
+    assert clean["warnings"] == [] and clean["message"].startswith("all 1 signature")
+    assert document["summary"]["passed_with_warnings"] == 1
+    # a package carrying that PDF passes with the same warnings, named by attachment
+    package = build_document(
+        sender="000.00.00.G22",
+        recipients=["000.00.00.H49"],
+        code_number="9",
+        code_notation="VPCP",
+        subject="Đính kèm có cảnh báo",
+        attachments=[("warned.pdf", "application/pdf", warned)],
+    )
+    with open_key(KeySource(p12=pki.identity("clerk").p12), P12_PASSWORD.decode()) as key:
+        put(tmp_path / "pkg", {"goi.edxml": sign_package(package, key)})
+    code, document = run_json(capsys, *trust_args, tmp_path / "pkg")
+    (result,) = document["results"]
+    assert (code, result["indication"]) == (0, PASSED)
+    assert result["message"] == "every signature passed, with 3 warning(s)"
+    assert result["warnings"] == [f"attachment warned.pdf: {w}" for w in item["warnings"]]
+
+
+def test_hard_fail_without_revocation_data_is_indeterminate(tmp_path, pki, trust_args, capsys):
+    """A certificate naming no OCSP responder and no CRL passed hard-fail; it must not."""
+    signed = sign_pdf(make_pdf(), signer_for(pki.identity("no_revinfo")))
+    with open_key(KeySource(p12=pki.identity("no_revinfo").p12), P12_PASSWORD.decode()) as key:
+        package = sign_package(
+            build_document(
+                sender="000.00.00.G22",
+                recipients=["000.00.00.H49"],
+                code_number="8",
+                code_notation="VPCP",
+                subject="Không có dữ liệu thu hồi",
+            ),
+            key,
+        )
+    files = put(tmp_path / "in", {"a.pdf": signed, "goi.edxml": package})
+    for mode in ("hard-fail", "embedded-only"):
+        code, document = run_json(capsys, *trust_args, "--revocation", mode, files)
+        assert code == 2, (mode, document["results"])
+        for result in document["results"]:
+            assert (result["indication"], result["sub_indication"]) == (INDET, "TRY_LATER")
+        message = by_name(document)["a.pdf"]["message"]
+        assert "names no OCSP responder and no CRL distribution point" in message
+    code, document = run_json(capsys, *trust_args, "--revocation", "soft-fail", files)
+    assert code == 0 and by_name(document)["a.pdf"]["warnings"]
+    # a certificate that names its OCSP responder and CRL still passes hard-fail
+    clean = sign_pdf(make_pdf(), signer_for(pki.identity("clerk")))
+    code, document = run_json(
+        capsys, *trust_args, "--revocation", "hard-fail", put(tmp_path / "ok", {"ok.pdf": clean})
+    )
+    assert code == 0, document["results"]
