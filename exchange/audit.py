@@ -19,6 +19,7 @@ from asn1crypto import x509 as asn1_x509
 
 from exchange import merkle
 from exchange.evidence import MIMETYPE
+from exchange.hubkeys import key_id
 from signing.cms import verify_detached
 
 __all__ = ["BundleError", "Check", "load_anchors", "verify_bundle"]
@@ -104,7 +105,14 @@ def _json(files: dict[str, bytes], name: str) -> dict:
         raise BundleError(f"{name} is not JSON") from None
 
 
-async def _signed(checks: list[Check], item: str, data: bytes, sig: bytes | None, anchors) -> bool:
+async def _signed(
+    checks: list[Check],
+    item: str,
+    data: bytes,
+    sig: bytes | None,
+    anchors,
+    named_key: str | None = None,
+) -> bool:
     if sig is None:
         checks.append(Check(item, False, "no signature"))
         return False
@@ -114,8 +122,12 @@ async def _signed(checks: list[Check], item: str, data: bytes, sig: bytes | None
         checks.append(Check(item, False, str(exc)))
         return False
     when = f", timestamped {result.timestamp.isoformat()}" if result.timestamp else ""
-    checks.append(Check(item, result.ok, result.problem or f"signed by {result.signer}{when}"))
-    return result.ok
+    who = f"signed by {result.signer} (key {key_id(result.signer_cert)}){when}"
+    ok = result.ok
+    if ok and named_key is not None and named_key != key_id(result.signer_cert):
+        ok, who = False, f"the head names key {named_key}, but was {who}"
+    checks.append(Check(item, ok, f"{result.problem}; {who}" if result.problem else who))
+    return ok
 
 
 async def verify_bundle(
@@ -137,14 +149,19 @@ async def verify_bundle(
 
     # 1. The signed tree head.
     head_bytes = files.get("ledger/head.json", b"")
-    head_ok = await _signed(
-        checks, "signed tree head", head_bytes, files.get("ledger/head.p7s"), anchors
-    )
     try:
         head = json.loads(head_bytes)
         size, root = int(head["tree_size"]), bytes.fromhex(head["root_hash"])
     except (ValueError, KeyError, TypeError):
         raise BundleError("ledger/head.json is not a tree head") from None
+    head_ok = await _signed(
+        checks,
+        "signed tree head",
+        head_bytes,
+        files.get("ledger/head.p7s"),
+        anchors,
+        head.get("key"),
+    )
 
     # 2. Every leaf is in the tree the head commits to.
     leaves_doc = _json(files, "ledger/leaves.json")

@@ -25,6 +25,7 @@ __all__ = [
     "HubKey",
     "chain_of",
     "key_id",
+    "key_listing",
     "list_keys",
     "pem_chain",
     "record_key",
@@ -98,3 +99,13 @@ async def list_keys(
     return [
         HubKey(r["key_id"], r["subject"], r["chain"], r["first_used"], r["last_used"]) for r in rows
     ]
+
+
+async def key_listing(conn: asyncpg.Connection | asyncpg.Pool, current: KeyHandle) -> dict:
+    """Every key the hub has used, as ``GET /v1/ledger/certificate?all=true`` serves them."""
+    now = key_id(current.cert)
+    keys = await list_keys(conn)
+    if now not in {k.key_id for k in keys}:  # the sequencer records it at start; not yet, here
+        await record_key(conn, current)
+        keys = await list_keys(conn)
+    return {"current": now, "keys": [k.to_json(now) for k in keys]}

@@ -68,6 +68,8 @@ PROFILES = {
     "revoked": ("Hoàng Văn Em", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "revoked"),
     "expired": ("Đỗ Thị Giang", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "expired"),
     "hub": ("lienthong hub", "Trung tâm tích hợp dữ liệu", "000.00.00.H49", "rsa", None),
+    # The hub's next key from the same CA, for key rotation tests.
+    "hub_next": ("lienthong hub 2", "Trung tâm tích hợp dữ liệu", "000.00.00.H49", "rsa", None),
 }
 
 

@@ -1,13 +1,16 @@
-"""The hub's signing key over time: a lost or replaced key, and what `lienthong audit check` and
-`lienthong hub certificate` make of it. Real PostgreSQL, RabbitMQ and CLI processes throughout."""
+"""The hub's signing key over time: a lost or replaced key, a rotation to a new key, and what
+`lienthong audit check`, `lienthong hub certificate`, `GET /v1/ledger/certificate`, receipts and
+evidence bundles make of it. Real PostgreSQL, RabbitMQ and CLI processes throughout."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -219,3 +222,85 @@ async def test_a_lost_or_replaced_dev_key_is_told_apart_from_edited_rows(dev_set
         assert f"signed head {foreign['tree_size']}: signed by key " in out.stdout
         assert "someone else" in out.stdout and "not among the keys the hub has used" in out.stdout
         assert "TAMPERED" not in out.stdout and "NOT THE HUB'S KEY" not in out.stdout
+
+
+@pytest.fixture
+async def rotating(pki, tmp_path):
+    """Settings for a hub whose key is rotated from the PKI's hub key to its next one."""
+    settings = make_settings(tmp_path, ledger_p12=str(pki.identity("hub").p12))
+    os.environ["LIENTHONG_LEDGER_SECRET"] = P12_PASSWORD.decode()
+    try:
+        yield settings
+    finally:
+        os.environ.pop("LIENTHONG_LEDGER_SECRET", None)
+        await cleanup_broker(settings, [SENDER, RECIPIENT])
+        await db.drop_schema(settings)
+
+
+async def test_receipts_bundles_and_certificates_across_a_key_rotation(rotating, pki, tmp_path):
+    old, new = pki.identity("hub"), pki.identity("hub_next")
+    old_id, new_id = (key_id(asn1_x509.Certificate.load(i.cert_der)) for i in (old, new))
+    async with hub_with(rotating) as (hub, _, sender, _):
+        sent = await send_and_sign(hub, sender, "1")
+        assert sent["receipt"]["key_id"] == old_id
+    # Rotation: the hub now signs with its next key.
+    settings = rotating.replace(ledger_p12=str(new.p12))
+    async with hub_with(settings) as (hub, url, sender, recipient):
+        await recipient.fetch(sent["id"])  # new leaves: the bundle needs a new head
+        await recipient.ack(sent["id"])
+        headers = {"Authorization": f"Bearer {await sender.token()}"}
+        session = sender.session
+        async with session.get(f"{url}/v1/packages/{sent['id']}/evidence", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            bundle = await r.read()
+        async with session.get(f"{url}/v1/ledger/heads", headers=headers) as r:
+            latest = await r.json()
+        assert latest["key_id"] == new_id and json.loads(latest["head"])["key"] == new_id
+
+        # The certificate over the API: the current chain, or every key the hub has used.
+        async with session.get(f"{url}/v1/ledger/certificate") as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "auth.missing"
+        async with session.get(f"{url}/v1/ledger/certificate", headers=headers) as r:
+            assert r.status == 200 and r.content_type == "application/pem-certificate-chain"
+            assert r.headers["X-Key-Id"] == new_id
+            chain = [d for _, _, d in pem.unarmor(await r.read(), multiple=True)]
+        assert chain[0] == new.cert_der and len(chain) == 2  # the key's and its issuing CA's
+        async with session.get(f"{url}/v1/ledger/certificate?all=true", headers=headers) as r:
+            listing = await r.json()
+        assert listing["current"] == new_id
+        assert [k["key_id"] for k in listing["keys"]] == [old_id, new_id]
+        assert [k["current"] for k in listing["keys"]] == [False, True]
+        first = pem.unarmor(listing["keys"][0]["chain"].encode(), multiple=True)
+        assert next(first)[2] == old.cert_der
+        async with session.get(f"{url}/v1/ledger/certificate?all=maybe", headers=headers) as r:
+            body = await r.json()
+            assert r.status == 400 and body["error"]["code"] == "request.invalid_parameter"
+
+    # The bundle carries both keys' certificates and verifies offline under the CA's root;
+    # the verdict names the key that signed the head.
+    archive = zipfile.ZipFile(io.BytesIO(bundle))
+    carried = {
+        key_id(asn1_x509.Certificate.load(d))
+        for _, _, d in pem.unarmor(archive.read("certs/hub.pem"), multiple=True)
+    }
+    assert {old_id, new_id} <= carried
+    assert json.loads(archive.read("ledger/head.json"))["key"] == new_id
+    path = tmp_path / "evidence.asice"
+    path.write_bytes(bundle)
+    out = lienthong(settings, "audit", "verify", str(path), "--trust", str(pki.root_pem), "--json")
+    no_noise(out)
+    assert out.returncode == 0, out.stdout + out.stderr
+    checks = {c["item"]: c for c in json.loads(out.stdout)}
+    assert f"(key {new_id})" in checks["signed tree head"]["detail"]
+    assert f"(key {old_id})" in checks[f"receipt {sent['id']}"]["detail"]
+
+    # audit check: under the CA's root both keys' heads verify; with only the current key
+    # trusted, the old heads are the former key's, and said so.
+    out = lienthong(settings, "audit", "check", "--trust", str(pki.root_pem), p12=new.p12)
+    no_noise(out)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = lienthong(settings, "audit", "check", p12=new.p12)
+    no_noise(out)
+    assert out.returncode == 1
+    assert "NOT THE HUB'S KEY" in out.stdout and old_id[:16] in out.stdout
+    assert new_id[:16] not in out.stdout
