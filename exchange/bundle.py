@@ -46,7 +46,9 @@ MAX_MEMBERS = 10_000
 MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_RATIO = 200  # a member that inflates more than this is refused (zip bomb)
 CONTAINER = frozenset({"mimetype", "META-INF/manifest.xml"})
-UNINDEXED = frozenset({"evidence.json", "README.txt"})  # listed in the manifest, not hashed
+# Listed in the manifest, not necessarily hashed in evidence.json: bundles made before the hub
+# hashed README.txt lack its digest; when evidence.json has one, it is checked like any other.
+UNINDEXED = frozenset({"evidence.json", "README.txt"})
 HEX64 = frozenset("0123456789abcdef")
 
 
@@ -70,6 +72,11 @@ def loads(data: bytes, where: str) -> object:
         raise ShapeError(f"{where} nests too deeply") from None
     except ValueError:
         raise ShapeError(f"{where} is not JSON") from None
+
+
+def _is_one(value: object) -> bool:
+    """Version 1, and not ``true`` (which Python's ``==`` takes for 1)."""
+    return type(value) is int and value == 1
 
 
 def _kind(value: object) -> str:
@@ -156,7 +163,7 @@ def parse_head(data: bytes, where: str) -> HeadDoc:
         {"v", "log", "tree_size", "root_hash", "timestamp"},
         frozenset({"key"}),
     )
-    if head["v"] != 1 or head["log"] != "lienthong":
+    if not _is_one(head["v"]) or head["log"] != "lienthong":
         raise ShapeError(f"{where} is not a lienthong tree head (v 1)")
     want_str(head["timestamp"], f"{where}: timestamp")
     key = want_hex64(head["key"], f"{where}: key") if "key" in head else None
@@ -243,7 +250,7 @@ def _check_member(info: zipfile.ZipInfo) -> None:
 def _members(path: Path) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise BundleError(f"not a readable zip (truncated or corrupt): {exc}") from None
     with archive:
         infos = archive.infolist()
@@ -263,7 +270,14 @@ def _members(path: Path) -> dict[str, bytes]:
             raise BundleError("the zip holds two members with the same name")
         try:
             return {info.filename: archive.read(info) for info in infos}
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            zlib.error,
+            ValueError,
+            NotImplementedError,
+        ) as exc:
             raise BundleError(f"a member cannot be read (truncated or corrupt): {exc}") from None
 
 
@@ -301,7 +315,7 @@ def read_bundle(path: Path) -> Bundle:
         "evidence.json",
         {"v", "type", "package_id", "status_packages", "tree_size", "files"},
     )
-    if index["v"] != 1 or index["type"] != "lienthong.evidence":
+    if not _is_one(index["v"]) or index["type"] != "lienthong.evidence":
         raise ShapeError("evidence.json is not a lienthong evidence index (v 1)")
     digests = want_mapping(index["files"], "evidence.json: files")
     for name, digest in digests.items():

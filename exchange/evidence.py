@@ -176,6 +176,7 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     files["ledger/head.json"] = head.head
     files["ledger/head.p7s"] = head.signature
     files["certs/hub.pem"] = await _signer_chains(hub, signers)
+    files["README.txt"] = README.encode()  # hashed too: the auditor reads it
     index = {
         "v": 1,
         "type": "lienthong.evidence",
@@ -185,7 +186,6 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     files["evidence.json"] = json.dumps(index, indent=1).encode()
-    files["README.txt"] = README.encode()
     # Compressing up to 50 MiB is no work for the event loop.
     return await asyncio.to_thread(_zip, files)
 

@@ -484,6 +484,12 @@ def _symlink(name: str, target: bytes) -> tuple[zipfile.ZipInfo, bytes]:
     return info, target
 
 
+def _needs_version(data: bytes, version: int) -> bytes:
+    """The bundle, its first central directory entry asking for zip ``version`` to extract."""
+    at = data.index(b"PK\x01\x02") + 6
+    return data[:at] + bytes([version, 0]) + data[at + 2 :]
+
+
 def _fake_tree(data: bytes, contents: list[bytes]) -> dict[str, bytes]:
     """Leaves of the attacker's choosing, with a head whose root really covers them (its
     signature cannot verify): verification must get past the proofs to the leaves' content."""
@@ -559,6 +565,10 @@ async def test_hostile_bundle_shapes_get_a_refusal_never_a_traceback(ledger_hub,
         "an unexpected key": (
             {"evidence.json": json.dumps({**index, "signed_by": "the minister"}).encode()},
             "unexpected keys: signed_by",
+        ),
+        "a version that is true": (
+            {"evidence.json": json.dumps({**index, "v": True}).encode()},
+            "evidence.json is not a lienthong evidence index (v 1)",
         ),
         "100,000 nested arrays in evidence.json": ({"evidence.json": deep}, "nests too deeply"),
         "100,000 nested arrays in leaves.json": (
@@ -636,6 +646,10 @@ async def test_members_the_manifest_does_not_list_are_refused(ledger_hub, pki, t
             _zip([_symlink(n, c) if n == "package.edxml" else (n, c) for n, c in members]),
             "'package.edxml' is a symbolic link",
         ),
+        "a member needing an unknown zip version": (
+            _needs_version(data, 0xFF),
+            "not a readable zip",
+        ),
         "a directory entry": (
             _zip([*members, ("statuses/extra/", b"")]),
             "is not a regular file",
@@ -651,6 +665,13 @@ async def test_members_the_manifest_does_not_list_are_refused(ledger_hub, pki, t
             name,
             out.stderr,
         )
+    # README.txt is hashed like the evidence: rewording what the items prove fails a check.
+    path.write_bytes(
+        _zip([(n, b"Everything here is proven." if n == "README.txt" else c) for n, c in members])
+    )
+    out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor), "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert [c["item"] for c in json.loads(out.stdout) if not c["ok"]] == ["file README.txt"]
     # The bundle as the hub made it still passes.
     path.write_bytes(data)
     assert cli(settings, "audit", "verify", str(path), "--trust", str(anchor)).returncode == 0
