@@ -135,7 +135,7 @@ class HeadChecker:
         if self.explicit_trust:
             why = "it does not chain to the --trust anchors"
         elif signer == self.current:
-            why = "it does not verify as the hub's own certificate"
+            why = "it is the hub's current key, but its certificate does not validate now"
         else:
             why = "it is not the hub's current key and no --trust anchor covers it"
         return Finding(

@@ -128,6 +128,10 @@ async def test_a_lost_or_replaced_dev_key_is_told_apart_from_edited_rows(dev_set
     assert first[:16] in out.stdout and "the hub's key cannot be opened" in out.stdout
     assert "TAMPERED" not in out.stdout and "None" not in out.stdout
     assert not dev_key.exists()  # a checker never makes itself a key
+    missing = lienthong(settings, "hub", "certificate")
+    no_noise(missing)
+    assert missing.returncode == 1 and "error [signing.key_not_found]" in missing.stderr
+    assert not dev_key.exists()
 
     # The hub starts again with a new development key: old heads are its former key's.
     async with hub_with(settings) as (hub, _, sender, _):
