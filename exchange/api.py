@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import BasicAuth, web
 
-from exchange import merkle
+from exchange import hubkeys, merkle
 from exchange import packages as pk
 from exchange.auth import Caller, authenticate, issue_token
 from exchange.db import unavailable
@@ -283,6 +283,23 @@ async def ledger_heads(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def ledger_certificate(request: web.Request) -> web.Response:
+    """GET /v1/ledger/certificate: the PEM chain of the key the hub signs with; ?all=true: every
+    key it has used (JSON: key id, subject, period of use, PEM chain)."""
+    hub = request.app[HUB]
+    await _caller(request)
+    everything = request.query.get("all", "false")
+    if everything not in ("true", "false"):
+        raise HubError("request.invalid_parameter", "all must be true or false", field="all")
+    if everything == "true":
+        return web.json_response(await hubkeys.key_listing(hub.pool, hub.key))
+    return web.Response(
+        text=hubkeys.pem_chain(hubkeys.chain_of(hub.key)),
+        content_type="application/pem-certificate-chain",
+        headers={"X-Key-Id": hubkeys.key_id(hub.key.cert)},
+    )
+
+
 async def _proof(coroutine):
     try:
         return await coroutine
@@ -386,6 +403,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/v1/packages/{id}/receipt", receipt)
     app.router.add_get("/v1/ledger/heads", ledger_heads)
     app.router.add_post("/v1/ledger/heads", ledger_heads)
+    app.router.add_get("/v1/ledger/certificate", ledger_certificate)
     app.router.add_get("/v1/ledger/proof/inclusion", inclusion_proof)
     app.router.add_get("/v1/ledger/proof/consistency", consistency_proof)
     app.router.add_get("/v1/openapi.json", openapi)

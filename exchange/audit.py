@@ -1,35 +1,43 @@
 """Offline verification of evidence bundles: ``lienthong audit verify BUNDLE --trust ROOT.pem``.
 
-Nothing here talks to the hub. The bundle is read member by member from the zip without
-extracting anything to disk; member names with path tricks, oversized or too many members, and
-truncated archives are refused before anything else is looked at.
+Nothing here talks to the hub. :mod:`exchange.bundle` reads the zip without extracting anything
+and refuses, before anything else is looked at, bundles of the wrong layout or shape (unsafe or
+unlisted members, links, truncated archives, malformed index documents). What remains is checked
+here, one verdict per item: a leaf or receipt of the wrong shape is a failed check, never a crash.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from exchange import merkle
+from exchange.bundle import (
+    Bundle,
+    BundleError,
+    ShapeError,
+    loads,
+    parse_head,
+    read_bundle,
+    want_hex64,
+    want_int,
+    want_list,
+    want_mapping,
+    want_object,
+    want_str,
+)
 from exchange.evidence import MIMETYPE
-from signing.cms import verify_detached
+from exchange.hubkeys import key_id
+from signing.cms import CmsCheck, verify_detached
 
 __all__ = ["BundleError", "Check", "load_anchors", "verify_bundle"]
 
-MAX_MEMBERS = 10_000
-MAX_TOTAL_BYTES = 2 * 1024**3
-MAX_RATIO = 200  # a member that inflates more than this is refused (zip bomb)
-
-
-class BundleError(ValueError):
-    """The bundle cannot be examined at all (not a zip, truncated, unsafe member names...)."""
+LEAF_KEYS = {"v", "event", "package", "digest", "organ", "at", "detail"}
 
 
 @dataclass(frozen=True)
@@ -55,67 +63,54 @@ def load_anchors(paths: list[Path]) -> list[asn1_x509.Certificate]:
     return anchors
 
 
-def _safe_name(name: str) -> bool:
-    path = PurePosixPath(name)
-    return (
-        bool(name)
-        and "\\" not in name
-        and "\x00" not in name
-        and not path.is_absolute()
-        and ".." not in path.parts
-        and not (len(name) > 1 and name[1] == ":")
-    )
-
-
-def _open(path: Path) -> dict[str, bytes]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleError(f"not a readable zip (truncated or corrupt): {exc}") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise BundleError(f"{len(infos)} members: more than {MAX_MEMBERS}")
-        total = 0
-        for info in infos:
-            if not _safe_name(info.filename):
-                raise BundleError(f"unsafe member name {info.filename!r} (path traversal)")
-            total += info.file_size
-            if (
-                info.file_size > MAX_RATIO * max(info.compress_size, 1024)
-                or total > MAX_TOTAL_BYTES
-            ):
-                raise BundleError(f"member {info.filename!r} inflates too much (zip bomb?)")
-        names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            raise BundleError("the zip holds two members with the same name")
-        try:
-            return {info.filename: archive.read(info) for info in infos if not info.is_dir()}
-        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
-            raise BundleError(f"a member cannot be read (truncated or corrupt): {exc}") from None
-
-
-def _json(files: dict[str, bytes], name: str) -> dict:
-    if name not in files:
-        raise BundleError(f"the bundle has no {name}")
-    try:
-        return json.loads(files[name])
-    except ValueError:
-        raise BundleError(f"{name} is not JSON") from None
-
-
-async def _signed(checks: list[Check], item: str, data: bytes, sig: bytes | None, anchors) -> bool:
+async def _signed(data: bytes, sig: bytes | None, anchors) -> tuple[CmsCheck | None, str]:
+    """The signature's verdict and a sentence: who signed (which key), when, or what is wrong."""
     if sig is None:
-        checks.append(Check(item, False, "no signature"))
-        return False
+        return None, "no signature"
     try:
         result = await verify_detached(data, sig, anchors)
     except ValueError as exc:
-        checks.append(Check(item, False, str(exc)))
-        return False
+        return None, str(exc)
     when = f", timestamped {result.timestamp.isoformat()}" if result.timestamp else ""
-    checks.append(Check(item, result.ok, result.problem or f"signed by {result.signer}{when}"))
-    return result.ok
+    who = f"signed by {result.signer} (key {key_id(result.signer_cert)}){when}"
+    return result, f"{result.problem}; {who}" if result.problem else who
+
+
+async def _signed_check(checks: list[Check], item: str, data: bytes, sig, anchors) -> bool:
+    result, detail = await _signed(data, sig, anchors)
+    ok = result is not None and result.ok
+    checks.append(Check(item, ok, detail))
+    return ok
+
+
+def _leaf_content(leaf: bytes) -> dict:
+    """A decoded leaf (exchange.events.canonical_leaf), checked field by field."""
+    content = want_object(loads(leaf, "the leaf"), "the leaf", LEAF_KEYS)
+    want_str(content["event"], "the leaf's event")
+    want_hex64(content["digest"], "the leaf's digest")
+    want_str(content["at"], "the leaf's time")
+    for name in ("package", "organ"):
+        if content[name] is not None:
+            want_str(content[name], f"the leaf's {name}")
+    detail = want_mapping(content["detail"], "the leaf's detail")
+    if content["event"] in ("status", "recalled"):
+        want_str(detail.get("status_package"), "the leaf's detail.status_package")
+        want_hex64(detail.get("status_digest"), "the leaf's detail.status_digest")
+        if detail.get("status_code") is not None:
+            want_str(detail["status_code"], "the leaf's detail.status_code")
+    return content
+
+
+def _receipt_claims(body: bytes) -> tuple[str, str, int | None]:
+    """(package id, digest, leaf index) from a receipt's signed JSON."""
+    claims = want_mapping(loads(body, "the receipt"), "the receipt")
+    ledger = want_mapping(claims.get("ledger"), "the receipt's ledger")
+    index = ledger.get("leaf_index")
+    return (
+        want_str(claims.get("package_id"), "the receipt's package_id"),
+        want_hex64(claims.get("digest"), "the receipt's digest"),
+        None if index is None else want_int(index, "the receipt's leaf_index"),
+    )
 
 
 async def verify_bundle(
@@ -123,54 +118,72 @@ async def verify_bundle(
 ) -> list[Check]:
     """Check everything in a bundle; returns one :class:`Check` per item (raises BundleError
     only when the bundle cannot be examined at all)."""
-    files = _open(path)
+    bundle = read_bundle(path)
+    files = bundle.files
     checks: list[Check] = []
     if files.get("mimetype") != MIMETYPE.encode():
         checks.append(Check("layout", False, "missing or wrong mimetype member"))
-    index = _json(files, "evidence.json")
-    for name, digest in index.get("files", {}).items():
+    for name in bundle.manifest_missing:
+        checks.append(Check(f"file {name}", False, "listed in the manifest but missing"))
+    for name, digest in bundle.digests.items():
         data = files.get(name)
         if data is None or hashlib.sha256(data).hexdigest() != digest:
             checks.append(Check(f"file {name}", False, "missing or differs from evidence.json"))
-    package_id = index.get("package_id")
-    status_ids = index.get("status_packages", [])
 
-    # 1. The signed tree head.
-    head_bytes = files.get("ledger/head.json", b"")
-    head_ok = await _signed(
-        checks, "signed tree head", head_bytes, files.get("ledger/head.p7s"), anchors
-    )
-    try:
-        head = json.loads(head_bytes)
-        size, root = int(head["tree_size"]), bytes.fromhex(head["root_hash"])
-    except (ValueError, KeyError, TypeError):
-        raise BundleError("ledger/head.json is not a tree head") from None
-
-    # 2. Every leaf is in the tree the head commits to.
-    leaves_doc = _json(files, "ledger/leaves.json")
-    by_package: dict[str, list[dict]] = {}
-    for entry in leaves_doc.get("leaves", []):
-        item = f"leaf {entry.get('index')} ({entry.get('event')})"
-        try:
-            leaf = base64.b64decode(entry["leaf"], validate=True)
-            merkle.verify_inclusion(
-                leaf,
-                int(entry["index"]),
-                size,
-                [bytes.fromhex(h) for h in entry["audit_path"]],
-                root,
+    # 1. The signed tree head, and the key that signed it.
+    head_json = files.get("ledger/head.json")
+    if head_json is None:
+        raise BundleError("the bundle has no ledger/head.json")
+    head = parse_head(head_json, "ledger/head.json")
+    result, detail = await _signed(head_json, files.get("ledger/head.p7s"), anchors)
+    head_ok = result is not None and result.ok
+    if result is not None and head.key is not None and head.key != key_id(result.signer_cert):
+        head_ok, detail = False, f"the head names key {head.key}, but was {detail}"
+    checks.append(Check("signed tree head", head_ok, detail))
+    size, root = head.tree_size, head.root
+    if not bundle.tree_size == bundle.leaves_tree_size == size:
+        checks.append(
+            Check(
+                "tree size",
+                False,
+                f"evidence.json says {bundle.tree_size}, ledger/leaves.json "
+                f"{bundle.leaves_tree_size}, the signed head {size}",
             )
-            content = json.loads(leaf)
-        except (merkle.ProofError, ValueError, KeyError, TypeError) as exc:
+        )
+
+    # 2. Every leaf is in the tree the head commits to, and is a well-formed leaf.
+    by_package: dict[str | None, list[dict]] = {}
+    for entry in bundle.leaves:
+        item = f"leaf {entry.index} ({entry.event})"
+        try:
+            merkle.verify_inclusion(entry.leaf, entry.index, size, entry.audit_path, root)
+        except merkle.ProofError as exc:
             checks.append(Check(item, False, f"not proven in the signed tree: {exc}"))
             continue
+        try:
+            content = _leaf_content(entry.leaf)
+        except ShapeError as exc:
+            checks.append(Check(item, False, f"proven, but not a lienthong leaf: {exc}"))
+            continue
+        if (content["event"], content["package"]) != (entry.event, entry.package_id):
+            checks.append(Check(item, False, "ledger/leaves.json describes another event"))
+            continue
         checks.append(Check(item, head_ok, f"included in the tree of {size} leaves"))
-        content["_index"] = int(entry["index"])
-        by_package.setdefault(content.get("package"), []).append(content)
+        content["_index"] = entry.index
+        by_package.setdefault(content["package"], []).append(content)
+    await _check_subjects(checks, bundle, by_package, anchors)
 
-    # 3. The package and the statuses are the bytes the leaves and receipts speak of.
-    subjects = [(package_id, "package.edxml")] + [
-        (sid, f"statuses/{sid}.edxml") for sid in status_ids
+    # 4. A newer head, obtained later from the hub: the log only grew.
+    if newer_head is not None:
+        checks.append(await _check_newer(Path(newer_head), size, root, anchors))
+    return checks
+
+
+async def _check_subjects(checks: list[Check], bundle: Bundle, by_package, anchors) -> None:
+    """3. The package and the statuses are the bytes the leaves and receipts speak of."""
+    files = bundle.files
+    subjects = [(bundle.package_id, "package.edxml")] + [
+        (sid, f"statuses/{sid}.edxml") for sid in bundle.status_ids
     ]
     for pid, name in subjects:
         data = files.get(name)
@@ -179,8 +192,8 @@ async def verify_bundle(
             continue
         digest = hashlib.sha256(data).hexdigest()
         mine = by_package.get(pid, [])
-        wrong = [leaf["_index"] for leaf in mine if leaf.get("digest") != digest]
-        submitted = [leaf for leaf in mine if leaf.get("event") == "submitted"]
+        wrong = [leaf["_index"] for leaf in mine if leaf["digest"] != digest]
+        submitted = [leaf for leaf in mine if leaf["event"] == "submitted"]
         if not submitted or wrong:
             detail = "its digest does not match the ledger" + (
                 f" (leaves {wrong})" if wrong else ""
@@ -192,11 +205,17 @@ async def verify_bundle(
         if body is None:
             checks.append(Check(f"receipt {pid}", False, "missing"))
             continue
-        if await _signed(checks, f"receipt {pid}", body, files.get(f"receipts/{pid}.p7s"), anchors):
-            claims = json.loads(body)
-            leaf_index = claims.get("ledger", {}).get("leaf_index")
-            agrees = claims.get("digest") == digest and any(
-                leaf["_index"] == leaf_index for leaf in submitted
+        signature = files.get(f"receipts/{pid}.p7s")
+        if await _signed_check(checks, f"receipt {pid}", body, signature, anchors):
+            try:
+                claimed_id, claimed_digest, leaf_index = _receipt_claims(body)
+            except ShapeError as exc:
+                checks.append(Check(f"receipt {pid} claims", False, str(exc)))
+                continue
+            agrees = (
+                claimed_id == pid
+                and claimed_digest == digest
+                and any(leaf["_index"] == leaf_index for leaf in submitted)
             )
             checks.append(
                 Check(
@@ -207,16 +226,14 @@ async def verify_bundle(
                     else "the receipt names other bytes or another leaf",
                 )
             )
-    for leaf in by_package.get(package_id, []):
-        if leaf.get("event") in ("status", "recalled"):
-            sid = leaf.get("detail", {}).get("status_package")
-            data = files.get(f"statuses/{sid}.edxml")
-            ok = data is not None and hashlib.sha256(data).hexdigest() == leaf["detail"].get(
-                "status_digest"
-            )
+    for leaf in by_package.get(bundle.package_id, []):
+        if leaf["event"] in ("status", "recalled"):
+            detail = leaf["detail"]
+            data = files.get(f"statuses/{detail['status_package']}.edxml")
+            ok = data is not None and hashlib.sha256(data).hexdigest() == detail["status_digest"]
             checks.append(
                 Check(
-                    f"status {leaf['detail'].get('status_code')} link",
+                    f"status {detail.get('status_code')} link",
                     ok,
                     "the status package in the bundle is the one the ledger names"
                     if ok
@@ -224,25 +241,26 @@ async def verify_bundle(
                 )
             )
 
-    # 4. A newer head, obtained later from the hub: the log only grew.
-    if newer_head is not None:
-        checks.append(await _check_newer(Path(newer_head), size, root, anchors))
-    return checks
-
 
 async def _check_newer(path: Path, size: int, root: bytes, anchors) -> Check:
     try:
-        doc = json.loads(path.read_text())
-        body = doc["head"].encode()
-        newer = json.loads(body)
-        signature = base64.b64decode(doc["signature"])
-        proof = [bytes.fromhex(h) for h in doc.get("consistency", {}).get("proof", [])]
-        proof_from = doc.get("consistency", {}).get("from")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        doc = want_mapping(loads(path.read_bytes(), path.name), path.name)
+        body = want_str(doc.get("head"), f"{path.name}: head").encode()
+        newer = parse_head(body, f"{path.name}: head")
+        signature = base64.b64decode(want_str(doc.get("signature"), f"{path.name}: signature"))
+        consistency = want_mapping(doc.get("consistency", {}), f"{path.name}: consistency")
+        proof = [
+            bytes.fromhex(want_hex64(h, f"{path.name}: consistency proof"))
+            for h in want_list(consistency.get("proof", []), f"{path.name}: consistency proof")
+        ]
+        proof_from = consistency.get("from")
+    except (OSError, ValueError) as exc:  # ShapeError and base64's binascii.Error among them
         return Check("newer head", False, f"unreadable ({exc})")
-    checks: list[Check] = []
-    if not await _signed(checks, "newer head", body, signature, anchors):
-        return checks[0]
+    result, detail = await _signed(body, signature, anchors)
+    if result is None or not result.ok:
+        return Check("newer head", False, detail)
+    if newer.key is not None and newer.key != key_id(result.signer_cert):
+        return Check("newer head", False, f"it names key {newer.key}, but was {detail}")
     if proof_from not in (None, size):
         return Check(
             "newer head",
@@ -250,13 +268,11 @@ async def _check_newer(path: Path, size: int, root: bytes, anchors) -> Check:
             f"its consistency proof starts at {proof_from}, not at the bundle's tree size {size}",
         )
     try:
-        merkle.verify_consistency(
-            size, int(newer["tree_size"]), root, bytes.fromhex(newer["root_hash"]), proof
-        )
-    except (merkle.ProofError, ValueError, KeyError) as exc:
+        merkle.verify_consistency(size, newer.tree_size, root, newer.root, proof)
+    except merkle.ProofError as exc:
         return Check("newer head", False, f"not consistent with the bundle's head: {exc}")
     return Check(
         "newer head",
         True,
-        f"the log grew from {size} to {newer['tree_size']} leaves without rewriting",
+        f"the log grew from {size} to {newer.tree_size} leaves without rewriting ({detail})",
     )

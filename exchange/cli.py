@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from exchange import db
+from exchange.audit_cli import add_audit_commands
 from exchange.config import Settings, load_settings
 from exchange.errors import HubError
 from exchange.logs import setup_logging
@@ -165,74 +166,6 @@ def cmd_agency_revoke(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def _verdict_table(checks, title: str) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("item", "verdict", "detail", title=title)
-    for check in checks:
-        table.add_row(check.item, "[green]OK[/]" if check.ok else "[red]FAIL[/]", check.detail)
-    console = Console()
-    console.print(table)
-    failed = sum(not c.ok for c in checks)
-    if failed:
-        console.print(f"[red bold]{failed} of {len(checks)} checks failed.[/]")
-        return 1
-    console.print(f"[green bold]All {len(checks)} checks passed.[/]")
-    return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from exchange.audit import BundleError, load_anchors, verify_bundle
-
-    try:
-        anchors = load_anchors(args.trust)
-        checks = asyncio.run(verify_bundle(Path(args.bundle), anchors, args.head))
-    except BundleError as exc:
-        print(f"error: the bundle is refused: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps([c.__dict__ for c in checks], ensure_ascii=False, indent=2))
-        return 0 if all(c.ok for c in checks) else 1
-    return _verdict_table(checks, f"Evidence bundle {args.bundle}")
-
-
-def cmd_audit_check(args: argparse.Namespace) -> int:
-    from exchange.audit import load_anchors
-    from exchange.hub import open_hub_key
-    from exchange.ledger import check_ledger
-    from signing.cms import verify_detached
-
-    settings = _settings(args)
-
-    async def run():
-        with open_hub_key(settings) as key:
-            anchors = load_anchors(args.trust) if args.trust else [key.cert]
-
-        async def verify_head(head) -> str | None:
-            try:
-                result = await verify_detached(head.head, head.signature, anchors)
-            except ValueError as exc:
-                return str(exc)
-            return result.problem
-
-        pool = await db.connect(settings, min_size=1, max_size=2)
-        try:
-            return await check_ledger(pool, verify_head)
-        finally:
-            await pool.close()
-
-    report = asyncio.run(run())
-    print(f"ledger: {report.leaves} leaves, {report.heads_checked} signed heads checked")
-    if report.ok:
-        print("consistent: every event matches its leaf, the tree and every signed head")
-        return 0
-    print(f"TAMPERED: first leaf that no longer matches: {report.first_bad_leaf}")
-    for problem in report.problems:
-        print(f"  - {problem}")
-    return 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lienthong",
@@ -316,45 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client_id")
     p.set_defaults(func=cmd_agency_revoke)
 
-    au = sub.add_parser("audit", help="check evidence and the ledger").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    p = au.add_parser(
-        "verify",
-        help="check an evidence bundle offline",
-        description="Checks the signed tree head, every leaf's inclusion proof, the package and "
-        "status bytes against the ledger, and the hub's receipts. Needs only the bundle and the "
-        "trust anchors (the hub's root certificate). Exit 0 when every check passes.",
-    )
-    p.add_argument("bundle", help="the .asice file from GET /v1/packages/{id}/evidence")
-    p.add_argument(
-        "--trust",
-        action="append",
-        required=True,
-        type=Path,
-        help="trust anchor certificate (PEM or DER); repeatable",
-    )
-    p.add_argument(
-        "--head",
-        type=Path,
-        help="a newer signed head (GET /v1/ledger/heads?"
-        "consistency_from=N) to prove the log only grew since the bundle",
-    )
-    p.add_argument("--json", action="store_true", help="print the checks as JSON")
-    p.set_defaults(func=cmd_audit_verify)
-    p = au.add_parser(
-        "check",
-        help="recompute the ledger from the database and compare with the signed heads",
-        description="Reports rows edited, deleted or reordered directly in PostgreSQL, with the "
-        "first leaf that no longer matches. Exit 1 when anything is off.",
-    )
-    p.add_argument(
-        "--trust",
-        action="append",
-        type=Path,
-        help="anchor for the head signatures (default: the hub's own certificate)",
-    )
-    p.set_defaults(func=cmd_audit_check)
+    add_audit_commands(sub)
     add_sign_commands(sub)
     add_verify_command(sub)
     return parser

@@ -11,7 +11,7 @@ Layout (every member is listed with its SHA-256 in ``evidence.json``):
     reports/<id>.json               verification reports, when the hub made them
     ledger/leaves.json              the leaves of every event, with inclusion proofs
     ledger/head.json, head.p7s      the signed tree head the proofs lead to
-    certs/hub.pem                   the hub's certificate chain (trust comes from the auditor)
+    certs/hub.pem                   the chains of the hub keys that signed head and receipts
     evidence.json                   index of the above
     README.txt                      what each item proves
 """
@@ -27,8 +27,10 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import asyncpg
+from asn1crypto import pem
 from lxml import etree
 
+from exchange.hubkeys import chain_of, key_id, list_keys, pem_chain
 from exchange.packages import visible_events, visible_statuses
 from exchange.receipts import issue_receipt
 
@@ -58,18 +60,26 @@ ledger/head.*       The signed tree head (size, root hash, time) the proofs lead
                     this head was in the log when the head was signed; the hub cannot later drop or
                     change it without every newer head failing a consistency check
                     (lienthong audit verify ... --head NEWER.json).
-certs/hub.pem       The hub's certificate chain, for convenience: trust comes from the anchors you
-                    pass to the verifier, never from the bundle.
+certs/hub.pem       The certificate chains of the hub keys that signed the head and the receipts
+                    (several after a key rotation; ledger/head.json names its key by the SHA-256
+                    of its certificate), for convenience: trust comes from the anchors you pass
+                    to the verifier, never from the bundle.
 """
 
 
-def _pem(cert) -> bytes:
-    der = cert.dump()
-    body = base64.encodebytes(der).decode().replace("\n", "")
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return (
-        "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
-    ).encode()
+async def _signer_chains(hub: Hub, ids: set[str | None]) -> bytes:
+    """The chains of the hub keys that signed what the bundle holds (the current key stands for
+    items signed before keys were recorded), each certificate once, the current key first."""
+    current = key_id(hub.key.cert)
+    wanted = {current if i is None else i for i in ids}
+    chains = {k.key_id: k.chain_pem for k in await list_keys(hub.pool, wanted)}
+    chains[current] = pem_chain(chain_of(hub.key))
+    ders: list[bytes] = []
+    for kid in sorted(wanted, key=lambda i: (i != current, i)):
+        for _, _, der in pem.unarmor(chains.get(kid, "").encode(), multiple=True):
+            if der not in ders:
+                ders.append(der)
+    return "".join(pem.armor("CERTIFICATE", d).decode() for d in ders).encode()
 
 
 def _manifest(names: list[str]) -> bytes:
@@ -127,10 +137,12 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     files: dict[str, bytes] = {"package.edxml": hub.blobs.read(package["digest"])}
     for status in statuses:
         files[f"statuses/{status['id']}.edxml"] = hub.blobs.read(status["digest"])
+    signers = {head.key_id}
     for package_id in ids:
         receipt = await issue_receipt(pool, hub.key, package_id)
         files[f"receipts/{package_id}.json"] = base64.b64decode(receipt["body"])
         files[f"receipts/{package_id}.p7s"] = base64.b64decode(receipt["signature"])
+        signers.add(receipt["key_id"])
     for report in await pool.fetch(
         "SELECT package_id, report FROM verification_reports WHERE package_id = ANY($1::uuid[])",
         ids,
@@ -141,9 +153,8 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     ).encode()
     files["ledger/head.json"] = head.head
     files["ledger/head.p7s"] = head.signature
-    files["certs/hub.pem"] = b"".join(
-        _pem(c) for c in [hub.key.cert, *hub.key.chain] if c is not None
-    )
+    files["certs/hub.pem"] = await _signer_chains(hub, signers)
+    files["README.txt"] = README.encode()  # hashed too: the auditor reads it
     index = {
         "v": 1,
         "type": "lienthong.evidence",
@@ -153,7 +164,6 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     files["evidence.json"] = json.dumps(index, indent=1).encode()
-    files["README.txt"] = README.encode()
     # Compressing up to 50 MiB is no work for the event loop.
     return await asyncio.to_thread(_zip, files)
 

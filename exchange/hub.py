@@ -413,8 +413,10 @@ class Hub:
 
 
 @contextlib.contextmanager
-def open_hub_key(settings: Settings) -> Iterator[KeyHandle]:
-    """The hub's own signing key (ledger heads, receipts), as configured."""
+def open_hub_key(settings: Settings, *, create: bool = True) -> Iterator[KeyHandle]:
+    """The hub's own signing key (ledger heads, receipts), as configured. Tools that only read
+    (``audit check``, ``hub certificate``) pass ``create=False``: a missing development key is
+    then a SigningError, never silently replaced by a new one."""
     secret = os.environ.get("LIENTHONG_LEDGER_SECRET")
     if settings.ledger_pkcs11_lib:
         source = KeySource(
@@ -425,8 +427,10 @@ def open_hub_key(settings: Settings) -> Iterator[KeyHandle]:
     elif settings.ledger_p12:
         source = KeySource(p12=Path(settings.ledger_p12))
     else:
-        path = ensure_dev_key(Path(settings.blob_dir).resolve().parent / "hub-dev-key.p12")
-        log.warning("no ledger key configured: signing with the development key %s", path)
+        path = Path(settings.blob_dir).resolve().parent / "hub-dev-key.p12"
+        if create:
+            ensure_dev_key(path)
+            log.warning("no ledger key configured: signing with the development key %s", path)
         source, secret = KeySource(p12=path), None
     with open_key(source, secret) as key:
         yield key

@@ -7,6 +7,8 @@ heads (size, root hash, time) are signed by the hub's key as detached CMS, times
 when one is configured. Proofs come from stored subtree hashes in one query each.
 
 Only one sequencer runs at a time across hub processes (an advisory lock); the others wait.
+Each head names the key that signed it (:mod:`exchange.hubkeys`); :mod:`exchange.ledger_check`
+recomputes everything from the rows.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from exchange import merkle
-from exchange.events import Event, canonical_leaf
+from exchange.hubkeys import key_id, record_key
 from exchange.tasks import BackgroundLoop, log_failure
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
-__all__ = ["Ledger", "TamperReport", "TreeHead", "check_ledger", "head_bytes"]
+__all__ = ["Ledger", "TreeHead", "head_bytes", "tree_head"]
 
 log = logging.getLogger("lienthong.ledger")
 LOG_ID = "lienthong"
@@ -37,13 +39,15 @@ LOG_ID = "lienthong"
 
 @dataclass(frozen=True)
 class TreeHead:
-    """A signed tree head: ``head`` is the exact JSON that ``signature`` (CMS, DER) signs."""
+    """A signed tree head: ``head`` is the exact JSON that ``signature`` (CMS, DER) signs;
+    ``key_id`` names the hub key that signed it (None for heads signed before keys were named)."""
 
     tree_size: int
     root_hash: bytes
     signed_at: dt.datetime
     head: bytes
     signature: bytes
+    key_id: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -53,22 +57,35 @@ class TreeHead:
             "head": self.head.decode(),
             "signature": base64.b64encode(self.signature).decode(),
             "signature_format": "CMS SignedData, detached, DER, base64",
+            "key_id": self.key_id,
         }
 
 
-def head_bytes(tree_size: int, root: bytes, at: dt.datetime) -> bytes:
-    """The canonical JSON a tree head signature covers."""
-    return json.dumps(
-        {
-            "v": 1,
-            "log": LOG_ID,
-            "tree_size": tree_size,
-            "root_hash": root.hex(),
-            "timestamp": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+def tree_head(row: asyncpg.Record) -> TreeHead:
+    """A ``tree_heads`` row as a :class:`TreeHead`."""
+    return TreeHead(
+        row["tree_size"],
+        row["root_hash"],
+        row["signed_at"],
+        row["head"],
+        row["signature"],
+        row.get("key_id"),  # absent until the hub has migrated (audit check migrates nothing)
+    )
+
+
+def head_bytes(tree_size: int, root: bytes, at: dt.datetime, key: str | None = None) -> bytes:
+    """The canonical JSON a tree head signature covers; ``key`` is the signer's key id (heads
+    signed before keys were named have none)."""
+    fields: dict = {
+        "v": 1,
+        "log": LOG_ID,
+        "tree_size": tree_size,
+        "root_hash": root.hex(),
+        "timestamp": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+    }
+    if key is not None:
+        fields["key"] = key
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 async def read_nodes(
@@ -123,6 +140,7 @@ class Ledger(BackgroundLoop):
     ) -> None:
         self.pool = pool
         self.key = key
+        self.key_id = key_id(key.cert) if key else None
         self.tsa_url = tsa_url
         self.head_interval = head_interval
         self.batch = batch
@@ -184,8 +202,17 @@ class Ledger(BackgroundLoop):
                 )
                 found.update({r["id"]: r["ledger_index"] for r in rows})
 
+    async def record_key(self) -> None:
+        """List the hub's key among the keys it has used (see :mod:`exchange.hubkeys`)."""
+        if self.key is not None:
+            await record_key(self.pool, self.key)
+
     async def _run(self) -> None:
         idle = 0.02
+        try:
+            await self.record_key()
+        except Exception:
+            log.exception("recording the hub's key failed; signing a head records it too")
         while True:
             self._kick.clear()  # before sequencing: a kick during it means "run again"
             try:
@@ -227,17 +254,20 @@ class Ledger(BackgroundLoop):
             return existing
         root = await _prove(self.pool, lambda node: merkle.root_hash(size, node))
         now = dt.datetime.now(dt.UTC)
-        body = head_bytes(size, root, now)
+        body = head_bytes(size, root, now, self.key_id)
         signature = await sign_detached(body, self.key, self.tsa_url)
-        await self.pool.execute(
-            "INSERT INTO tree_heads (tree_size, root_hash, signed_at, head, signature) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
-            size,
-            root,
-            now,
-            body,
-            signature,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await record_key(conn, self.key)
+            await conn.execute(
+                "INSERT INTO tree_heads (tree_size, root_hash, signed_at, head, signature, key_id) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
+                size,
+                root,
+                now,
+                body,
+                signature,
+                self.key_id,
+            )
         return await self.head(size)
 
     async def head(self, size: int | None = None) -> TreeHead | None:
@@ -248,11 +278,7 @@ class Ledger(BackgroundLoop):
             )
         else:
             row = await self.pool.fetchrow("SELECT * FROM tree_heads WHERE tree_size = $1", size)
-        if row is None:
-            return None
-        return TreeHead(
-            row["tree_size"], row["root_hash"], row["signed_at"], row["head"], row["signature"]
-        )
+        return None if row is None else tree_head(row)
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         """Audit path of leaf ``index`` in the tree of ``size`` leaves."""
@@ -261,118 +287,3 @@ class Ledger(BackgroundLoop):
     async def consistency(self, old: int, new: int) -> list[bytes]:
         """Proof that the tree of ``old`` leaves is a prefix of the tree of ``new`` leaves."""
         return await _prove(self.pool, lambda node: merkle.consistency_proof(old, new, node))
-
-
-@dataclass(frozen=True)
-class TamperReport:
-    """What :func:`check_ledger` found; ``first_bad_leaf`` is None when all is consistent."""
-
-    leaves: int
-    heads_checked: int
-    first_bad_leaf: int | None
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-async def check_ledger(pool: asyncpg.Pool, heads_verify=None, batch: int = 20_000) -> TamperReport:
-    """Recompute every leaf and the tree from the event rows; compare with stored and signed data.
-
-    Finds rows edited (the row no longer encodes to its leaf, or the leaf no longer hashes to the
-    stored node), deleted (a gap in positions) or reordered (positions swapped), and heads whose
-    signed root the recomputed tree does not reproduce. ``heads_verify`` may check each head's
-    signature: ``async (TreeHead) -> str | None`` (a problem or None). Memory stays O(log n).
-    """
-    problems: list[str] = []
-    first_bad: int | None = None
-
-    def bad(index: int | None, message: str) -> None:
-        nonlocal first_bad
-        if index is not None and (first_bad is None or index < first_bad):
-            first_bad = index
-        if len(problems) < 50:
-            problems.append(message)
-
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        heads = [
-            TreeHead(r["tree_size"], r["root_hash"], r["signed_at"], r["head"], r["signature"])
-            for r in await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
-        ]
-        pending = list(heads)
-        frontier = Frontier()
-
-        def check_heads() -> None:
-            while pending and pending[0].tree_size == frontier.size:
-                head = pending.pop(0)
-                if frontier.root() != head.root_hash:
-                    bad(None, f"signed head {head.tree_size}: the recomputed root differs")
-
-        expected = 0
-        cursor = conn.cursor(
-            "SELECT e.id, e.package_id, e.event, e.organ_id, e.at, e.detail, e.digest, e.leaf, "
-            "e.ledger_index, n.hash AS stored FROM events e "
-            "LEFT JOIN ledger_nodes n ON n.level = 0 AND n.idx = e.ledger_index "
-            "WHERE e.ledger_index IS NOT NULL ORDER BY e.ledger_index",
-            prefetch=batch,
-        )
-        async for row in cursor:
-            index = row["ledger_index"]
-            if index != expected:
-                bad(expected, f"leaf {expected} is missing (the next present is {index}): deleted")
-                expected = index
-            event = Event(
-                row["event"],
-                row["digest"],
-                row["package_id"],
-                row["organ_id"],
-                row["detail"],
-                row["at"],
-            )
-            if canonical_leaf(event) != row["leaf"]:
-                bad(index, f"leaf {index} (event {row['id']}): the row no longer matches its leaf")
-            hashed = merkle.leaf_hash(row["leaf"])
-            if row["stored"] != hashed:
-                bad(index, f"leaf {index} (event {row['id']}): its hash differs from the log's")
-            frontier.append(hashed)
-            check_heads()
-            expected += 1
-        stored_size = await tree_size(conn)
-    if stored_size != frontier.size:
-        bad(frontier.size, f"the log holds {stored_size} leaves but {frontier.size} events")
-    for head in pending:
-        bad(frontier.size, f"signed head {head.tree_size} is beyond the recomputed log")
-    for head in heads:
-        if head_bytes(head.tree_size, head.root_hash, head.signed_at) != head.head:
-            bad(None, f"signed head {head.tree_size}: stored fields differ from what was signed")
-        if heads_verify is not None:
-            problem = await heads_verify(head)
-            if problem:
-                bad(None, f"signed head {head.tree_size}: {problem}")
-    return TamperReport(frontier.size, len(heads), first_bad, problems)
-
-
-class Frontier:
-    """The perfect subtrees of a growing tree's binary decomposition: O(log n) hashes."""
-
-    def __init__(self) -> None:
-        self.stack: list[tuple[int, bytes]] = []  # (level, hash), largest first
-        self.size = 0
-
-    def append(self, hashed: bytes) -> None:
-        level, node = 0, hashed
-        while self.stack and self.stack[-1][0] == level:
-            _, left = self.stack.pop()
-            node = merkle.node_hash(left, node)
-            level += 1
-        self.stack.append((level, node))
-        self.size += 1
-
-    def root(self) -> bytes:
-        if not self.stack:
-            return merkle.EMPTY_ROOT
-        result = self.stack[-1][1]
-        for _, left in reversed(self.stack[:-1]):
-            result = merkle.node_hash(left, result)
-        return result

@@ -252,6 +252,28 @@ def openapi_document() -> dict:
                     },
                 },
             },
+            "/v1/ledger/certificate": {
+                "get": {
+                    "summary": "The certificate chain (PEM) of the key the hub signs heads and "
+                    "receipts with (its key id in X-Key-Id). With ?all=true, every key the hub has "
+                    "used, oldest first, as JSON: {current, keys: [{key_id, subject, current, "
+                    "first_used, last_used, chain}]}; a key id is the SHA-256 (hex) of the signer "
+                    'certificate, as named by signed heads ("key") and receipts (key_id)',
+                    "parameters": [
+                        {"name": "all", "in": "query", "schema": {"enum": ["true", "false"]}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "PEM chain, or with ?all=true the JSON listing",
+                            "content": {
+                                "application/pem-certificate-chain": {},
+                                "application/json": {"schema": {"type": "object"}},
+                            },
+                        },
+                        **_errors(400, 401),
+                    },
+                }
+            },
             "/v1/ledger/proof/inclusion": {
                 "get": {
                     "summary": "RFC 9162 inclusion proof of a leaf in the tree of a given size",
@@ -360,6 +382,11 @@ def openapi_document() -> dict:
                         "signed_at": {"type": "string", "format": "date-time"},
                         "head": {"type": "string", "description": "the exact signed JSON"},
                         "signature": {"type": "string", "description": "CMS, DER, base64"},
+                        "key_id": {
+                            "type": ["string", "null"],
+                            "description": "SHA-256 of the signer certificate, hex; see "
+                            "/v1/ledger/certificate",
+                        },
                     },
                 },
                 "Inbox": {

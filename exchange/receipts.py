@@ -16,18 +16,21 @@ from dataclasses import dataclass
 import asyncpg
 
 from exchange.errors import HubError
+from exchange.hubkeys import key_id
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
 __all__ = ["Claims", "issue_receipt", "load_receipt", "receipt_json", "sign_receipt"]
 
 
-def receipt_json(body: bytes, signature: bytes) -> dict:
-    """The receipt as the API returns it: the signed bytes, the signature, and the claims."""
+def receipt_json(body: bytes, signature: bytes, key_id: str | None = None) -> dict:
+    """The receipt as the API returns it: the signed bytes, the signature, the claims, and the
+    hub key that signed it (None for receipts signed before keys were recorded)."""
     return {
         "body": base64.b64encode(body).decode(),
         "signature": base64.b64encode(signature).decode(),
         "signature_format": "CMS SignedData, detached, DER, base64",
+        "key_id": key_id,
         "claims": json.loads(body),
     }
 
@@ -71,14 +74,18 @@ async def sign_receipt(pool: asyncpg.Pool, key: KeyHandle, claims: Claims) -> di
     """Sign and store a receipt; if another hub process stored one first, that one stands."""
     body = claims.body()
     signature = await sign_detached(body, key)
+    kid = key_id(key.cert)
     stored = await pool.fetchval(
-        "INSERT INTO receipts (package_id, body, signature) VALUES ($1, $2, $3) "
+        "INSERT INTO receipts (package_id, body, signature, key_id) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (package_id) DO NOTHING RETURNING true",
         claims.package_id,
         body,
         signature,
+        kid,
     )
-    return receipt_json(body, signature) if stored else await load_receipt(pool, claims.package_id)
+    if stored:
+        return receipt_json(body, signature, kid)
+    return await load_receipt(pool, claims.package_id)
 
 
 async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID) -> dict:
@@ -115,6 +122,6 @@ async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUI
 
 async def load_receipt(pool: asyncpg.Pool, package_id: uuid.UUID) -> dict | None:
     row = await pool.fetchrow(
-        "SELECT body, signature FROM receipts WHERE package_id = $1", package_id
+        "SELECT body, signature, key_id FROM receipts WHERE package_id = $1", package_id
     )
-    return receipt_json(row["body"], row["signature"]) if row else None
+    return receipt_json(row["body"], row["signature"], row["key_id"]) if row else None

@@ -87,7 +87,8 @@ async def verify_detached(
     at: dt.datetime | None = None,
     allow_fetching: bool = False,
 ) -> CmsCheck:
-    """Check a detached CMS signature over ``data`` against ``trust_roots``."""
+    """Check a detached CMS signature over ``data`` against ``trust_roots``; a signature that
+    cannot be checked at all (not CMS, malformed, unsupported) raises ValueError."""
     try:
         content = cms.ContentInfo.load(signature)
         signed_data = content["content"]
@@ -101,9 +102,15 @@ async def verify_detached(
         allow_fetching=allow_fetching,
         revocation_mode="soft-fail",
     )
-    status = await async_validate_detached_cms(
-        data, signed_data, signer_validation_context=context, ts_validation_context=context
-    )
+    try:
+        status = await async_validate_detached_cms(
+            data, signed_data, signer_validation_context=context, ts_validation_context=context
+        )
+    except Exception as exc:
+        # Hostile DER reaches parts of asn1crypto and pyHanko that fail in undocumented ways
+        # (AttributeError for an unknown digest OID, UnicodeDecodeError, ...): all of them mean
+        # that this signature cannot be checked, which the caller reports as such.
+        raise ValueError(f"the signature cannot be checked: {exc or type(exc).__name__}") from None
     timestamp = status.timestamp_validity.timestamp if status.timestamp_validity else None
     problem = None
     if not status.intact:

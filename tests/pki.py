@@ -70,6 +70,8 @@ PROFILES = {
     "hub": ("lienthong hub", "Trung tâm tích hợp dữ liệu", "000.00.00.H49", "rsa", None),
     # names no OCSP responder and no CRL distribution point: nothing to check revocation with
     "no_revinfo": ("Vũ Thị Hạnh", "Văn phòng Chính phủ", "000.00.00.G22", "rsa", "no_revinfo"),
+    # The hub's next key from the same CA, for key rotation tests.
+    "hub_next": ("lienthong hub 2", "Trung tâm tích hợp dữ liệu", "000.00.00.H49", "rsa", None),
 }
 
 

@@ -355,8 +355,12 @@ async def test_statuses_come_only_from_parties_to_the_document(exchange, agencie
         (MINISTRY, status(MINISTRY, DISTRICT, "03"), 403, "status.not_party"),
         (BYSTANDER, status(BYSTANDER, MINISTRY, "01"), 403, "status.not_party"),
         (BYSTANDER, status(BYSTANDER, DISTRICT, "13"), 422, "status.unknown_document"),
-        (DISTRICT, status(DISTRICT, MINISTRY, "01", "000.00.00.G01,2020/01/01,9/X"), 422,
-         "status.unknown_document"),
+        (
+            DISTRICT,
+            status(DISTRICT, MINISTRY, "01", "000.00.00.G01,2020/01/01,9/X"),
+            422,
+            "status.unknown_document",
+        ),
     ]
     for caller, package, want_status, want_code in refusals:
         with pytest.raises(HubClientError) as info:

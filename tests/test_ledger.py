@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -103,8 +104,8 @@ async def exchange_document(clients, number: str) -> dict:
     return sent
 
 
-def cli(settings, *args: str) -> subprocess.CompletedProcess:
-    env = dict(
+def _cli_env(settings) -> dict:
+    return dict(
         os.environ,
         LIENTHONG_DATABASE_URL=settings.database_url,
         LIENTHONG_DATABASE_SCHEMA=settings.database_schema,
@@ -112,12 +113,15 @@ def cli(settings, *args: str) -> subprocess.CompletedProcess:
         LIENTHONG_LEDGER_P12=settings.ledger_p12,
         LIENTHONG_LEDGER_SECRET=P12_PASSWORD.decode(),
     )
+
+
+def _cli_args(*args: str) -> list[str]:
+    return [sys.executable, "-m", "exchange.cli", *args]
+
+
+def cli(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "exchange.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        _cli_args(*args), env=_cli_env(settings), capture_output=True, text=True, timeout=120
     )
 
 
@@ -472,3 +476,216 @@ async def test_audit_check_finds_rows_edited_deleted_or_reordered(ledger_hub):
     await pool.execute("DELETE FROM events WHERE id = $1", victim["id"])
     out = cli(settings, "audit", "check")
     assert out.returncode == 1 and f"no longer matches: {victim['ledger_index']}" in out.stdout
+
+
+def _zip(members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info, content in members:
+            dst.writestr(info, content)
+    return out.getvalue()
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]]:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    return [(n, src.read(n)) for n in src.namelist()]
+
+
+def _symlink(name: str, target: bytes) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix: the mode in external_attr counts
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target
+
+
+def _needs_version(data: bytes, version: int) -> bytes:
+    """The bundle, its first central directory entry asking for zip ``version`` to extract."""
+    at = data.index(b"PK\x01\x02") + 6
+    return data[:at] + bytes([version, 0]) + data[at + 2 :]
+
+
+def _fake_tree(data: bytes, contents: list[bytes]) -> dict[str, bytes]:
+    """Leaves of the attacker's choosing, with a head whose root really covers them (its
+    signature cannot verify): verification must get past the proofs to the leaves' content."""
+    hashes = [merkle.leaf_hash(c) for c in contents]
+    root = merkle.root_hash(len(contents), lambda level, index: _subtree(hashes, level, index))
+    pkg = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("evidence.json"))["package_id"]
+    leaves = [
+        {
+            "index": i,
+            "package_id": pkg,
+            "event": "status",
+            "leaf": base64.b64encode(c).decode(),
+            "audit_path": [
+                h.hex()
+                for h in merkle.inclusion_proof(
+                    i, len(contents), lambda lv, ix: _subtree(hashes, lv, ix)
+                )
+            ],
+        }
+        for i, c in enumerate(contents)
+    ]
+    head = {
+        "v": 1,
+        "log": "lienthong",
+        "tree_size": len(contents),
+        "root_hash": root.hex(),
+        "timestamp": "2026-01-01T00:00:00.000000+00:00",
+    }
+    return {
+        "ledger/head.json": json.dumps(head).encode(),
+        "ledger/leaves.json": json.dumps({"tree_size": len(contents), "leaves": leaves}).encode(),
+    }
+
+
+def _subtree(hashes: list[bytes], level: int, index: int) -> bytes:
+    nodes = hashes[index << level : (index + 1) << level]
+    while len(nodes) > 1:
+        nodes = [merkle.node_hash(nodes[i], nodes[i + 1]) for i in range(0, len(nodes), 2)]
+    return nodes[0]
+
+
+async def test_hostile_bundle_shapes_get_a_refusal_never_a_traceback(ledger_hub, pki, tmp_path):
+    _, _, _, settings, _ = ledger_hub
+    data, _ = await _bundle(ledger_hub, "12")
+    anchor = _hub_anchor(pki, tmp_path)
+    index = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("evidence.json"))
+    pkg = index["package_id"]
+    digest = hashlib.sha256(zipfile.ZipFile(io.BytesIO(data)).read("package.edxml")).hexdigest()
+
+    def leaf(**changes) -> bytes:
+        content = {
+            "v": 1,
+            "event": "status",
+            "package": pkg,
+            "digest": digest,
+            "organ": PROVINCE,
+            "at": "2026-01-01T00:00:00.000000+00:00",
+            "detail": {},
+        }
+        return json.dumps({**content, **changes}).encode()
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    cases = {
+        "evidence.json a list": ({"evidence.json": b"[]"}, "evidence.json must be a JSON object"),
+        "files a list": (
+            {"evidence.json": json.dumps({**index, "files": list(index["files"])}).encode()},
+            "evidence.json: files must be a JSON object",
+        ),
+        "status_packages a number": (
+            {"evidence.json": json.dumps({**index, "status_packages": 7}).encode()},
+            "status_packages must be a list",
+        ),
+        "an unexpected key": (
+            {"evidence.json": json.dumps({**index, "signed_by": "the minister"}).encode()},
+            "unexpected keys: signed_by",
+        ),
+        "a version that is true": (
+            {"evidence.json": json.dumps({**index, "v": True}).encode()},
+            "evidence.json is not a lienthong evidence index (v 1)",
+        ),
+        "100,000 nested arrays in evidence.json": ({"evidence.json": deep}, "nests too deeply"),
+        "100,000 nested arrays in leaves.json": (
+            {"ledger/leaves.json": deep},
+            "ledger/leaves.json nests too deeply",
+        ),
+        "leaves that are numbers or lists": (
+            {"ledger/leaves.json": json.dumps({"tree_size": 3, "leaves": [5, [1]]}).encode()},
+            "leaf #0 must be a JSON object, not a number",
+        ),
+        "a head that is a list": ({"ledger/head.json": b"[1, 2]"}, "ledger/head.json must be"),
+    }
+    failed_checks = {
+        # Proven against the head's root, so verification reaches their content.
+        "leaf contents that are numbers or lists": (
+            _fake_tree(data, [b"5", b"[1]"]),
+            "not a lienthong leaf",
+        ),
+        "a status detail that is a string": (
+            _fake_tree(data, [leaf(detail="a string")]),
+            "detail must be a JSON object, not a string",
+        ),
+        "a status link to nothing": (
+            _fake_tree(data, [leaf(detail={"status_package": 5, "status_digest": []})]),
+            "status_package must be a string",
+        ),
+    }
+
+    async def run(name: str, doctored: bytes) -> tuple[int, str]:
+        path = tmp_path / f"{name}.asice"
+        path.write_bytes(doctored)
+        proc = await asyncio.create_subprocess_exec(
+            *_cli_args("audit", "verify", str(path), "--trust", str(anchor), "--json"),
+            env=_cli_env(settings),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        return proc.returncode, out.decode(), err.decode()
+
+    every = {**cases, **failed_checks}
+    results = await asyncio.gather(
+        *(
+            run(name, _rewrite(data, changes, fix_index=False))
+            for name, (changes, _) in every.items()
+        )
+    )
+    for (name, (_, message)), (code, out, err) in zip(every.items(), results, strict=True):
+        assert "Traceback" not in out + err, (name, out, err)
+        assert code == 1, (name, out, err)
+        if name in cases:
+            assert "error: the bundle is refused: " in err and message in err, (name, err)
+        else:
+            failed = [c["detail"] for c in json.loads(out) if not c["ok"]]
+            assert any(message in detail for detail in failed), (name, failed)
+
+
+async def test_members_the_manifest_does_not_list_are_refused(ledger_hub, pki, tmp_path):
+    _, _, _, settings, _ = ledger_hub
+    data, _ = await _bundle(ledger_hub, "13")
+    anchor = _hub_anchor(pki, tmp_path)
+    members = _members(data)
+    package = dict(members)["package.edxml"]
+    forged = package.replace(b"Ledger test", b"Forged test")
+    cases = {
+        "a forged status next to the real ones": (
+            _zip([*members, ("statuses/00000000-0000-4000-8000-000000000000.edxml", forged)]),
+            "is not listed in META-INF/manifest.xml",
+        ),
+        "an unlisted symlink": (
+            _zip([*members, _symlink("statuses/link.edxml", b"/etc/passwd")]),
+            "is a symbolic link",
+        ),
+        "the package as a symlink entry": (
+            _zip([_symlink(n, c) if n == "package.edxml" else (n, c) for n, c in members]),
+            "'package.edxml' is a symbolic link",
+        ),
+        "a member needing an unknown zip version": (
+            _needs_version(data, 0xFF),
+            "not a readable zip",
+        ),
+        "a directory entry": (
+            _zip([*members, ("statuses/extra/", b"")]),
+            "is not a regular file",
+        ),
+    }
+    for name, (doctored, message) in cases.items():
+        path = tmp_path / "bundle.asice"
+        path.write_bytes(doctored)
+        out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor), "--json")
+        assert out.returncode == 1, (name, out.stdout)
+        assert "Traceback" not in out.stderr, (name, out.stderr)
+        assert "the bundle is refused: " in out.stderr and message in out.stderr, (
+            name,
+            out.stderr,
+        )
+    # README.txt is hashed like the evidence: rewording what the items prove fails a check.
+    path.write_bytes(
+        _zip([(n, b"Everything here is proven." if n == "README.txt" else c) for n, c in members])
+    )
+    out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor), "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert [c["item"] for c in json.loads(out.stdout) if not c["ok"]] == ["file README.txt"]
+    # The bundle as the hub made it still passes.
+    path.write_bytes(data)
+    assert cli(settings, "audit", "verify", str(path), "--trust", str(anchor)).returncode == 0
