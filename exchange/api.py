@@ -4,39 +4,66 @@ document needs a bearer token; every refusal is ``{"error": {"code", "message", 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from exchange import hubkeys, merkle
 from exchange import packages as pk
-from exchange.auth import Caller, authenticate, issue_token
+from exchange.auth import Caller, authenticate
+from exchange.bodies import stream_body
+from exchange.clientcerts import CertificateCache, certificate_caller
 from exchange.db import unavailable
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
+from exchange.guard import guard_middleware, security_headers
 from exchange.hub import Hub
+from exchange.inputs import query_middleware
+from exchange.login import LoginGuard, token_response
 from exchange.openapi import openapi_document
 from exchange.organ import OrganId
 from exchange.receipts import issue_receipt
 from exchange.registry import list_agencies
+from exchange.throttle import SlidingWindow, too_many
+from exchange.tls import peer_certificate
 
 __all__ = ["HUB", "make_app"]
 
 log = logging.getLogger("lienthong.api")
 HUB = web.AppKey("hub", Hub)
+LOGINS = web.AppKey("logins", LoginGuard)
+HEAD_SIGNS = web.AppKey("head_signs", SlidingWindow)
+CERTS = web.AppKey("client_certificates", CertificateCache)
 _XML_TYPES = {"application/xml", "text/xml", "application/edxml+xml"}
-_CHUNK = 256 * 1024
 
 
 def _error_response(exc: HubError) -> web.Response:
-    headers = {}
+    headers = dict(exc.headers or {})
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if exc.status == 503:
-        headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+        headers.setdefault("Retry-After", str(_RETRY_AFTER_SECONDS))
     return web.json_response(exc.to_json(), status=exc.status, headers=headers or None)
+
+
+# aiohttp's own refusals, by status; their headers (Allow on a 405) are kept.
+_HTTP_CODES = {
+    400: "request.malformed",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    413: "body.too_large",
+}
+_KEPT_HEADERS = ("Allow", "Retry-After", "Accept-Encoding", "Accept-Ranges", "Content-Range")
+
+
+def _http_error(exc: web.HTTPException) -> HubError:
+    headers = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
+    code = _HTTP_CODES.get(exc.status, "request.malformed" if exc.status < 500 else "internal")
+    return HubError(code, exc.reason, status=exc.status, headers=headers)
 
 
 # Routes that answer without the database: liveness, readiness, metrics, the API description.
@@ -73,10 +100,7 @@ async def errors_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(
-            exc.status, f"http.{exc.status}"
-        )
-        return _error_response(HubError(code, exc.reason, status=exc.status))
+        return _error_response(_http_error(exc))
     except Exception as exc:
         if unavailable(exc):
             log.warning("database unavailable", extra={"path": request.path, "error": repr(exc)})
@@ -91,48 +115,29 @@ async def errors_middleware(
 
 
 async def _caller(request: web.Request) -> Caller:
+    """The bearer token's agency, or the registered client certificate's. On a connection with
+    such a certificate a token is optional, and a token of another agency is refused."""
     hub = request.app[HUB]
-    return await authenticate(hub.pool, request.headers.get("Authorization"), hub.tokens)
+    header = request.headers.get("Authorization")
+    bound = await certificate_caller(hub.pool, peer_certificate(request), request.app[CERTS])
+    if bound is None:
+        return await authenticate(hub.pool, header, hub.tokens)
+    if not header:
+        return bound
+    caller = await authenticate(hub.pool, header, hub.tokens)
+    if caller.organ_id != bound.organ_id:
+        raise HubError(
+            "auth.certificate_mismatch",
+            "the bearer token is not for the agency of this connection's client certificate",
+            status=401,
+        )
+    return caller
 
 
 async def token(request: web.Request) -> web.Response:
     """OAuth2 client credentials: form or JSON body, or HTTP Basic for the client pair."""
     hub = request.app[HUB]
-    if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except ValueError:
-            raise HubError("request.invalid_json", "the body is not JSON", status=400) from None
-        if not isinstance(data, dict):
-            raise HubError("request.invalid_json", "the body must be a JSON object", status=400)
-    else:
-        data = dict(await request.post())
-    client_id, client_secret = data.get("client_id"), data.get("client_secret")
-    basic = request.headers.get("Authorization", "")
-    if basic.lower().startswith("basic "):
-        try:
-            auth = BasicAuth.decode(basic)
-        except ValueError:
-            raise HubError(
-                "auth.invalid_client", "malformed Basic credentials", status=401
-            ) from None
-        client_id, client_secret = auth.login, auth.password
-    grant = data.get("grant_type", "client_credentials")
-    if grant != "client_credentials":
-        raise HubError(
-            "auth.unsupported_grant_type", "only grant_type=client_credentials", status=400
-        )
-    if not isinstance(client_id, str) or not isinstance(client_secret, str):
-        raise HubError(
-            "auth.invalid_client", "client_id and client_secret are required", status=401
-        )
-    access, expires_in = await issue_token(
-        hub.pool, client_id, client_secret, hub.settings.token_ttl_seconds
-    )
-    return web.json_response(
-        {"access_token": access, "token_type": "Bearer", "expires_in": expires_in},
-        headers={"Cache-Control": "no-store"},
-    )
+    return await token_response(request, hub.pool, hub.settings, request.app[LOGINS])
 
 
 async def agencies(request: web.Request) -> web.Response:
@@ -143,15 +148,23 @@ async def agencies(request: web.Request) -> web.Response:
     under = None
     if "under" in query:
         under = OrganId.parse(query["under"], field="under").subtree_prefix
+    level = query.get("level")
+    if level is not None and level not in _LEVELS:
+        raise HubError(
+            "request.invalid_parameter", f"level must be one of {', '.join(_LEVELS)}", field="level"
+        )
     rows = await list_agencies(
         hub.pool,
         parent=query.get("parent"),
-        level=query.get("level"),
+        level=level,
         under=under,
         limit=_int(query, "limit", 1000, 1, 10_000),
         offset=_int(query, "offset", 0, 0, 10**9),
     )
     return web.json_response({"items": [a.to_json() for a in rows]})
+
+
+_LEVELS = ("central", "province", "district", "commune")
 
 
 def _int(query, name: str, default: int, low: int, high: int) -> int:
@@ -188,7 +201,11 @@ async def submit(request: web.Request) -> web.Response:
         )
     incoming = hub.blobs.incoming(limit)
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
+        async for chunk in stream_body(
+            request,
+            idle_timeout=hub.settings.body_idle_timeout_seconds,
+            deadline=hub.settings.body_timeout_seconds,
+        ):
             incoming.write(chunk)
     except BaseException:
         incoming.discard()
@@ -265,16 +282,21 @@ async def trail(request: web.Request) -> web.Response:
 async def ledger_heads(request: web.Request) -> web.Response:
     """GET /v1/ledger/heads[?size=N][&consistency_from=M]; POST signs a head now."""
     hub = request.app[HUB]
-    await _caller(request)
+    caller = await _caller(request)
+    size = _int(request.query, "size", 0, 0, 2**62) or None
+    old = _int(request.query, "consistency_from", 0, 0, 2**62)
     if request.method == "POST":
+        limiter = request.app[HEAD_SIGNS]
+        wait = limiter.retry_after(caller.organ_id)
+        if wait is not None:
+            raise too_many("request.rate_limited", "heads are signed on demand sparingly", wait)
+        limiter.hit(caller.organ_id)
         head = await hub.ledger.sign_head(reuse_within=1.0)
     else:
-        size = _int(request.query, "size", 0, 0, 2**62) or None
         head = await hub.ledger.head(size)
     if head is None:
         raise HubError("ledger.head_not_found", "no signed head of that size", status=404)
     body = head.to_json()
-    old = _int(request.query, "consistency_from", 0, 0, 2**62)
     if old:
         body["consistency"] = {
             "from": old,
@@ -364,7 +386,7 @@ async def evidence(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(request.app[HUB].settings.inbox_max_limit))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -382,15 +404,38 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; behind ``Authorization: Bearer <metrics_token>`` when that is set."""
+    expected = request.app[HUB].settings.metrics_token
+    if expected:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise HubError("auth.missing", "send Authorization: Bearer <metrics_token>", status=401)
+        # Compare digests: constant time whatever the lengths.
+        digest = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
+        if not hmac.compare_digest(digest, hashlib.sha256(expected.encode()).digest()):
+            raise HubError("auth.invalid_token", "wrong metrics token", status=401)
     hub = request.app[HUB]
     text = hub.metrics.render() + await hub.gauges()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    security_headers(response)
+
+
 def make_app(hub: Hub) -> web.Application:
     """The aiohttp application serving ``hub``; the caller starts and stops the hub."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[guard_middleware, errors_middleware, query_middleware],
+        client_max_size=1024**2,
+    )
     app[HUB] = hub
+    app[LOGINS] = LoginGuard(hub.settings)
+    app[HEAD_SIGNS] = SlidingWindow(
+        hub.settings.head_signs_per_window, hub.settings.head_sign_window_seconds
+    )
+    app[CERTS] = CertificateCache()
+    app.on_response_prepare.append(_security_headers)
     app.router.add_post("/v1/token", token)
     app.router.add_get("/v1/agencies", agencies)
     app.router.add_post("/v1/packages", submit)

@@ -2,16 +2,23 @@
 
 Secrets are stored as scrypt hashes and tokens as SHA-256 digests: a copy of the database is not
 a copy of anyone's keys. Neither is ever logged.
+
+scrypt takes ~50 ms of CPU and 16 MiB by design, so it never runs on the event loop: a small
+thread pool of its own (hashlib releases the GIL) does it, which also bounds the memory that a
+burst of logins can take. An unknown client id costs one scrypt too, against a hash made once at
+import, so response times do not tell which client ids exist.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import asyncpg
@@ -29,6 +36,8 @@ __all__ = [
 ]
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+_HASH_THREADS = 2  # concurrent scrypt runs per process: 2 x 16 MiB, at most two cores
+_HASHING = ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="lienthong-scrypt")
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,14 @@ def _check_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(expected, digest_b64)
 
 
+# Checked against when the client id is unknown or revoked: the same work as a real check.
+_DUMMY_HASH = _hash_secret(secrets.token_urlsafe(32))
+
+
+async def _off_loop(function, *args):
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
+
+
 async def issue_credentials(pool: asyncpg.Pool, organ_id: str) -> Credentials:
     """New client credentials for a registered agency (earlier ones stay valid)."""
     exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
@@ -77,7 +94,7 @@ async def issue_credentials(pool: asyncpg.Pool, organ_id: str) -> Credentials:
         "INSERT INTO credentials (client_id, organ_id, secret_hash) VALUES ($1, $2, $3)",
         client_id,
         organ_id,
-        _hash_secret(secret),
+        await _off_loop(_hash_secret, secret),
     )
     return Credentials(client_id=client_id, client_secret=secret, organ_id=organ_id)
 
@@ -105,11 +122,10 @@ async def issue_token(
     row = await pool.fetchrow(
         "SELECT organ_id, secret_hash, revoked_at FROM credentials WHERE client_id = $1", client_id
     )
-    if row is None or row["revoked_at"] is not None:
-        # Spend the same time as a real check so client ids cannot be probed by timing.
-        _check_secret(client_secret, _hash_secret("x"))
-        raise _INVALID_CLIENT
-    if not _check_secret(client_secret, row["secret_hash"]):
+    known = row is not None and row["revoked_at"] is None
+    stored = row["secret_hash"] if known else _DUMMY_HASH
+    # One scrypt either way, so client ids cannot be probed by timing.
+    if not await _off_loop(_check_secret, client_secret, stored) or not known:
         raise _INVALID_CLIENT
     token = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)
@@ -151,7 +167,10 @@ async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HubError("auth.missing", "send Authorization: Bearer <token>", status=401)
-    key = hashlib.sha256(token.strip().encode()).digest()
+    token = token.strip()
+    if not token.isascii() or not token.isprintable():
+        raise HubError("auth.invalid_token", "the bearer token is not valid", status=401)
+    key = hashlib.sha256(token.encode()).digest()
     caller = cache.get(key)
     if caller is None:
         row = await pool.fetchrow(

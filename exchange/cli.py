@@ -29,6 +29,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = settings.replace(host=args.host)
     if getattr(args, "port", None) is not None:
         settings = settings.replace(port=args.port)
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        if getattr(args, name, None):
+            settings = settings.replace(**{name: str(getattr(args, name))})
     return settings
 
 
@@ -157,6 +160,26 @@ def cmd_agency_signer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agency_client_cert(args: argparse.Namespace) -> int:
+    from exchange import clientcerts
+    from exchange.organ import normalise
+
+    settings = _settings(args)
+    if args.revoke:
+        done = asyncio.run(_with_pool(settings, lambda p: clientcerts.revoke(p, args.revoke)))
+        print(f"{args.revoke}: {'revoked' if done else 'not found or already revoked'}")
+        return 0 if done else 1
+    if not args.cert:
+        print("error: give --cert FILE (or --revoke FINGERPRINT)", file=sys.stderr)
+        return 1
+    organ_id = normalise(args.organ_id)
+    data = args.cert.read_bytes()
+    bound = asyncio.run(_with_pool(settings, lambda p: clientcerts.register(p, organ_id, data)))
+    print(f"{bound.organ_id}: client certificate {bound.subject}")
+    print(f"  sha256 {bound.fingerprint}, valid until {bound.not_after:%Y-%m-%d}")
+    return 0
+
+
 def cmd_agency_revoke(args: argparse.Namespace) -> int:
     from exchange.auth import revoke_credentials
 
@@ -187,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="hub processes sharing the port (default 1; one per core for throughput)",
+    )
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+): certificate chain, PEM")
+    p.add_argument("--tls-key", type=Path, help="the private key of --tls-cert, PEM")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="accept client certificates from this CA (PEM bundle); see agency client-cert",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -245,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--organization-identifier", help="an organizationIdentifier value")
     who.add_argument("--delegate", metavar="ORGAN_ID", help="an agency whose signers may sign")
     p.set_defaults(func=cmd_agency_signer)
+    p = ag.add_parser(
+        "client-cert",
+        help="bind a TLS client certificate to an agency (mutual TLS)",
+        description="A connection presenting this certificate (verified against tls_client_ca) "
+        "is the agency: no bearer token needed, and a token of another agency is refused on it.",
+    )
+    p.add_argument("organ_id")
+    p.add_argument("--cert", type=Path, help="the client certificate (PEM or DER)")
+    p.add_argument(
+        "--revoke",
+        metavar="SHA256",
+        help="stop accepting the certificate with this fingerprint (hex)",
+    )
+    p.set_defaults(func=cmd_agency_client_cert)
     p = ag.add_parser("revoke", help="revoke a client and its tokens")
     p.add_argument("client_id")
     p.set_defaults(func=cmd_agency_revoke)

@@ -69,6 +69,30 @@ class Settings:
     verify_policy: str = "enforce"
     verify_indeterminate: str = "accept"  # or "refuse"
     cpu_workers: int = 0  # processes that parse and verify packages; 0 = one per core
+    # Slow clients: a request head must be complete this long after its first byte;
+    # an idle keep-alive connection is closed after keepalive_timeout_seconds; a body that
+    # pauses longer than body_idle_timeout_seconds, or is not complete body_timeout_seconds
+    # after it started, is refused with 408 (its temporary file removed at once).
+    header_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: float = 75.0
+    body_idle_timeout_seconds: float = 30.0
+    body_timeout_seconds: float = 900.0
+    # Failed logins at POST /v1/token, per client id and per remote address, in a sliding
+    # window (429 auth.throttled with Retry-After once over).
+    login_failures_per_client: int = 10
+    login_failures_per_address: int = 30
+    login_window_seconds: float = 300.0
+    # POST /v1/ledger/heads (signs, maybe time-stamps): per calling agency.
+    head_signs_per_window: int = 6
+    head_sign_window_seconds: float = 60.0
+    # TLS: PEM certificate chain and key. With tls_client_ca, clients may present a certificate
+    # issued by that CA; one registered to an agency (`lienthong agency client-cert`)
+    # authenticates the connection as that agency.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # When set, GET /metrics needs "Authorization: Bearer <metrics_token>".
+    metrics_token: str = ""
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some settings changed."""

@@ -8,8 +8,9 @@ __all__ = ["HubError"]
 class HubError(Exception):
     """A refusal with a stable machine-readable ``code``.
 
-    The API turns it into ``{"error": {"code", "message", "field", "line"}}`` with ``status``;
-    nothing else about the failure (no stack trace, no internals) reaches the client.
+    The API turns it into ``{"error": {"code", "message", "field", "line"}}`` with ``status``
+    (and ``headers``, when the refusal needs some: ``Retry-After`` on a 429); nothing else
+    about the failure (no stack trace, no internals) reaches the client.
     """
 
     def __init__(
@@ -21,6 +22,7 @@ class HubError(Exception):
         field: str | None = None,
         line: int | None = None,
         detail: dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -29,6 +31,7 @@ class HubError(Exception):
         self.field = field
         self.line = line
         self.detail = detail
+        self.headers = headers  # sent with the refusal: Retry-After, Allow, Accept-Encoding
 
     def to_json(self) -> dict:
         """The client-facing JSON body."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from exchange.inputs import MAX_QUERY_VALUE
+
 __all__ = ["ERROR_CODES", "openapi_document"]
 
 # Every error code a client can receive, with its HTTP status. Tests check that the code
@@ -14,6 +16,17 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "auth.token_expired": (401, "the token has expired; get a new one from /v1/token"),
     "auth.invalid_client": (401, "wrong client_id or client_secret"),
     "auth.unsupported_grant_type": (400, "only client_credentials is supported"),
+    "auth.throttled": (429, "too many failed logins from this client id or address; wait"),
+    "auth.certificate_mismatch": (401, "a token for another agency than the client certificate's"),
+    "request.malformed": (400, "the HTTP request is malformed"),
+    "request.timeout": (408, "the request head or body did not arrive in time"),
+    "request.uri_too_long": (414, "the request line is over 8190 bytes"),
+    "request.header_too_large": (431, "a header line over 8190 bytes, 100 lines or 64 KiB"),
+    "request.unsupported_encoding": (415, "Content-Encoding other than gzip, deflate, identity"),
+    "request.rate_limited": (429, "too many requests of this kind; see Retry-After"),
+    "body.bad_encoding": (400, "a gzip or deflate body that does not decode, or is truncated"),
+    "body.malformed": (400, "broken body framing (chunked transfer coding)"),
+    "service.unavailable": (503, "the database is unreachable; try again later"),
     "request.unsupported_media_type": (415, "packages are sent as application/xml"),
     "request.invalid_parameter": (400, "a query parameter is out of range"),
     "request.invalid_json": (400, "the body is not the JSON expected"),
@@ -54,21 +67,33 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
-    "service.unavailable": (503, "the database is unreachable right now; retry after Retry-After"),
     "internal": (500, "unexpected failure; an incident id is logged"),
 }
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_BIG = 2**62  # the largest cursor, tree size or leaf index the handlers take
+
+# Any request can meet these: a malformed query or request (400), a head that is too slow or
+# too long (408, 414, 431), an internal failure (500), the database unreachable (503).
+_ANY = (400, 408, 414, 431, 500, 503)
 
 
 def _errors(*statuses: int) -> dict:
     out = {}
-    for status in statuses:
+    for status in sorted(set(statuses) | set(_ANY)):
         codes = sorted(c for c, (s, _) in ERROR_CODES.items() if s == status)
         out[str(status)] = {
             "description": "Refused: " + ", ".join(codes),
             "content": {"application/json": {"schema": _ERROR}},
         }
+        if status == 429:
+            out[str(status)]["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
     return out
 
 
@@ -76,12 +101,92 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _integer(name: str, low: int, high: int, *, required: bool = False, doc: str = "") -> dict:
+    """A query integer with exactly the bounds its handler enforces (``_int`` in api.py)."""
+    schema = {"type": "integer", "minimum": low, "maximum": high}
+    param = {"name": name, "in": "query", "required": required, "schema": schema}
+    if doc:
+        param["description"] = doc
+    return param
+
+
+def _text(name: str, **schema: object) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "string", "maxLength": MAX_QUERY_VALUE, **schema},
+    }
+
+
+_VSCHAR = "^[ -~]*$"  # RFC 6749 A.1, A.2: visible ASCII and space
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_XML_BODY = {"schema": {"type": "string", "format": "binary"}}
 
 
 @cache
-def openapi_document() -> dict:
-    """The document, built once."""
+def openapi_document(inbox_max_limit: int = 500) -> dict:
+    """The document, built once per inbox limit (the one setting that shows in it)."""
+    package_routes = {
+        f"/v1/packages/{{id}}{suffix}": {
+            method: {
+                "summary": summary,
+                "parameters": [_ID],
+                "responses": {"200": ok, **_errors(401, 404, *extra)},
+            }
+        }
+        for suffix, method, summary, ok, extra in (
+            (
+                "",
+                "get",
+                "The exact bytes of a package (sender and recipients only)",
+                {
+                    "description": "The package as received",
+                    "content": {"application/xml": {"schema": {"type": "string"}}},
+                },
+                (),
+            ),
+            (
+                "/ack",
+                "post",
+                "Confirm the package is safely stored; it leaves the inbox",
+                _json({"type": "object"}, "Acknowledged"),
+                (409,),
+            ),
+            (
+                "/evidence",
+                "get",
+                "Evidence bundle (ASiC-E zip): bytes, statuses, receipts, ledger leaves with "
+                "inclusion proofs, signed head, hub certificates",
+                {
+                    "description": "The bundle; check it with `lienthong audit verify`",
+                    "content": {"application/vnd.etsi.asic-e+zip": {}},
+                },
+                (),
+            ),
+            (
+                "/receipt",
+                "get",
+                "The hub's signed receipt (also returned with the 202)",
+                _json({"type": "object"}, "body, signature (CMS) and claims"),
+                (),
+            ),
+            (
+                "/report",
+                "get",
+                "The signature verification report made when the package arrived",
+                _json({"type": "object"}, "lienthong.package-validation-report/1"),
+                (),
+            ),
+            (
+                "/trail",
+                "get",
+                "Every recorded event of the package",
+                _json({"$ref": "#/components/schemas/Trail"}, "The trail"),
+                (),
+            ),
+        )
+    }
+    head = _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -96,7 +201,8 @@ def openapi_document() -> dict:
         "paths": {
             "/v1/token": {
                 "post": {
-                    "summary": "Exchange client credentials for a bearer token (OAuth2)",
+                    "summary": "Exchange client credentials for a bearer token (OAuth2); the "
+                    "client pair may also come as HTTP Basic",
                     "security": [],
                     "requestBody": {
                         "content": {
@@ -110,7 +216,7 @@ def openapi_document() -> dict:
                     },
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/Token"}, "A bearer token"),
-                        **_errors(400, 401),
+                        **_errors(401, 413, 415, 429),
                     },
                 }
             },
@@ -118,12 +224,15 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "The agency registry",
                     "parameters": [
-                        {"name": n, "in": "query", "schema": {"type": "string"}}
-                        for n in ("parent", "level", "under")
-                    ]
-                    + [
-                        {"name": n, "in": "query", "schema": {"type": "integer"}}
-                        for n in ("limit", "offset")
+                        _text("parent"),
+                        {
+                            "name": "level",
+                            "in": "query",
+                            "schema": {"enum": ["central", "province", "district", "commune"]},
+                        },
+                        _text("under", description="an organ id: its whole subtree"),
+                        _integer("limit", 1, 10_000),
+                        _integer("offset", 0, 10**9),
                     ],
                     "responses": {
                         "200": _json(
@@ -138,17 +247,20 @@ def openapi_document() -> dict:
                             },
                             "Agencies ordered by code",
                         ),
-                        **_errors(400, 401),
+                        **_errors(401, 422),
                     },
                 }
             },
             "/v1/packages": {
                 "post": {
-                    "summary": "Submit an edXML document or status package",
+                    "summary": "Submit an edXML document or status package (Content-Encoding "
+                    "gzip or deflate accepted; limits apply to the decoded bytes)",
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/xml": {"schema": {"type": "string", "format": "binary"}}
+                            "application/xml": _XML_BODY,
+                            "text/xml": _XML_BODY,
+                            "application/edxml+xml": _XML_BODY,
                         },
                     },
                     "responses": {
@@ -157,7 +269,7 @@ def openapi_document() -> dict:
                             {"$ref": "#/components/schemas/Submission"},
                             "The same bytes were already accepted: the first submission",
                         ),
-                        **_errors(400, 401, 403, 409, 413, 415, 422),
+                        **_errors(401, 403, 409, 413, 415, 422),
                     },
                 }
             },
@@ -165,91 +277,29 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "Packages waiting for the caller, oldest first",
                     "parameters": [
-                        {"name": "after", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                        _integer("after", 0, _BIG, doc="the `next` cursor of the previous page"),
+                        _integer("limit", 1, inbox_max_limit),
                     ],
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/Inbox"}, "The inbox"),
-                        **_errors(400, 401),
+                        **_errors(401),
                     },
                 }
             },
-            "/v1/packages/{id}": {
-                "get": {
-                    "summary": "The exact bytes of a package (sender and recipients only)",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": {
-                            "description": "The package as received",
-                            "content": {"application/xml": {"schema": {"type": "string"}}},
-                        },
-                        **_errors(401, 404),
-                    },
-                }
-            },
-            "/v1/packages/{id}/ack": {
-                "post": {
-                    "summary": "Confirm the package is safely stored; it leaves the inbox",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": _json({"type": "object"}, "Acknowledged"),
-                        **_errors(401, 404, 409),
-                    },
-                }
-            },
-            "/v1/packages/{id}/evidence": {
-                "get": {
-                    "summary": "Evidence bundle (ASiC-E zip): bytes, statuses, receipts, "
-                    "ledger leaves with inclusion proofs, signed head, hub certificates",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": {
-                            "description": "The bundle; check it with `lienthong audit verify`",
-                            "content": {"application/vnd.etsi.asic-e+zip": {}},
-                        },
-                        **_errors(401, 404),
-                    },
-                }
-            },
-            "/v1/packages/{id}/receipt": {
-                "get": {
-                    "summary": "The hub's signed receipt (also returned with the 202)",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": _json({"type": "object"}, "body, signature (CMS) and claims"),
-                        **_errors(401, 404, 503),
-                    },
-                }
-            },
-            "/v1/packages/{id}/report": {
-                "get": {
-                    "summary": "The signature verification report made when the package arrived",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": _json({"type": "object"}, "lienthong.package-validation-report/1"),
-                        **_errors(401, 404),
-                    },
-                }
-            },
+            **package_routes,
             "/v1/ledger/heads": {
                 "get": {
                     "summary": "The latest signed tree head, or the one of ?size=N; with "
                     "?consistency_from=M also the consistency proof from size M",
                     "parameters": [
-                        {"name": n, "in": "query", "schema": {"type": "integer"}}
-                        for n in ("size", "consistency_from")
+                        _integer("size", 0, _BIG, doc="0 or absent: the latest head"),
+                        _integer("consistency_from", 0, _BIG, doc="0 or absent: no proof"),
                     ],
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head"),
-                        **_errors(400, 401, 404),
-                    },
+                    "responses": {"200": head, **_errors(401, 404)},
                 },
                 "post": {
-                    "summary": "Sign a head of the log as it is now",
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head"),
-                        **_errors(401, 404),
-                    },
+                    "summary": "Sign a head of the log as it is now (rate-limited per agency)",
+                    "responses": {"200": head, **_errors(401, 404, 429)},
                 },
             },
             "/v1/ledger/certificate": {
@@ -278,12 +328,12 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "RFC 9162 inclusion proof of a leaf in the tree of a given size",
                     "parameters": [
-                        {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
-                        for n in ("leaf", "size")
+                        _integer("leaf", 0, _BIG, required=True),
+                        _integer("size", 1, _BIG, required=True),
                     ],
                     "responses": {
                         "200": _json({"type": "object"}, "leaf_hash and audit_path (hex)"),
-                        **_errors(400, 401),
+                        **_errors(401),
                     },
                 }
             },
@@ -291,22 +341,12 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "RFC 9162 consistency proof between two tree sizes",
                     "parameters": [
-                        {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
-                        for n in ("from", "to")
+                        _integer("from", 1, _BIG, required=True),
+                        _integer("to", 1, _BIG, required=True),
                     ],
                     "responses": {
                         "200": _json({"type": "object"}, "proof (hex)"),
-                        **_errors(400, 401),
-                    },
-                }
-            },
-            "/v1/packages/{id}/trail": {
-                "get": {
-                    "summary": "Every recorded event of the package",
-                    "parameters": [_ID],
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Trail"}, "The trail"),
-                        **_errors(401, 404),
+                        **_errors(401),
                     },
                 }
             },
@@ -337,8 +377,8 @@ def openapi_document() -> dict:
                     "required": ["client_id", "client_secret"],
                     "properties": {
                         "grant_type": {"const": "client_credentials"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
+                        "client_id": {"type": "string", "maxLength": 128, "pattern": _VSCHAR},
+                        "client_secret": {"type": "string", "maxLength": 512, "pattern": _VSCHAR},
                     },
                 },
                 "Token": {

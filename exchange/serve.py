@@ -18,7 +18,9 @@ from aiohttp import web
 
 from exchange.api import make_app
 from exchange.config import Settings
+from exchange.guard import AIOHTTP_LIMITS, ConnectionGuard, GuardLimits
 from exchange.hub import Hub
+from exchange.tls import server_context
 from exchange.workers import exit_with_parent
 
 __all__ = ["running_hub", "serve_forever", "serve_processes"]
@@ -36,24 +38,51 @@ async def running_hub(
 ) -> AsyncIterator[tuple[Hub, str]]:
     """Start the hub and its API; yields the hub and its base URL. Port 0 picks a free port.
 
+    The listener is built here rather than with aiohttp's ``TCPSite`` so that each connection's
+    protocol is aiohttp's own wrapped in a :class:`~exchange.guard.ConnectionGuard` (request
+    head deadline, JSON refusals of over-long heads), optionally over TLS.
+
     ``ready_within``: wait this long for PostgreSQL and RabbitMQ (``TimeoutError`` after);
     None yields at once, with the hub bringing its dependencies up in the background.
     """
+    context = server_context(settings)  # fails before anything starts on a bad certificate
     hub = Hub(settings, consume=consume)
     await hub.start()
-    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        make_app(hub),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+        lingering_time=min(10.0, settings.body_idle_timeout_seconds),
+        auto_decompress=False,  # exchange.bodies decodes, with its own codes and limits
+        **AIOHTTP_LIMITS,
+    )
+    server: asyncio.Server | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(
-            runner, settings.host, settings.port, backlog=1024, reuse_port=reuse_port or None
+        limits = GuardLimits(header_timeout=settings.header_timeout_seconds)
+        protocol = runner.server
+        assert protocol is not None
+        server = await asyncio.get_running_loop().create_server(
+            lambda: ConnectionGuard(protocol(), limits),
+            settings.host,
+            settings.port,
+            ssl=context,
+            ssl_handshake_timeout=settings.header_timeout_seconds if context else None,
+            backlog=1024,
+            reuse_port=reuse_port or None,
         )
-        await site.start()
-        port = runner.addresses[0][1]
+        port = server.sockets[0].getsockname()[1]
+        scheme = "https" if context else "http"
         if ready_within is not None:
             await hub.wait_ready(ready_within)
-        yield hub, f"http://{settings.host}:{port}"
+        yield hub, f"{scheme}://{settings.host}:{port}"
     finally:
+        if server is not None:
+            server.close()  # stop accepting; open connections finish below
         await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()
         await hub.stop()
 
 

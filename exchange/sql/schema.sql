@@ -218,3 +218,14 @@ CREATE TABLE IF NOT EXISTS hub_keys (
 -- The key that signed each head and receipt (NULL: signed before keys were recorded).
 ALTER TABLE tree_heads ADD COLUMN IF NOT EXISTS key_id text;
 ALTER TABLE receipts ADD COLUMN IF NOT EXISTS key_id text;
+
+-- Client certificates bound to an agency (mutual TLS, the X-Road way): a connection that
+-- presents one of these, verified against tls_client_ca, is that agency.
+CREATE TABLE IF NOT EXISTS client_certificates (
+    fingerprint bytea PRIMARY KEY,            -- sha256 of the DER certificate
+    organ_id    text NOT NULL REFERENCES agencies (code),
+    subject     text NOT NULL,
+    not_after   timestamptz NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
