@@ -93,6 +93,7 @@ class Broker:
         )
         await self._connection.connect()
         self._connection.reconnect_callbacks.add(self._reconnected)
+        self._connection.close_callbacks.add(self._lost)
         # Several confirming channels: a channel writes one publish at a time.
         exchanges = []
         for _ in range(PUBLISH_CHANNELS):
@@ -110,6 +111,16 @@ class Broker:
         await self._consume_channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
         self._publishers = itertools.cycle(exchanges)
         log.info("connected to the broker")
+
+    def _lost(self, _connection: object, reason: object = None) -> None:
+        if self._connection is not None and not self._connection.is_closed:
+            log.warning(
+                "lost the connection to the broker; reconnecting",
+                extra={
+                    "error": repr(reason),
+                    "every_seconds": self.settings.broker_reconnect_seconds,
+                },
+            )
 
     def _reconnected(self, *_: object) -> None:
         log.info("reconnected to the broker")

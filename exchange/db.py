@@ -34,8 +34,10 @@ def unavailable(exc: BaseException) -> bool:
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
         | asyncpg.OperatorInterventionError
-        | asyncpg.TooManyConnectionsError,
-    ) or (isinstance(exc, asyncpg.InternalClientError) and "connection" in str(exc).lower())
+        | asyncpg.TooManyConnectionsError
+        # A connection left in a broken state by a server that went away mid-operation.
+        | asyncpg.InternalClientError,
+    )
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

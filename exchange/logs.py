@@ -45,4 +45,8 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # The AMQP client logs every reconnection attempt and channel callback as an error; the
+    # hub says itself when the broker goes away and comes back (lienthong.broker).
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
