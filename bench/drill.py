@@ -34,8 +34,8 @@ from adapters.client import HubClient, HubClientError
 from exchange import db
 from exchange.auth import issue_credentials
 from exchange.config import load_settings
-from exchange.edxml_build import build_document
 from exchange.registry import Agency, upsert_agencies
+from schemas import build_document
 
 SENDER = Agency("000.00.00.G09", "Bộ Giáo dục và Đào tạo", None, "central")
 RECIPIENTS = [
@@ -208,9 +208,7 @@ async def settle(settings, accepted: set[str], timeout: float = 180) -> dict[str
         await conn.execute(f'SET search_path TO "{settings.database_schema}"')
         deadline = time.monotonic() + timeout
         while True:
-            pending = await conn.fetchval(
-                "SELECT count(*) FROM deliveries WHERE state = 'pending'"
-            )
+            pending = await conn.fetchval("SELECT count(*) FROM deliveries WHERE state = 'pending'")
             if not pending or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)

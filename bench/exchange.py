@@ -50,8 +50,8 @@ from exchange import db
 from exchange.auth import issue_credentials
 from exchange.broker import Broker
 from exchange.config import Settings, load_settings
-from exchange.edxml_build import build_document
 from exchange.registry import Agency, upsert_agencies
+from schemas import build_document
 
 REPO = Path(__file__).resolve().parent.parent
 SENDER = Agency("000.00.00.G01", "Bộ Nội vụ (bench)", None, "central")

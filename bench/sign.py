@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from exchange.edxml_build import build_document  # noqa: E402
+from schemas import build_document  # noqa: E402
 from signing.appearance import AnchorPlacement, BoxPlacement  # noqa: E402
 from signing.keys import KeyHandle, KeySource, open_key  # noqa: E402
 from signing.pdf import SignOptions, sign_pdf  # noqa: E402

@@ -154,7 +154,7 @@ class PKIProcess:
 
 async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     """The signed files (PAdES B-T RSA-PSS; packages RSA-PSS and RSA-SHA256) and the baselines."""
-    from exchange.edxml_build import build_document
+    from schemas import build_document
     from signing.appearance import AnchorPlacement
     from signing.keys import KeySource, open_key
     from signing.pdf import SignOptions, sign_pdf

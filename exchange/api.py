@@ -24,12 +24,12 @@ from exchange.guard import guard_middleware, security_headers
 from exchange.hub import Hub
 from exchange.inputs import query_middleware
 from exchange.login import LoginGuard, token_response
-from exchange.openapi import openapi_document
-from exchange.organ import OrganId
+from exchange.openapi import ERROR_CODES, openapi_document
 from exchange.receipts import issue_receipt
 from exchange.registry import list_agencies
 from exchange.throttle import SlidingWindow, too_many
 from exchange.tls import peer_certificate
+from schemas import FormatError, OrganId
 
 __all__ = ["HUB", "make_app"]
 
@@ -93,10 +93,10 @@ async def errors_middleware(
         ):
             raise _unavailable()
         return await handler(request)
+    except FormatError as exc:
+        return await errors_middleware_refuse(request, _from_format_error(exc))
     except HubError as exc:
-        if request.app.get(HUB) is not None:
-            request.app[HUB].metrics.refused[exc.code] += 1
-        return _error_response(exc)
+        return await errors_middleware_refuse(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -112,6 +112,17 @@ async def errors_middleware(
         return _error_response(
             HubError("internal", f"internal error; incident {incident} is logged", status=500)
         )
+
+
+async def errors_middleware_refuse(request: web.Request, exc: HubError) -> web.Response:
+    if request.app.get(HUB) is not None:
+        request.app[HUB].metrics.refused[exc.code] += 1
+    return _error_response(exc)
+
+
+def _from_format_error(exc: FormatError) -> HubError:
+    status = ERROR_CODES.get(exc.code, (422, ""))[0]
+    return HubError(exc.code, exc.message, status=status, field=exc.field, line=exc.line)
 
 
 async def _caller(request: web.Request) -> Caller:

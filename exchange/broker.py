@@ -37,9 +37,9 @@ from yarl import URL
 
 from exchange.config import Settings
 from exchange.events import Event, record_events
-from exchange.organ import OrganId
 from exchange.packages import Outgoing
 from exchange.tasks import BackgroundLoop, log_failure
+from schemas import OrganId
 
 __all__ = ["Broker", "Dispatcher", "InboxWorker"]
 

@@ -119,7 +119,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
 def cmd_agency_credentials(args: argparse.Namespace) -> int:
     from exchange.auth import issue_credentials
-    from exchange.organ import normalise
+    from schemas import normalise
 
     settings = _settings(args)
     organ_id = normalise(args.organ_id)
@@ -138,8 +138,8 @@ def cmd_agency_signer(args: argparse.Namespace) -> int:
     import hashlib
 
     from exchange.audit import load_anchors
-    from exchange.organ import normalise
     from exchange.signers import add_signer_rule
+    from schemas import normalise
 
     settings = _settings(args)
     organ_id = normalise(args.organ_id)
@@ -162,7 +162,7 @@ def cmd_agency_signer(args: argparse.Namespace) -> int:
 
 def cmd_agency_client_cert(args: argparse.Namespace) -> int:
     from exchange import clientcerts
-    from exchange.organ import normalise
+    from schemas import normalise
 
     settings = _settings(args)
     if args.revoke:

@@ -20,9 +20,9 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
-from exchange.edxml_build import build_document, build_status
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
+from schemas import build_document, build_status
 
 __all__ = ["DEMO_AGENCIES", "run_demo"]
 

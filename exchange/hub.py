@@ -19,7 +19,6 @@ from exchange.auth import TokenCache
 from exchange.blobs import BlobStore, IncomingBlob
 from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
-from exchange.edxml import Limits, parse_package
 from exchange.errors import HubError
 from exchange.ledger import Ledger
 from exchange.packages import (
@@ -30,8 +29,9 @@ from exchange.packages import (
     record_submission,
 )
 from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
-from exchange.verification import Verifier
+from exchange.verification import Verifier, inspect_package
 from exchange.workers import CpuPool
+from schemas import FormatError, Limits
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
 
@@ -101,7 +101,7 @@ class Hub:
         """Start the workers and the background loops; dependencies come up on their own."""
         await self.cpu.start()
         if self.settings.trust_anchors:
-            self.verifier = Verifier(self.settings, self.in_worker, self.limits)
+            self.verifier = Verifier(self.settings)
         else:
             log.warning("no trust anchors configured: package signatures are not verified")
         self.key = self._exit.enter_context(open_hub_key(self.settings))
@@ -319,15 +319,24 @@ class Hub:
         package = None
         try:
             await incoming.finish()
-            package = await self.in_worker(parse_package, str(incoming.path), self.limits)
+            # Identical bytes again: the first answer stands, without verifying them twice.
+            verify = self.verifier is not None and not await find_submission(
+                self.pool, incoming.digest
+            )
+            package, report = await self.in_worker(
+                inspect_package,
+                str(incoming.path),
+                self.limits,
+                caller.organ_id,
+                self.verifier.trust if verify else None,
+                incoming.digest.hex(),
+            )
             check_sender(caller, package)
             verdict = None
-            # Identical bytes again: the first answer stands, without verifying them twice.
-            if self.verifier is not None and not await find_submission(self.pool, incoming.digest):
-                report = await self.verifier.validate(incoming.path)
+            if report is not None:
                 verdict = await self.verifier.judge(self.pool, caller.organ_id, report)
             result = await self._store(caller, package, incoming, verdict)
-        except HubError as exc:
+        except (HubError, FormatError) as exc:
             log.info(
                 "package refused",
                 extra={

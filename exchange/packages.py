@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from exchange.auth import Caller
-from exchange.edxml import Package
 from exchange.errors import HubError
 from exchange.events import Event, canonical_leaf, record_events
-from exchange.organ import OrganId
 from exchange.registry import check_recipient, get_agencies
 from exchange.verification import Verdict
+from schemas import FormatError, OrganId, Package
 
 __all__ = [
     "Outgoing",
@@ -118,11 +117,11 @@ def check_sender(caller: Caller, package: Package) -> None:
 
 
 async def record_rejection(
-    pool: asyncpg.Pool, caller: Caller, digest: bytes, error: HubError
+    pool: asyncpg.Pool, caller: Caller, digest: bytes, error: HubError | FormatError
 ) -> None:
     """Put a refusal of a readable package in the ledger (who, which bytes, why)."""
     async with pool.acquire() as conn, conn.transaction():
-        detail = {"code": error.code, **(error.detail or {})}
+        detail = {"code": error.code, **(getattr(error, "detail", None) or {})}
         await record_events(conn, [Event("rejected", digest, None, caller.organ_id, detail)])
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from exchange.errors import HubError
-from exchange.organ import GovLevel, OrganId
+from schemas import GovLevel, OrganId, OrganIdError
 
 __all__ = [
     "Agency",
@@ -93,7 +93,7 @@ def _record(raw: dict, where: str) -> Agency:
         parent_id = OrganId.parse(str(parent)) if parent else code.parent
         successor = raw.get("successor") or None
         successor_code = str(OrganId.parse(str(successor))) if successor else None
-    except HubError as exc:
+    except OrganIdError as exc:
         raise RegistryFileError(f"{where}: {exc.message}") from None
     name = str(raw.get("name") or "").strip()
     if not name:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 from asn1crypto import x509 as asn1_x509
 
-from exchange.organ import OrganId
+from schemas import OrganId
 
 __all__ = ["RULES", "SignerVerdict", "add_signer_rule", "organization_identifier", "signer_allowed"]
 

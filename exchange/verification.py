@@ -31,9 +31,9 @@ import asyncpg
 from asn1crypto import x509 as asn1_x509
 
 from exchange.config import Settings
-from exchange.edxml import Limits
 from exchange.errors import HubError
 from exchange.signers import signer_allowed
+from schemas import Limits, Package, read_package
 from signing.trust import TrustSettings
 from signing.validate import INDETERMINATE, TOTAL_FAILED
 from signing.validate_package import AttachmentReport, PackageReport, validate_package_sync
@@ -67,26 +67,29 @@ class Verdict:
         }
 
 
-def _validate_file(path: str, trust: TrustSettings, limits: Limits) -> PackageReport:
-    return validate_package_sync(Path(path).read_bytes(), trust, limits)
+def inspect_package(
+    path: str, limits: Limits, sender: str, trust: TrustSettings | None, digest: str
+) -> tuple[Package, PackageReport | None]:
+    """In a worker process: read the package once, then, if it comes from ``sender`` and
+    ``trust`` is given, validate its signatures on that same parse. Raises FormatError."""
+    parsed = read_package(path, limits)
+    if trust is None or parsed.package.sender.organ_id != sender:
+        return parsed.package, None  # the hub refuses a wrong sender without verifying
+    return parsed.package, validate_package_sync(parsed, trust, limits, digest=digest)
 
 
 class Verifier:
-    """Validates packages in worker processes and applies the policy."""
+    """The trust to validate packages with (in workers, :func:`inspect_package`), and the
+    policy applied to the reports."""
 
-    def __init__(self, settings: Settings, run_in_worker, limits: Limits) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._run = run_in_worker  # async (fn, *args) -> result, in the hub's process pool
-        self._limits = limits
         self.trust = TrustSettings(
             anchors=[Path(p) for p in settings.trust_anchors],
             intermediates=[Path(p) for p in settings.trust_intermediates],
             revocation=settings.revocation_mode,
         )
         self.trust.load()  # fail at start, not at the first package, if a file is unusable
-
-    async def validate(self, path: Path) -> PackageReport:
-        return await self._run(_validate_file, str(path), self.trust, self._limits)
 
     async def judge(self, pool: asyncpg.Pool, sender: str, report: PackageReport) -> Verdict:
         """Apply the sender's policy; raises :class:`HubError` when the package is refused.

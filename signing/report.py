@@ -1,7 +1,7 @@
 """Validation reports in three forms: JSON (ours, versioned), ETSI TS 119 102-2 XML, HTML.
 
 * JSON: :func:`report_to_dict` / :func:`report_to_json`, schema
-  ``lienthong.validation-report/1`` described by ``schemas/validation-report.schema.json``
+  ``lienthong.validation-report/1`` described by ``schemas/xsd/validation-report.schema.json``
   (JSON Schema draft 2020-12). New optional fields may appear within version 1; a field is
   never removed or given another meaning without a new version.
 * XML: :func:`signing.etsi.to_etsi_xml` (re-exported here), the interchange format EU DSS and

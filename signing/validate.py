@@ -303,7 +303,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class DocumentReport:
-    """Everything :func:`validate_pdf` found; see ``schemas/validation-report.schema.json``."""
+    """Everything :func:`validate_pdf` found; see ``schemas/xsd/validation-report.schema.json``."""
 
     schema: str
     validated_at: str  # wall-clock time of this validation

@@ -21,8 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from exchange.edxml import Limits, iter_attachments
-from exchange.errors import HubError
+from schemas import FormatError, Limits, ParsedPackage, read_package
 from signing.caveats import document_warnings, with_warnings
 from signing.report import report_to_dict
 from signing.trust import TrustSettings
@@ -101,7 +100,9 @@ def _org_id(cert) -> str | None:
     return None
 
 
-async def _xml_report(data: bytes, trust: TrustSettings, limits: Limits) -> XmlSignatureReport:
+async def _xml_report(
+    data: bytes | ParsedPackage, trust: TrustSettings, limits: Limits
+) -> XmlSignatureReport:
     result = await verify_package_async(
         data,
         trust_roots=list(trust.anchors),
@@ -130,18 +131,29 @@ async def _xml_report(data: bytes, trust: TrustSettings, limits: Limits) -> XmlS
 
 
 async def validate_package(
-    data: bytes,
+    data: bytes | ParsedPackage,
     trust: TrustSettings,
     limits: Limits = Limits(),  # noqa: B008
+    *,
+    digest: str | None = None,
 ) -> PackageReport:
-    """Validate the package signature and every PDF attachment; never raises for bad input."""
-    digest = hashlib.sha256(data).hexdigest()
+    """Validate the package signature and every PDF attachment; never raises for bad input.
+
+    ``data``: the package's bytes, or the package already read (its tree is used, nothing is
+    read twice); then ``digest`` is the SHA-256 (hex) of its bytes.
+    """
+    if isinstance(data, ParsedPackage):
+        if digest is None:
+            raise TypeError("a package read already needs the digest of its bytes")
+    else:
+        digest = hashlib.sha256(data).hexdigest()
     now = dt.datetime.now(dt.UTC).isoformat()
     try:
-        xml = await _xml_report(data, trust, limits)
+        parsed = data if isinstance(data, ParsedPackage) else read_package(bytes(data), limits)
+        xml = await _xml_report(parsed, trust, limits)
         attachments, skipped = [], []
         warnings: list[str] = []
-        for attachment, content in iter_attachments(data, limits):
+        for attachment, content in parsed.attachments():
             if not _is_pdf(attachment.name, attachment.content_type, content):
                 skipped.append(attachment.content_id)
                 continue
@@ -156,7 +168,7 @@ async def validate_package(
                     report_to_dict(report),
                 )
             )
-    except HubError as exc:
+    except FormatError as exc:
         failure = XmlSignatureReport(
             TOTAL_FAILED, "FORMAT_FAILURE", exc.message, None, None, None, None, False
         )
@@ -192,12 +204,14 @@ async def validate_package(
 
 
 def validate_package_sync(
-    data: bytes,
+    data: bytes | ParsedPackage,
     trust: TrustSettings,
     limits: Limits = Limits(),  # noqa: B008
+    *,
+    digest: str | None = None,
 ) -> PackageReport:
     """:func:`validate_package` for synchronous callers and process pools."""
-    return asyncio.run(validate_package(data, trust, limits))
+    return asyncio.run(validate_package(data, trust, limits, digest=digest))
 
 
 def package_report_json(report: PackageReport, *, indent: int | None = 2) -> str:

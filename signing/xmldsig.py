@@ -47,8 +47,8 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 
 # The hub's hardened reader (no DTD or entities, no network, size and depth limits), on purpose.
-from exchange.edxml import DSIG_NS, NS, Limits, _read, _validate
-from exchange.errors import HubError
+from schemas import DSIG_NS, NS, FormatError, Limits, ParsedPackage, read_xml
+from schemas.rules import validate
 from signing.keys import KeyHandle, SigningError
 from signing.trust import make_validation_context
 
@@ -197,9 +197,9 @@ class _Signer(XMLSigner):
 def _sign(data, key, algorithm, intermediates, replace_existing, run: Run) -> bytes:
     data, method = bytes(data), _method(key, algorithm)
     try:
-        root = _read(data, Limits())
-        _validate(root, Limits())
-    except HubError as exc:
+        root = read_xml(data, Limits())
+        validate(root, Limits())
+    except FormatError as exc:
         raise SigningError("signing.invalid_package", f"{exc.message} ({exc.code})") from None
     if (root.getroottree().docinfo.encoding or "").upper() not in ("UTF-8", "US-ASCII"):
         data = etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
@@ -208,7 +208,7 @@ def _sign(data, key, algorithm, intermediates, replace_existing, run: Run) -> by
         raise SigningError("signing.already_signed", "the package already carries a Signature")
     templated = data[:start] + _PLACEHOLDER + data[end:]  # an old Signature goes
     signed = _Signer(signature_algorithm=method, c14n_algorithm=_EXC_C14N).sign(
-        _read(templated, Limits()), key=_SignerKey(key, run), cert=_chain(key, intermediates)
+        read_xml(templated, Limits()), key=_SignerKey(key, run), cert=_chain(key, intermediates)
     )
     signature = etree.fromstring(etree.tostring(signed.find(f"{_HEADER}/{_SIG}"), with_tail=False))
     etree.cleanup_namespaces(signature)  # drop the edXML declarations it inherited
@@ -322,7 +322,9 @@ def verify_package(
     a package must not steer our requests). ``revocation`` (overrides ``check_revocation``): the
     trust setting's mode, ``soft-fail``, ``hard-fail`` or ``embedded-only`` (no network: an XML
     signature embeds no revocation data, so its chain cannot be confirmed). ``limits``: the
-    parser limits of the caller (default: :class:`exchange.edxml.Limits`). Outside event loops.
+    parser limits of the caller (default: :class:`schemas.Limits`); a
+    :class:`schemas.ParsedPackage` is verified on its tree, without reading it again. Outside
+    event loops.
     """
     options = dict(
         intermediates=intermediates, at=at, check_revocation=check_revocation,
@@ -332,7 +334,7 @@ def verify_package(
 
 
 async def verify_package_async(
-    data: bytes,
+    data: bytes | ParsedPackage,
     *,
     trust_roots: Iterable[CertLike],
     intermediates: Iterable[CertLike] = (),
@@ -347,7 +349,10 @@ async def verify_package_async(
         raise ValueError("'at' must be timezone-aware")
     found: dict[str, Any] = {}
     try:
-        root = _read(bytes(data), limits or Limits())
+        if isinstance(data, ParsedPackage):  # read (and checked) already: not read again
+            root = data.root
+        else:
+            root = read_xml(bytes(data), limits or Limits())
         signature = _the_signature(root)
         found["algorithm"] = _check_structure(root, signature)
         certs = _key_info_certificates(signature)
@@ -358,7 +363,7 @@ async def verify_package_async(
         roots = _load(trust_roots)
         mode = revocation or ("hard-fail" if check_revocation else "off")
         await _check_chain(certs[0], others, roots, at, mode, fetch_certificates)
-    except HubError as exc:
+    except FormatError as exc:
         found["reason"], found["message"] = "FORMAT_FAILURE", f"{exc.message} ({exc.code})"
     except _Failure as failure:
         found["reason"], found["message"] = failure.reason, failure.message

@@ -55,7 +55,7 @@ class Exchange:
 
     async def register(self, *agencies: tuple[str, str]) -> None:
         """Register (code, name) pairs; parent and level come from the code."""
-        from exchange.organ import OrganId
+        from schemas import OrganId
 
         records = []
         for code, name in agencies:

@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 
 from exchange.auth import issue_credentials, issue_token
-from exchange.edxml_build import build_document
 from exchange.openapi import ERROR_CODES
 from exchange.serve import running_hub
+from schemas import build_document
 from tests.conftest import make_settings, sample
 
 SENDER = "000.00.00.G03"
@@ -352,7 +352,7 @@ async def test_ordinary_attachment_names_pass(exchange, ctx):
     [("subject", 3_000_000), ("signer", 5_000), ("description", 10_000)],
 )
 async def test_oversize_text_fields_are_refused(exchange, ctx, field, size):
-    from exchange.edxml_build import build_status
+    from schemas import build_status
 
     if field == "description":
         package = build_status(

@@ -16,7 +16,7 @@ import pytest
 
 from adapters.client import HubClient
 from exchange import db
-from exchange.edxml_build import build_document
+from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
 
 

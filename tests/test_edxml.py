@@ -1,4 +1,4 @@
-"""edXML parsing (exchange.edxml), schemas (schemas/*.xsd) and builders (exchange.edxml_build).
+"""edXML parsing, rules, schemas (schemas/xsd) and builders (schemas.build).
 
 Plain synchronous tests on the field samples in tests/fixtures/edxml-field: no services needed.
 """
@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from exchange.edxml import (
+import schemas
+from exchange.openapi import ERROR_CODES
+from schemas import (
     DSIG_NS,
     NS,
+    FormatError,
     Limits,
     Party,
+    build_document,
+    build_status,
     iter_attachments,
+    load_schema,
     parse_package,
 )
-from exchange.edxml_build import build_document, build_status
-from exchange.errors import HubError
-from schemas import load_schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
 NEW_ID = "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
@@ -35,8 +38,13 @@ def sample(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def refused(data: bytes, limits: Limits = Limits()) -> HubError:  # noqa: B008
-    with pytest.raises(HubError) as caught:
+def http_status(error: FormatError) -> int:
+    """The HTTP status the hub answers this refusal with (one table, exchange.openapi)."""
+    return ERROR_CODES[error.code][0]
+
+
+def refused(data: bytes, limits: Limits = Limits()) -> FormatError:  # noqa: B008
+    with pytest.raises(FormatError) as caught:
         parse_package(data, limits)
     return caught.value
 
@@ -163,7 +171,7 @@ def test_xml_text_is_not_a_path():
 
 def test_malformed_sample_names_line_and_element():
     error = refused(sample("malformed_edoc.edxml"))
-    assert (error.code, error.status, error.line) == ("xml.malformed", 400, 74)
+    assert (error.code, http_status(error), error.line) == ("xml.malformed", 400, 74)
     assert "line 74" in error.message
     assert (
         "mismatch" in error.message
@@ -175,7 +183,7 @@ def test_malformed_sample_names_line_and_element():
 def test_malformed_from_a_file(tmp_path):
     path = tmp_path / "bad.edxml"
     path.write_bytes(sample("malformed_edoc.edxml"))
-    with pytest.raises(HubError) as caught:
+    with pytest.raises(FormatError) as caught:
         parse_package(path)
     assert caught.value.line == 74 and "edXML:From" in caught.value.message
 
@@ -183,7 +191,7 @@ def test_malformed_from_a_file(tmp_path):
 @pytest.mark.parametrize("data", [b"", b"   ", b"<edXML", b"\x00\x01garbage"])
 def test_not_xml_at_all(data):
     error = refused(data)
-    assert (error.code, error.status) == ("xml.malformed", 400)
+    assert (error.code, http_status(error)) == ("xml.malformed", 400)
     assert error.line is None or error.line >= 1
 
 
@@ -216,7 +224,7 @@ EXTERNAL_DTD = b"""<?xml version="1.0"?><!-- a comment first -->
 def test_doctype_is_refused_before_parsing(data):
     started = time.perf_counter()
     error = refused(data)
-    assert (error.code, error.status) == ("xml.dtd_forbidden", 400)
+    assert (error.code, http_status(error)) == ("xml.dtd_forbidden", 400)
     assert time.perf_counter() - started < 0.5
     assert "root:" not in error.message
 
@@ -253,7 +261,7 @@ def test_undeclared_entity_is_malformed():
 def test_wrong_namespace():
     data = sample("status.edxml").replace(NS.encode(), b"urn:not-edxml")
     error = refused(data)
-    assert (error.code, error.status) == ("edxml.namespace", 422)
+    assert (error.code, http_status(error)) == ("edxml.namespace", 422)
     assert "urn:not-edxml" in error.message and NS in error.message
 
 
@@ -277,12 +285,12 @@ def test_nesting_past_libxml2s_own_limit():
 def test_too_many_elements():
     many = b"<edXML xmlns='%s'>" % NS.encode() + b"<a/>" * 2000 + b"</edXML>"
     error = refused(many, Limits(max_elements=1000))
-    assert (error.code, error.status) == ("xml.too_many_elements", 400)
+    assert (error.code, http_status(error)) == ("xml.too_many_elements", 400)
 
 
 def test_too_large():
     error = refused(sample("status.edxml"), Limits(max_bytes=1000))
-    assert (error.code, error.status) == ("body.too_large", 413)
+    assert (error.code, http_status(error)) == ("body.too_large", 413)
 
 
 # ----- XSD and the rules checked in Python -------------------------------------------------------
@@ -351,7 +359,7 @@ def edit(name: str, old: str, new: str, count: int = 1) -> bytes:
 )
 def test_schema_violations(data, field, words):
     error = refused(data)
-    assert (error.code, error.status, error.field) == ("edxml.schema", 422, field)
+    assert (error.code, http_status(error), error.field) == ("edxml.schema", 422, field)
     assert words in error.message and error.line
 
 
@@ -394,7 +402,11 @@ def test_status_must_name_its_document():
 def test_bad_organ_id():
     data = edit("edoc_new.edxml", "28.22.H17", "28.22.#17")
     error = refused(data)
-    assert (error.code, error.status, error.field) == ("organ_id.invalid", 422, "To[1]/OrganId")
+    assert (error.code, http_status(error), error.field) == (
+        "organ_id.invalid",
+        422,
+        "To[1]/OrganId",
+    )
     assert error.line == 18 and "'28.22.#17'" in error.message
 
 
@@ -426,7 +438,7 @@ def test_proper_dsig_signature_is_accepted_and_other_dsig_elements_are_not():
 def test_bad_base64_names_the_attachment():
     data = sample("edoc_new.edxml").replace(b"UEsDBBQACAgIAEuSPE0", b"UEsDBBQACAgIAEuSP!0", 1)
     error = refused(data)
-    assert (error.code, error.status, error.field) == (
+    assert (error.code, http_status(error), error.field) == (
         "edxml.base64",
         422,
         "ContentTransferEncoded",
@@ -460,7 +472,7 @@ def test_comment_inside_base64_is_ignored():
 def test_manifest_reference_without_attachment():
     data = re.sub(rb"<Attachment>.*</Attachment>", b"", small_document(), flags=re.S)
     error = refused(data)
-    assert (error.code, error.status, error.field) == (
+    assert (error.code, http_status(error), error.field) == (
         "edxml.manifest_missing_attachment",
         422,
         "ContentId",
@@ -481,7 +493,7 @@ def test_duplicate_content_id():
 def test_too_many_attachments():
     files = [(f"{i}.txt", "text/plain", b"x") for i in range(3)]
     error = refused(small_document(attachments=files), Limits(max_attachments=2))
-    assert (error.code, error.status) == ("edxml.too_many_attachments", 413)
+    assert (error.code, http_status(error)) == ("edxml.too_many_attachments", 413)
     assert len(parse_package(small_document(attachments=files)).attachments) == 3
 
 
@@ -532,11 +544,11 @@ def test_built_status_round_trips():
     assert package.status_timestamp == "2024/05/02 09:30:00"
 
 
-def test_builders_are_reachable_from_the_parsing_module():
-    from exchange import edxml, edxml_build
+def test_builders_are_part_of_the_curated_api():
+    from schemas import build as build_module
 
-    assert edxml.build_document is edxml_build.build_document
-    assert edxml.build_status is edxml_build.build_status
+    assert schemas.build_document is build_module.build_document
+    assert schemas.build_status is build_module.build_status
 
 
 def test_builder_refuses_bad_arguments():
@@ -551,7 +563,7 @@ def test_builder_refuses_bad_arguments():
         )
     with pytest.raises(ValueError, match="recipient"):
         small_document(recipients=[])
-    with pytest.raises(HubError, match="organ id"):
+    with pytest.raises(FormatError, match="organ id"):
         small_document(recipients=["not an id"])
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from adapters.client import HubClient, HubClientError
-from exchange.edxml_build import build_document, build_status
+from schemas import build_document, build_status
 from tests.conftest import sample
 
 MINISTRY = "000.00.00.G01"
@@ -260,8 +260,8 @@ async def test_field_samples_go_through_byte_for_byte(exchange, agencies):
 async def test_outbox_relay_publishes_what_a_crash_left_behind(exchange, agencies):
     """A package committed but never published (the process died) is still delivered."""
     from exchange.auth import Caller
-    from exchange.edxml import parse_package
     from exchange.packages import record_submission
+    from schemas import parse_package
 
     package = document("301", recipients=[BYSTANDER])
     parsed = parse_package(package)
@@ -294,8 +294,8 @@ async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
         "WHERE d.package_id = $1::uuid",
         sent["id"],
     )
-    from exchange.organ import OrganId
     from exchange.packages import Outgoing
+    from schemas import OrganId
 
     # Publish the same delivery again, as the relay would after a lost confirm.
     await exchange.hub.broker.publish(

@@ -20,11 +20,11 @@ from asn1crypto import x509 as asn1_x509
 from adapters.client import HubClient
 from exchange import db
 from exchange.auth import issue_credentials
-from exchange.edxml_build import build_document
 from exchange.hubkeys import key_id
 from exchange.ledger import head_bytes
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
+from schemas import build_document
 from signing.cms import sign_detached
 from signing.devkey import ensure_dev_key
 from signing.keys import KeySource, open_key

@@ -12,10 +12,10 @@ import pytest
 from adapters.client import HubClient, HubClientError
 from exchange import db
 from exchange.auth import issue_credentials
-from exchange.edxml_build import build_document
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
 from exchange.signers import add_signer_rule
+from schemas import build_document
 from signing.appearance import AnchorPlacement
 from signing.keys import KeySource, open_key
 from signing.pdf import SignOptions, sign_pdf

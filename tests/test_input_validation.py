@@ -12,9 +12,9 @@ import pytest
 
 from exchange import db
 from exchange.auth import issue_credentials, issue_token
-from exchange.edxml_build import build_document
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
+from schemas import build_document
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
 

@@ -19,9 +19,9 @@ import pytest
 from adapters.client import HubClient
 from exchange import db, merkle
 from exchange.auth import issue_credentials
-from exchange.edxml_build import build_document, build_status
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
+from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
 from tests.pki import P12_PASSWORD
 

@@ -32,7 +32,7 @@ async def token(exchange):
 
 async def a_package(exchange, token) -> str:
     """One real package, so the routes under /v1/packages/{id} answer with real data."""
-    from exchange.edxml_build import build_document
+    from schemas import build_document
 
     body = build_document(
         sender=AGENCY,

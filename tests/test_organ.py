@@ -1,6 +1,6 @@
 import pytest
 
-from exchange.organ import GovLevel, OrganId, OrganIdError, normalise
+from schemas import GovLevel, OrganId, OrganIdError, normalise
 
 
 @pytest.mark.parametrize(

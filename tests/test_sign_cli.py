@@ -107,7 +107,7 @@ def test_token_signing_with_the_pin_from_the_environment(pki, hsm_token, tmp_pat
 
 
 def test_sign_package_then_verify(pki, tmp_path):
-    from exchange.edxml_build import build_document
+    from schemas import build_document
 
     package = tmp_path / "goi.edxml"
     package.write_bytes(
@@ -303,7 +303,7 @@ def test_a_batch_refuses_existing_outputs_file_by_file(pki, tmp_path):
 
 
 def test_sign_package_keeps_its_input_and_existing_outputs(pki, tmp_path):
-    from exchange.edxml_build import build_document
+    from schemas import build_document
 
     package = tmp_path / "goi.edxml"
     package.write_bytes(

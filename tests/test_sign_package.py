@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
 
-from exchange.edxml import DSIG_NS, NS, parse_package
-from exchange.edxml_build import build_document, build_status
+from schemas import DSIG_NS, NS, build_document, build_status, parse_package
 from signing.keys import KeySource, SigningError, open_key
 from signing.xmldsig import sign_package, sign_package_async, verify_package, verify_package_async
 from tests.conftest import sample

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from exchange.edxml_build import build_document
+from schemas import build_document
 from signing.appearance import AnchorPlacement
 from signing.keys import KeySource, open_key
 from signing.pdf import SignOptions, sign_pdf

@@ -45,7 +45,7 @@ from signing.validate import (
 from tests.attacks import make_pdf, sign_pdf, signer_for, tsa_at
 from tests.pdfgen import pillow_pdf
 
-SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "validation-report.schema.json"
+SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "xsd" / "validation-report.schema.json"
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC)
 

@@ -21,7 +21,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from exchange.edxml_build import build_document
+from schemas import build_document
 from signing import verify_cli
 from signing.etsi import NS_VR
 from signing.keys import KeySource, open_key

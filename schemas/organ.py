@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exchange.errors import HubError
+from schemas.errors import FormatError
 
 __all__ = ["GovLevel", "OrganId", "OrganIdError", "normalise"]
 
@@ -26,15 +26,12 @@ _SEGMENT = re.compile(r"^[0-9A-Z]+$")
 _TOP = re.compile(r"^[A-Z][0-9A-Z]{1,4}$")
 
 
-class OrganIdError(HubError):
-    """An organ id that cannot be understood."""
+class OrganIdError(FormatError, ValueError):
+    """An organ id that cannot be understood (a :class:`FormatError` and a ``ValueError``)."""
 
     def __init__(self, raw: str, reason: str, field: str | None = None) -> None:
         super().__init__(
-            "organ_id.invalid",
-            f"organ id {raw[:60]!r} is not valid: {reason}",
-            status=422,
-            field=field,
+            "organ_id.invalid", f"organ id {raw[:60]!r} is not valid: {reason}", field=field
         )
 
 

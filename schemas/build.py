@@ -1,6 +1,6 @@
 """Build edXML packages (QCVN 102:2016) that the hub and the field's DMS both accept.
 
-    >>> from exchange.edxml import parse_package
+    >>> from schemas import parse_package
     >>> data = build_document(
     ...     sender=Party.of("000.00.00.G22", "Văn phòng Chính phủ"),
     ...     recipients=["000.00.00.H49"],
@@ -24,8 +24,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from lxml import etree
 
-from exchange.edxml import NS, Party, _schema_violation
-from exchange.organ import OrganId
+from schemas.model import Party
+from schemas.organ import OrganId
+from schemas.reader import NS
+from schemas.rules import schema_violation
 
 __all__ = ["VN_TZ", "build_document", "build_status"]
 
@@ -225,7 +227,7 @@ def _organization(parent: etree._Element, name: str, party: Party) -> None:
 def _finish(root: etree._Element, schema: str) -> bytes:
     """Check against the XSD (a bad argument must not make a bad package), then serialise."""
     tree = root.getroottree()
-    error = _schema_violation(tree, schema)
+    error = schema_violation(tree, schema)
     if error is not None:
         raise ValueError(f"invalid argument: {error.message.replace(f'{{{NS}}}', 'edXML:')}")
     return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=True)
