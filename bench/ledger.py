@@ -91,8 +91,8 @@ async def bundle_export(settings) -> float:
 
     from adapters.client import HubClient
     from exchange.auth import issue_credentials
+    from exchange.http.serve import running_hub
     from exchange.registry import Agency, upsert_agencies
-    from exchange.serve import running_hub
     from schemas import build_document, build_status
 
     sender, receiver = "000.00.00.G22", "000.00.00.H49"

@@ -87,7 +87,7 @@ async def issue_credentials(pool: asyncpg.Pool, organ_id: str) -> Credentials:
     """New client credentials for a registered agency (earlier ones stay valid)."""
     exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
     if not exists:
-        raise HubError("agency.unknown", f"{organ_id} is not in the registry", status=404)
+        raise HubError("agency.unknown", f"{organ_id} is not in the registry")
     client_id = "lt-" + secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     await pool.execute(
@@ -111,7 +111,7 @@ async def revoke_credentials(pool: asyncpg.Pool, client_id: str) -> bool:
 
 
 _INVALID_CLIENT = HubError(
-    "auth.invalid_client", "unknown client_id or wrong client_secret", status=401
+    "auth.invalid_client", "unknown client_id or wrong client_secret"
 )
 
 
@@ -163,13 +163,13 @@ class TokenCache:
 async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache) -> Caller:
     """The caller named by an ``Authorization: Bearer`` header, or a 401 error."""
     if not header:
-        raise HubError("auth.missing", "send Authorization: Bearer <token>", status=401)
+        raise HubError("auth.missing", "send Authorization: Bearer <token>")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HubError("auth.missing", "send Authorization: Bearer <token>", status=401)
+        raise HubError("auth.missing", "send Authorization: Bearer <token>")
     token = token.strip()
     if not token.isascii() or not token.isprintable():
-        raise HubError("auth.invalid_token", "the bearer token is not valid", status=401)
+        raise HubError("auth.invalid_token", "the bearer token is not valid")
     key = hashlib.sha256(token.encode()).digest()
     caller = cache.get(key)
     if caller is None:
@@ -179,9 +179,9 @@ async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache
             key,
         )
         if row is None or row["revoked_at"] is not None:
-            raise HubError("auth.invalid_token", "the bearer token is not valid", status=401)
+            raise HubError("auth.invalid_token", "the bearer token is not valid")
         caller = Caller(row["organ_id"], row["client_id"], row["expires_at"].timestamp())
         cache.put(key, caller)
     if caller.expires_at <= time.time():
-        raise HubError("auth.token_expired", "the bearer token has expired", status=401)
+        raise HubError("auth.token_expired", "the bearer token has expired")
     return caller

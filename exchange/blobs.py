@@ -39,7 +39,6 @@ class IncomingBlob:
             raise HubError(
                 "body.too_large",
                 f"the body is larger than the limit of {self._limit} bytes",
-                status=413,
             )
         self._hash.update(chunk)
         self._file.write(chunk)

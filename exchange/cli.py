@@ -46,7 +46,7 @@ async def _with_pool(settings: Settings, work):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from exchange.serve import serve_processes
+    from exchange.http.serve import serve_processes
 
     settings = _settings(args)
     setup_logging(settings.log_level)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from exchange.auth import Caller
 from exchange.errors import HubError
-from exchange.tls import fingerprint
+from exchange.http.tls import fingerprint
 
 __all__ = ["CertificateCache", "ClientCertificate", "certificate_caller", "register", "revoke"]
 
@@ -46,7 +46,7 @@ async def register(pool: asyncpg.Pool, organ_id: str, data: bytes) -> ClientCert
     der = cert.public_bytes(serialization.Encoding.DER)
     exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
     if not exists:
-        raise HubError("agency.unknown", f"{organ_id} is not in the registry", status=404)
+        raise HubError("agency.unknown", f"{organ_id} is not in the registry")
     bound = ClientCertificate(
         fingerprint(der).hex(), organ_id, cert.subject.rfc4514_string(), cert.not_valid_after_utc
     )
@@ -61,7 +61,7 @@ async def register(pool: asyncpg.Pool, organ_id: str, data: bytes) -> ClientCert
     )
     if owner is None:
         raise HubError(
-            "certificate.taken", "this certificate is registered to another agency", status=409
+            "certificate.taken", "this certificate is registered to another agency"
         )
     return bound
 

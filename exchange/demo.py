@@ -20,8 +20,8 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
+from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from schemas import build_document, build_status
 
 __all__ = ["DEMO_AGENCIES", "run_demo"]

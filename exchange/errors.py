@@ -1,4 +1,7 @@
-"""Errors a client may see: a stable code, an HTTP status and a human message."""
+"""The hub's refusals: a stable code, a human message, and where (field, line) or why (detail).
+
+No HTTP status here: :mod:`exchange.http.errors` chooses it, in one table, for every code.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ __all__ = ["HubError"]
 class HubError(Exception):
     """A refusal with a stable machine-readable ``code``.
 
-    The API turns it into ``{"error": {"code", "message", "field", "line"}}`` with ``status``
-    (and ``headers``, when the refusal needs some: ``Retry-After`` on a 429); nothing else
-    about the failure (no stack trace, no internals) reaches the client.
+    ``detail`` carries structured facts (a signature's indication, a report digest);
+    ``headers`` what the answer needs besides (``Retry-After`` on a throttled request).
+    Nothing else about the failure (no stack trace, no internals) reaches the client.
     """
 
     def __init__(
@@ -18,7 +21,6 @@ class HubError(Exception):
         code: str,
         message: str,
         *,
-        status: int = 400,
         field: str | None = None,
         line: int | None = None,
         detail: dict | None = None,
@@ -27,29 +29,17 @@ class HubError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
         self.field = field
         self.line = line
         self.detail = detail
-        self.headers = headers  # sent with the refusal: Retry-After, Allow, Accept-Encoding
-
-    def to_json(self) -> dict:
-        """The client-facing JSON body."""
-        body: dict = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        if self.line is not None:
-            body["line"] = self.line
-        if self.detail:
-            body["detail"] = self.detail
-        return {"error": body}
+        self.headers = headers
 
     def __reduce__(self):
         # Travel intact between processes (the hub parses and verifies in a process pool).
         return (_rebuild, (type(self), self.__dict__.copy()))
 
     def __repr__(self) -> str:
-        return f"HubError({self.code!r}, {self.message!r}, status={self.status})"
+        return f"HubError({self.code!r}, {self.message!r})"
 
 
 def _rebuild(cls: type[HubError], state: dict) -> HubError:

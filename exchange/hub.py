@@ -47,6 +47,9 @@ class Metrics:
     accepted: Counter = field(default_factory=Counter)
     refused: Counter = field(default_factory=Counter)
 
+    def count_refusal(self, code: str) -> None:
+        self.refused[code] += 1
+
     def render(self) -> str:
         lines = [
             "# HELP lienthong_packages_accepted_total Packages accepted, by kind.",

@@ -111,7 +111,6 @@ def check_sender(caller: Caller, package: Package) -> None:
         raise HubError(
             "sender.mismatch",
             f"From/OrganId is {package.sender.organ_id} but the token belongs to {caller.organ_id}",
-            status=403,
             field="From/OrganId",
         )
 
@@ -150,7 +149,7 @@ async def record_submission(
         field = "To/OrganId" if package.kind == "edoc" else "ResponseFor/OrganId"
         recipients = _recipients(package)
         if not recipients:
-            raise HubError("recipient.missing", "the package names no recipient", status=422)
+            raise HubError("recipient.missing", "the package names no recipient")
         known = await get_agencies(conn, recipients)
         for code in recipients:
             check_recipient(known.get(code), code, today, field)
@@ -181,7 +180,6 @@ async def _refuse_reused_document_id(conn: asyncpg.Connection, package: Package)
             f"DocumentId {package.document_id!r} was already sent with other content "
             f"(package {clash}); send an update, replacement or revocation "
             "(BussinessDocType 1-3) to change it",
-            status=409,
             field="DocumentId",
         )
 
@@ -224,13 +222,11 @@ async def _document_of_status(conn: asyncpg.Connection, package: Package) -> asy
             "status.not_party",
             f"{caller} has no part in document {response.document_id!r} from {organ} "
             f"that allows this status: {role}",
-            status=403,
             field="ResponseFor/DocumentId",
         )
     raise HubError(
         "status.unknown_document",
         f"the hub knows no document {response.document_id!r} between {organ} and {caller}",
-        status=422,
         field="ResponseFor/DocumentId",
     )
 
@@ -360,7 +356,7 @@ async def locate_package(pool: asyncpg.Pool, caller: Caller, package_id: str) ->
     try:
         key = uuid.UUID(package_id)
     except ValueError:
-        raise HubError(_NOT_FOUND, "no such package", status=404) from None
+        raise HubError(_NOT_FOUND, "no such package") from None
     row = await pool.fetchrow(
         "SELECT p.* FROM packages p WHERE p.id = $1 AND (p.sender = $2 OR EXISTS "
         "(SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $2))",
@@ -368,7 +364,7 @@ async def locate_package(pool: asyncpg.Pool, caller: Caller, package_id: str) ->
         caller.organ_id,
     )
     if row is None:
-        raise HubError(_NOT_FOUND, "no such package", status=404)
+        raise HubError(_NOT_FOUND, "no such package")
     return row
 
 
@@ -449,11 +445,11 @@ async def acknowledge(pool: asyncpg.Pool, caller: Caller, package_id: str) -> di
         )
         if state is None:
             raise HubError(
-                "delivery.not_recipient", "only a recipient acknowledges a package", status=409
+                "delivery.not_recipient", "only a recipient acknowledges a package"
             )
         if state == "pending":
             raise HubError(
-                "delivery.not_delivered", "the package has not reached the inbox yet", status=409
+                "delivery.not_delivered", "the package has not reached the inbox yet"
             )
         if state == "delivered":
             await conn.execute(

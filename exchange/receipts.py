@@ -105,7 +105,6 @@ async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUI
         raise HubError(
             "receipt.pending",
             "the package's ledger position is not assigned yet; ask again in a moment",
-            status=503,
         )
     claims = Claims(
         package_id,

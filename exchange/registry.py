@@ -277,13 +277,12 @@ def check_recipient(agency: Agency | None, code: str, day: dt.date, field: str) 
     """Refuse a recipient that is not registered or not active on ``day``."""
     if agency is None:
         raise HubError(
-            "recipient.unknown", f"recipient {code} is not in the registry", status=422, field=field
+            "recipient.unknown", f"recipient {code} is not in the registry", field=field
         )
     if not agency.active_on(day):
         hint = f"; its successor is {agency.successor}" if agency.successor else ""
         raise HubError(
             "recipient.inactive",
             f"recipient {code} does not take documents on {day.isoformat()}{hint}",
-            status=422,
             field=field,
         )

@@ -85,6 +85,5 @@ def too_many(code: str, message: str, wait: float) -> HubError:
     return HubError(
         code,
         f"{message}; try again in {seconds} s",
-        status=429,
         headers={"Retry-After": str(seconds)},
     )

@@ -129,21 +129,19 @@ class Verifier:
                 "signature.missing",
                 "Từ chối: gói tin không có chữ ký số (the package carries no XML signature; "
                 "the sender's policy requires one)",
-                status=422,
             ), False
         sub = f"{report.sub_indication}: " if report.sub_indication else ""
         if report.indication == TOTAL_FAILED:
             return HubError(
                 "signature.invalid",
                 f"Từ chối: không bảo đảm tính xác thực, toàn vẹn. {sub}{report.message}",
-                status=422,
             ), False
         cert_b64 = xml.signer_certificate
         if cert_b64:  # whoever signed, valid or not yet confirmed, must be allowed to
             cert = asn1_x509.Certificate.load(base64.b64decode(cert_b64))
             verdict = await signer_allowed(pool, sender, cert)
             if not verdict.allowed:
-                return HubError("signature.wrong_signer", verdict.reason, status=403), False
+                return HubError("signature.wrong_signer", verdict.reason), False
         undecided = [
             (name, sub_indication, message)
             for name, indication, sub_indication, message in _judged_parts(report)
@@ -156,7 +154,6 @@ class Verifier:
         return HubError(
             "signature.indeterminate",
             f"the signatures could not be confirmed: {name}: {first_sub}: {message}",
-            status=422,
         ), retryable
 
 

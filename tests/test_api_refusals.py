@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from exchange.auth import issue_credentials, issue_token
-from exchange.openapi import ERROR_CODES
-from exchange.serve import running_hub
+from exchange.http.errors import ERROR_CODES
+from exchange.http.serve import running_hub
 from schemas import build_document
 from tests.conftest import make_settings, sample
 

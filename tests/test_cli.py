@@ -95,7 +95,7 @@ async def test_registry_import_csv_json_and_agencies_endpoint(settings, tmp_path
     stored = await _stored_secret_hashes(settings)
     assert creds["client_secret"] not in " ".join(stored)
 
-    from exchange.serve import running_hub
+    from exchange.http.serve import running_hub
 
     async with (
         running_hub(settings) as (_, url),

@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 import schemas
-from exchange.openapi import ERROR_CODES
+from exchange.http.errors import ERROR_CODES
 from schemas import (
     DSIG_NS,
     NS,

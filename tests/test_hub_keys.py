@@ -20,10 +20,10 @@ from asn1crypto import x509 as asn1_x509
 from adapters.client import HubClient
 from exchange import db
 from exchange.auth import issue_credentials
+from exchange.http.serve import running_hub
 from exchange.hubkeys import key_id
 from exchange.ledger import head_bytes
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from schemas import build_document
 from signing.cms import sign_detached
 from signing.devkey import ensure_dev_key

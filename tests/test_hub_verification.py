@@ -12,8 +12,8 @@ import pytest
 from adapters.client import HubClient, HubClientError
 from exchange import db
 from exchange.auth import issue_credentials
+from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from exchange.signers import add_signer_rule
 from schemas import build_document
 from signing.appearance import AnchorPlacement

@@ -12,8 +12,8 @@ import pytest
 
 from exchange import db
 from exchange.auth import issue_credentials, issue_token
+from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from schemas import build_document
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
@@ -216,7 +216,7 @@ def json_refusal(answer: bytes, status: int, code: str) -> None:
     assert b"application/json" in head and b"Server: lienthong\r\n" in head + b"\r\n"
     import json
 
-    from exchange.openapi import ERROR_CODES
+    from exchange.http.errors import ERROR_CODES
 
     assert json.loads(body)["error"]["code"] == code and ERROR_CODES[code][0] == status
 

@@ -19,8 +19,8 @@ import pytest
 from adapters.client import HubClient
 from exchange import db, merkle
 from exchange.auth import issue_credentials
+from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
 from tests.pki import P12_PASSWORD

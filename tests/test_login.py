@@ -14,9 +14,9 @@ import pytest
 
 from exchange import db
 from exchange.auth import issue_credentials
+from exchange.http.serve import running_hub
 from exchange.logs import JsonFormatter
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
 

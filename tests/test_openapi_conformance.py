@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.openapi import ERROR_CODES
+from exchange.http.errors import ERROR_CODES
 from tests.test_api_refusals import assert_error
 
 AGENCY = "000.00.00.G13"

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from exchange import db
 from exchange.auth import issue_credentials, issue_token
+from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
-from exchange.serve import running_hub
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
 from tests.test_cli import env_for

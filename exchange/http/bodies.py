@@ -25,7 +25,7 @@ _STEP = 256 * 1024  # most decoded bytes produced from one step of input
 
 
 def _bad_encoding(why: str) -> HubError:
-    return HubError("body.bad_encoding", f"the body does not decode: {why}", status=400)
+    return HubError("body.bad_encoding", f"the body does not decode: {why}")
 
 
 class _Decoder:
@@ -79,7 +79,6 @@ def _decoder(request: web.BaseRequest) -> _Decoder | None:
     raise HubError(
         "request.unsupported_encoding",
         f"Content-Encoding {raw[:40]!r} is not supported; send {ACCEPTED_ENCODINGS} or none",
-        status=415,
         headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
     )
 
@@ -103,7 +102,6 @@ async def stream_body(
             raise HubError(
                 "request.timeout",
                 "the body did not arrive in time; send it again without pauses",
-                status=408,
             ) from None
         except web.RequestPayloadError as exc:
             raise HubError("body.malformed", f"the body is not valid HTTP: {exc}") from None
@@ -136,5 +134,5 @@ async def read_body(
 
 def _too_large(limit: int) -> HubError:
     return HubError(
-        "body.too_large", f"the body is larger than the limit of {limit} bytes", status=413
+        "body.too_large", f"the body is larger than the limit of {limit} bytes"
     )

@@ -1,5 +1,9 @@
-"""The HTTP API under ``/v1`` (aiohttp). Every route but the token endpoint and the OpenAPI
-document needs a bearer token; every refusal is ``{"error": {"code", "message", ...}}``."""
+"""The ``/v1`` handlers: authenticate, read the request, call the core, shape the answer.
+
+Every route but the token endpoint, the OpenAPI document and the operators' routes needs a
+bearer token (or a registered client certificate). Refusals are raised as errors and answered
+by :mod:`exchange.http.errors`.
+"""
 
 from __future__ import annotations
 
@@ -7,122 +11,33 @@ import base64
 import hashlib
 import hmac
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from exchange import hubkeys, merkle
 from exchange import packages as pk
 from exchange.auth import Caller, authenticate
-from exchange.bodies import stream_body
 from exchange.clientcerts import CertificateCache, certificate_caller
-from exchange.db import unavailable
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
-from exchange.guard import guard_middleware, security_headers
+from exchange.http.bodies import stream_body
+from exchange.http.login import LoginGuard, token_response
+from exchange.http.openapi import openapi_document
+from exchange.http.tls import peer_certificate
 from exchange.hub import Hub
-from exchange.inputs import query_middleware
-from exchange.login import LoginGuard, token_response
-from exchange.openapi import ERROR_CODES, openapi_document
 from exchange.receipts import issue_receipt
 from exchange.registry import list_agencies
 from exchange.throttle import SlidingWindow, too_many
-from exchange.tls import peer_certificate
-from schemas import FormatError, OrganId
+from schemas import OrganId
 
-__all__ = ["HUB", "make_app"]
+__all__ = ["CERTS", "HEAD_SIGNS", "HUB", "LOGINS", "ROUTES"]
 
-log = logging.getLogger("lienthong.api")
+log = logging.getLogger("lienthong.http")
 HUB = web.AppKey("hub", Hub)
 LOGINS = web.AppKey("logins", LoginGuard)
 HEAD_SIGNS = web.AppKey("head_signs", SlidingWindow)
 CERTS = web.AppKey("client_certificates", CertificateCache)
 _XML_TYPES = {"application/xml", "text/xml", "application/edxml+xml"}
-
-
-def _error_response(exc: HubError) -> web.Response:
-    headers = dict(exc.headers or {})
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    if exc.status == 503:
-        headers.setdefault("Retry-After", str(_RETRY_AFTER_SECONDS))
-    return web.json_response(exc.to_json(), status=exc.status, headers=headers or None)
-
-
-# aiohttp's own refusals, by status; their headers (Allow on a 405) are kept.
-_HTTP_CODES = {
-    400: "request.malformed",
-    404: "http.not_found",
-    405: "http.method_not_allowed",
-    413: "body.too_large",
-}
-_KEPT_HEADERS = ("Allow", "Retry-After", "Accept-Encoding", "Accept-Ranges", "Content-Range")
-
-
-def _http_error(exc: web.HTTPException) -> HubError:
-    headers = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
-    code = _HTTP_CODES.get(exc.status, "request.malformed" if exc.status < 500 else "internal")
-    return HubError(code, exc.reason, status=exc.status, headers=headers)
-
-
-# Routes that answer without the database: liveness, readiness, metrics, the API description.
-_WITHOUT_DATABASE = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
-_RETRY_AFTER_SECONDS = 5
-
-
-def _unavailable() -> HubError:
-    return HubError(
-        "service.unavailable",
-        "the hub cannot reach its database right now; nothing was changed, try again shortly",
-        status=503,
-    )
-
-
-@web.middleware
-async def errors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Turn every failure into the JSON error shape; never leak a stack trace."""
-    hub = request.app.get(HUB)
-    try:
-        if (
-            hub is not None
-            and not hub.database_ready.is_set()
-            and request.path not in _WITHOUT_DATABASE
-        ):
-            raise _unavailable()
-        return await handler(request)
-    except FormatError as exc:
-        return await errors_middleware_refuse(request, _from_format_error(exc))
-    except HubError as exc:
-        return await errors_middleware_refuse(request, exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _error_response(_http_error(exc))
-    except Exception as exc:
-        if unavailable(exc):
-            log.warning("database unavailable", extra={"path": request.path, "error": repr(exc)})
-            if hub is not None:
-                hub.metrics.refused["service.unavailable"] += 1
-            return _error_response(_unavailable())
-        incident = uuid.uuid4().hex[:12]
-        log.exception("internal error", extra={"incident": incident, "path": request.path})
-        return _error_response(
-            HubError("internal", f"internal error; incident {incident} is logged", status=500)
-        )
-
-
-async def errors_middleware_refuse(request: web.Request, exc: HubError) -> web.Response:
-    if request.app.get(HUB) is not None:
-        request.app[HUB].metrics.refused[exc.code] += 1
-    return _error_response(exc)
-
-
-def _from_format_error(exc: FormatError) -> HubError:
-    status = ERROR_CODES.get(exc.code, (422, ""))[0]
-    return HubError(exc.code, exc.message, status=status, field=exc.field, line=exc.line)
 
 
 async def _caller(request: web.Request) -> Caller:
@@ -140,7 +55,6 @@ async def _caller(request: web.Request) -> Caller:
         raise HubError(
             "auth.certificate_mismatch",
             "the bearer token is not for the agency of this connection's client certificate",
-            status=401,
         )
     return caller
 
@@ -203,12 +117,11 @@ async def submit(request: web.Request) -> web.Response:
         raise HubError(
             "request.unsupported_media_type",
             f"send the package as application/xml, not {request.content_type or 'no type'}",
-            status=415,
         )
     limit = hub.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise HubError(
-            "body.too_large", f"the body is larger than the limit of {limit} bytes", status=413
+            "body.too_large", f"the body is larger than the limit of {limit} bytes"
         )
     incoming = hub.blobs.incoming(limit)
     try:
@@ -223,7 +136,7 @@ async def submit(request: web.Request) -> web.Response:
         raise
     if incoming.size == 0:
         incoming.discard()
-        raise HubError("body.empty", "the body is empty", status=400)
+        raise HubError("body.empty", "the body is empty")
     result = await hub.submit(caller, incoming)
     status = 200 if result.duplicate else 202
     return web.json_response(
@@ -253,7 +166,6 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
         raise HubError(
             "package.bytes_missing",
             "the hub cannot find this package's bytes; the operators are alerted",
-            status=500,
         )
     if caller.organ_id != row["sender"]:
         await pk.record_fetch(hub.pool, caller, row["id"], row["digest"])
@@ -306,7 +218,7 @@ async def ledger_heads(request: web.Request) -> web.Response:
     else:
         head = await hub.ledger.head(size)
     if head is None:
-        raise HubError("ledger.head_not_found", "no signed head of that size", status=404)
+        raise HubError("ledger.head_not_found", "no signed head of that size")
     body = head.to_json()
     if old:
         body["consistency"] = {
@@ -337,7 +249,7 @@ async def _proof(coroutine):
     try:
         return await coroutine
     except merkle.ProofError as exc:
-        raise HubError("ledger.bad_proof_request", str(exc), status=400) from None
+        raise HubError("ledger.bad_proof_request", str(exc)) from None
 
 
 async def inclusion_proof(request: web.Request) -> web.Response:
@@ -379,7 +291,7 @@ async def verification_report(request: web.Request) -> web.Response:
         "SELECT report FROM verification_reports WHERE package_id = $1", row["id"]
     )
     if report is None:
-        raise HubError("report.not_found", "this package was not verified", status=404)
+        raise HubError("report.not_found", "this package was not verified")
     return web.Response(body=report, content_type="application/json", charset="utf-8")
 
 
@@ -420,50 +332,35 @@ async def metrics(request: web.Request) -> web.Response:
     if expected:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
-            raise HubError("auth.missing", "send Authorization: Bearer <metrics_token>", status=401)
+            raise HubError("auth.missing", "send Authorization: Bearer <metrics_token>")
         # Compare digests: constant time whatever the lengths.
         digest = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
         if not hmac.compare_digest(digest, hashlib.sha256(expected.encode()).digest()):
-            raise HubError("auth.invalid_token", "wrong metrics token", status=401)
+            raise HubError("auth.invalid_token", "wrong metrics token")
     hub = request.app[HUB]
     text = hub.metrics.render() + await hub.gauges()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    security_headers(response)
-
-
-def make_app(hub: Hub) -> web.Application:
-    """The aiohttp application serving ``hub``; the caller starts and stops the hub."""
-    app = web.Application(
-        middlewares=[guard_middleware, errors_middleware, query_middleware],
-        client_max_size=1024**2,
-    )
-    app[HUB] = hub
-    app[LOGINS] = LoginGuard(hub.settings)
-    app[HEAD_SIGNS] = SlidingWindow(
-        hub.settings.head_signs_per_window, hub.settings.head_sign_window_seconds
-    )
-    app[CERTS] = CertificateCache()
-    app.on_response_prepare.append(_security_headers)
-    app.router.add_post("/v1/token", token)
-    app.router.add_get("/v1/agencies", agencies)
-    app.router.add_post("/v1/packages", submit)
-    app.router.add_get("/v1/inbox", inbox)
-    app.router.add_get("/v1/packages/{id}", package_bytes)
-    app.router.add_post("/v1/packages/{id}/ack", ack)
-    app.router.add_get("/v1/packages/{id}/trail", trail)
-    app.router.add_get("/v1/packages/{id}/evidence", evidence)
-    app.router.add_get("/v1/packages/{id}/report", verification_report)
-    app.router.add_get("/v1/packages/{id}/receipt", receipt)
-    app.router.add_get("/v1/ledger/heads", ledger_heads)
-    app.router.add_post("/v1/ledger/heads", ledger_heads)
-    app.router.add_get("/v1/ledger/certificate", ledger_certificate)
-    app.router.add_get("/v1/ledger/proof/inclusion", inclusion_proof)
-    app.router.add_get("/v1/ledger/proof/consistency", consistency_proof)
-    app.router.add_get("/v1/openapi.json", openapi)
-    app.router.add_get("/healthz", health)
-    app.router.add_get("/readyz", ready)
-    app.router.add_get("/metrics", metrics)
-    return app
+# (method, path, handler): the router and the OpenAPI test read this one list.
+ROUTES = [
+    ("POST", "/v1/token", token),
+    ("GET", "/v1/agencies", agencies),
+    ("POST", "/v1/packages", submit),
+    ("GET", "/v1/inbox", inbox),
+    ("GET", "/v1/packages/{id}", package_bytes),
+    ("POST", "/v1/packages/{id}/ack", ack),
+    ("GET", "/v1/packages/{id}/trail", trail),
+    ("GET", "/v1/packages/{id}/evidence", evidence),
+    ("GET", "/v1/packages/{id}/report", verification_report),
+    ("GET", "/v1/packages/{id}/receipt", receipt),
+    ("GET", "/v1/ledger/heads", ledger_heads),
+    ("POST", "/v1/ledger/heads", ledger_heads),
+    ("GET", "/v1/ledger/certificate", ledger_certificate),
+    ("GET", "/v1/ledger/proof/inclusion", inclusion_proof),
+    ("GET", "/v1/ledger/proof/consistency", consistency_proof),
+    ("GET", "/v1/openapi.json", openapi),
+    ("GET", "/healthz", health),
+    ("GET", "/readyz", ready),
+    ("GET", "/metrics", metrics),
+]

@@ -4,71 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from exchange.inputs import MAX_QUERY_VALUE
+from exchange.http.errors import ERROR_CODES
+from exchange.http.inputs import MAX_QUERY_VALUE
 
-__all__ = ["ERROR_CODES", "openapi_document"]
+__all__ = ["openapi_document"]
 
-# Every error code a client can receive, with its HTTP status. Tests check that the code
-# emits only these.
-ERROR_CODES: dict[str, tuple[int, str]] = {
-    "auth.missing": (401, "no bearer token"),
-    "auth.invalid_token": (401, "unknown or revoked token"),
-    "auth.token_expired": (401, "the token has expired; get a new one from /v1/token"),
-    "auth.invalid_client": (401, "wrong client_id or client_secret"),
-    "auth.unsupported_grant_type": (400, "only client_credentials is supported"),
-    "auth.throttled": (429, "too many failed logins from this client id or address; wait"),
-    "auth.certificate_mismatch": (401, "a token for another agency than the client certificate's"),
-    "request.malformed": (400, "the HTTP request is malformed"),
-    "request.timeout": (408, "the request head or body did not arrive in time"),
-    "request.uri_too_long": (414, "the request line is over 8190 bytes"),
-    "request.header_too_large": (431, "a header line over 8190 bytes, 100 lines or 64 KiB"),
-    "request.unsupported_encoding": (415, "Content-Encoding other than gzip, deflate, identity"),
-    "request.rate_limited": (429, "too many requests of this kind; see Retry-After"),
-    "body.bad_encoding": (400, "a gzip or deflate body that does not decode, or is truncated"),
-    "body.malformed": (400, "broken body framing (chunked transfer coding)"),
-    "service.unavailable": (503, "the database is unreachable; try again later"),
-    "request.unsupported_media_type": (415, "packages are sent as application/xml"),
-    "request.invalid_parameter": (400, "a query parameter is out of range"),
-    "request.invalid_json": (400, "the body is not the JSON expected"),
-    "body.empty": (400, "the body is empty"),
-    "body.too_large": (413, "the body is over the configured limit"),
-    "xml.malformed": (400, "not well-formed XML; the message names line and cause"),
-    "xml.dtd_forbidden": (400, "DOCTYPE, entities and external references are refused"),
-    "xml.too_deep": (400, "element nesting deeper than the limit"),
-    "xml.too_many_elements": (400, "more elements than the limit"),
-    "edxml.namespace": (422, "the root is not {http://www.mic.gov.vn/TBT/QCVN_102_2016}edXML"),
-    "edxml.schema": (422, "the package breaks the QCVN 102:2016 schema"),
-    "edxml.base64": (422, "an attachment is not valid base64"),
-    "edxml.manifest_missing_attachment": (422, "a manifest reference has no attachment"),
-    "edxml.attachment_not_in_manifest": (422, "an attachment is missing from the manifest"),
-    "edxml.duplicate_content_id": (422, "two attachments share a ContentId"),
-    "edxml.too_many_attachments": (413, "more attachments than the limit"),
-    "edxml.field_too_long": (422, "a text field is longer than its limit (message names it)"),
-    "edxml.attachment_name": (422, "an attachment name that is not a plain file name"),
-    "organ_id.invalid": (422, "an organ id cannot be parsed"),
-    "sender.mismatch": (403, "From/OrganId is not the authenticated agency"),
-    "recipient.missing": (422, "the package names no recipient"),
-    "recipient.unknown": (422, "a recipient is not in the registry"),
-    "recipient.inactive": (422, "a recipient code is not valid today (see its successor)"),
-    "package.duplicate_document_id": (409, "DocumentId already used with other content"),
-    "status.not_party": (403, "a status from an agency with no such part in the document"),
-    "status.unknown_document": (422, "a status about a document the hub does not know"),
-    "package.not_found": (404, "no such package, or not yours to see"),
-    "delivery.not_delivered": (409, "acknowledging before delivery"),
-    "delivery.not_recipient": (409, "only a recipient acknowledges"),
-    "signature.invalid": (422, "a signature failed (TOTAL-FAILED); detail has the report digest"),
-    "signature.indeterminate": (422, "signatures could not be confirmed and policy refuses that"),
-    "signature.missing": (422, "the package carries no XML signature and its policy needs one"),
-    "signature.wrong_signer": (403, "a valid signature by someone not allowed to sign for From"),
-    "report.not_found": (404, "the package was not verified (no trust anchors configured)"),
-    "receipt.pending": (503, "the package's ledger position is not assigned yet; ask again"),
-    "package.bytes_missing": (500, "the stored bytes are missing (operators are alerted)"),
-    "ledger.head_not_found": (404, "no signed tree head of that size"),
-    "ledger.bad_proof_request": (400, "leaf or sizes outside the log"),
-    "http.not_found": (404, "no such route"),
-    "http.method_not_allowed": (405, "wrong method for the route"),
-    "internal": (500, "unexpected failure; an incident id is logged"),
-}
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _BIG = 2**62  # the largest cursor, tree size or leaf index the handlers take

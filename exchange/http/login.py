@@ -17,10 +17,10 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import BasicAuth, web
 
 from exchange.auth import issue_token
-from exchange.bodies import read_body
 from exchange.config import Settings
 from exchange.errors import HubError
-from exchange.inputs import check_text
+from exchange.http.bodies import read_body
+from exchange.http.inputs import check_text
 from exchange.throttle import SlidingWindow, too_many
 
 __all__ = ["LoginGuard", "token_response"]
@@ -99,16 +99,15 @@ async def _fields(request: web.Request, settings: Settings) -> dict:
         try:
             data = json.loads(body)
         except ValueError:  # UnicodeDecodeError too
-            raise HubError("request.invalid_json", "the body is not JSON", status=400) from None
+            raise HubError("request.invalid_json", "the body is not JSON") from None
         if not isinstance(data, dict):
-            raise HubError("request.invalid_json", "the body must be a JSON object", status=400)
+            raise HubError("request.invalid_json", "the body must be a JSON object")
         return data
     if request.content_type == "application/x-www-form-urlencoded":
         return _form(body)
     raise HubError(
         "request.unsupported_media_type",
         "send the token request as application/x-www-form-urlencoded or application/json",
-        status=415,
     )
 
 
@@ -133,18 +132,18 @@ async def token_response(
             auth = BasicAuth.decode(basic)
         except ValueError:
             raise HubError(
-                "auth.invalid_client", "malformed Basic credentials", status=401
+                "auth.invalid_client", "malformed Basic credentials"
             ) from None
         client_id = _text(auth.login, "client_id", _MAX_ID)
         client_secret = _text(auth.password, "client_secret", _MAX_SECRET)
     grant = _text(data.get("grant_type", "client_credentials"), "grant_type", 64)
     if grant != "client_credentials":
         raise HubError(
-            "auth.unsupported_grant_type", "only grant_type=client_credentials", status=400
+            "auth.unsupported_grant_type", "only grant_type=client_credentials"
         )
     if not client_id or client_secret is None:
         raise HubError(
-            "auth.invalid_client", "client_id and client_secret are required", status=401
+            "auth.invalid_client", "client_id and client_secret are required"
         )
     address = request.remote or "unknown"
     tickets = guard.admit(client_id, address)

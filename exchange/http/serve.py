@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from exchange.api import make_app
 from exchange.config import Settings
-from exchange.guard import AIOHTTP_LIMITS, ConnectionGuard, GuardLimits
+from exchange.http.app import make_app
+from exchange.http.guard import AIOHTTP_LIMITS, ConnectionGuard, GuardLimits
+from exchange.http.tls import server_context
 from exchange.hub import Hub
-from exchange.tls import server_context
 from exchange.workers import exit_with_parent
 
 __all__ = ["running_hub", "serve_forever", "serve_processes"]
