@@ -31,10 +31,10 @@ import aiohttp
 import asyncpg
 
 from adapters.client import HubClient, HubClientError
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.config import load_settings
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from schemas import build_document
 
 SENDER = Agency("000.00.00.G09", "Bộ Giáo dục và Đào tạo", None, "central")

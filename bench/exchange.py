@@ -46,11 +46,11 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.client import HubClient
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.broker import Broker
 from exchange.config import Settings, load_settings
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from schemas import build_document
 
 REPO = Path(__file__).resolve().parent.parent

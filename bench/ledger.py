@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from exchange import db  # noqa: E402
 from exchange.config import load_settings  # noqa: E402
 from exchange.ledger import Ledger, tree_size  # noqa: E402
+from exchange.store import database as db  # noqa: E402
 
 
 async def fill(pool, total: int) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from exchange import db
 from exchange.config import Settings, load_settings
+from exchange.store import database as db
 from signing.keys import SigningError
 
 __all__ = ["add_audit_commands"]

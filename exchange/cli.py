@@ -11,11 +11,11 @@ from pathlib import Path
 
 import asyncpg
 
-from exchange import db
 from exchange.audit_cli import add_audit_commands
 from exchange.config import Settings, load_settings
 from exchange.errors import HubError
 from exchange.logs import setup_logging
+from exchange.store import database as db
 from signing.cli import add_sign_commands
 from signing.keys import SigningError
 from signing.verify_cli import add_verify_command

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 
-from exchange import db
 from exchange.auth import TokenCache
 from exchange.blobs import BlobStore, IncomingBlob
 from exchange.broker import Broker, Dispatcher, InboxWorker
@@ -29,6 +28,7 @@ from exchange.packages import (
     record_submission,
 )
 from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
+from exchange.store import database as db
 from exchange.verification import Verifier, inspect_package
 from exchange.workers import CpuPool
 from schemas import FormatError, Limits

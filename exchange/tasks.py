@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from exchange.db import unavailable
+from exchange.store.database import unavailable
 
 __all__ = ["BackgroundLoop", "log_failure"]
 

@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 
 from adapters.client import HubClient
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.broker import Broker
 from exchange.config import Settings, load_settings
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 
 # A copy of ../shared/fixtures/edxml-field (public field samples; see its SOURCE.md).
 FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"

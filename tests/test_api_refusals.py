@@ -224,8 +224,8 @@ async def test_unknown_route_and_bad_parameters_are_json(exchange, ctx):
 async def test_body_limit_streamed_and_declared(tmp_path):
     """Over the limit: refused while streaming (chunked) and up front (Content-Length)."""
     settings = make_settings(tmp_path, max_body_bytes=64 * 1024)
-    from exchange import db
     from exchange.registry import Agency, upsert_agencies
+    from exchange.store import database as db
 
     async with (
         aiohttp.ClientSession() as session,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from adapters.client import HubClient
-from exchange import db
+from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
 

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 
 from adapters.client import HubClient, HubClientError
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
 from tests.faults import TcpProxy

@@ -18,12 +18,12 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from adapters.client import HubClient
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.hubkeys import key_id
 from exchange.ledger import head_bytes
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from schemas import build_document
 from signing.cms import sign_detached
 from signing.devkey import ensure_dev_key

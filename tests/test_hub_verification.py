@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 
 from adapters.client import HubClient, HubClientError
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
 from exchange.signers import add_signer_rule
+from exchange.store import database as db
 from schemas import build_document
 from signing.appearance import AnchorPlacement
 from signing.keys import KeySource, open_key

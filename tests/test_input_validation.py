@@ -10,10 +10,10 @@ import zlib
 import aiohttp
 import pytest
 
-from exchange import db
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error

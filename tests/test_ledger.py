@@ -17,10 +17,11 @@ import zipfile
 import pytest
 
 from adapters.client import HubClient
-from exchange import db, merkle
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
+from exchange.store import merkle
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
 from tests.pki import P12_PASSWORD

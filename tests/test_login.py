@@ -12,11 +12,11 @@ import time
 import aiohttp
 import pytest
 
-from exchange import db
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.logs import JsonFormatter
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
 

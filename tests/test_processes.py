@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exchange import db
+from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.test_cli import env_for
 

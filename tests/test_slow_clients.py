@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from exchange import db
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from tests.conftest import make_settings
 
 SENDER = "000.00.00.G07"

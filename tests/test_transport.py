@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exchange import db
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
 from exchange.registry import Agency, upsert_agencies
+from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
 from tests.test_cli import env_for

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from exchange.db import unavailable
 from exchange.errors import HubError
+from exchange.store.database import unavailable
 from schemas import FormatError
 
 __all__ = ["ERROR_CODES", "REFUSALS", "errors_middleware", "refusal_response", "status_of"]

@@ -1,5 +1,6 @@
--- lienthong schema, applied idempotently by `lienthong db migrate` (and at start-up).
--- Every statement must be safe to run again.
+-- Migrations are applied in order, each once, in one transaction, and recorded in
+-- schema_migrations (exchange/store/database.py). Statements stay safe to run again
+-- (IF NOT EXISTS), so a database made by an older, unnumbered schema takes them as well.
 
 CREATE TABLE IF NOT EXISTS agencies (
     code        text PRIMARY KEY,             -- normalised organ id
@@ -134,11 +135,6 @@ CREATE TABLE IF NOT EXISTS agency_signers (
 ALTER TABLE agencies ADD COLUMN IF NOT EXISTS verify_policy text
     CHECK (verify_policy IN ('enforce', 'report-only'));
 
--- When the delivery was last published (confirmed): the reconciler re-publishes deliveries
--- routed long ago and still pending (a message lost by the broker); outbox rows know their age.
-ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS routed_at timestamptz;
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (routed_at) WHERE state = 'pending';
-ALTER TABLE outbox ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();
 
 -- The ledger sequencer, in one round trip: give the next committed, unsequenced leaves their
 -- positions and store the hashes of the perfect subtrees they complete (RFC 9162:
@@ -204,28 +200,3 @@ BEGIN
     RETURN QUERY SELECT * FROM unnest(event_ids, positions);
 END
 $$;
-
--- Every key the hub has signed heads or receipts with (exchange/hubkeys.py): a key id is the
--- SHA-256 (hex) of the signer certificate (DER). Old keys stay listed after a rotation, so what
--- they signed stays verifiable; trust in them comes from the auditor's anchors, not from here.
-CREATE TABLE IF NOT EXISTS hub_keys (
-    key_id     text PRIMARY KEY,
-    subject    text NOT NULL,
-    chain      text NOT NULL,                     -- PEM: the signer's certificate, then its CAs
-    first_used timestamptz NOT NULL DEFAULT now(),
-    last_used  timestamptz NOT NULL DEFAULT now()
-);
--- The key that signed each head and receipt (NULL: signed before keys were recorded).
-ALTER TABLE tree_heads ADD COLUMN IF NOT EXISTS key_id text;
-ALTER TABLE receipts ADD COLUMN IF NOT EXISTS key_id text;
-
--- Client certificates bound to an agency (mutual TLS, the X-Road way): a connection that
--- presents one of these, verified against tls_client_ca, is that agency.
-CREATE TABLE IF NOT EXISTS client_certificates (
-    fingerprint bytea PRIMARY KEY,            -- sha256 of the DER certificate
-    organ_id    text NOT NULL REFERENCES agencies (code),
-    subject     text NOT NULL,
-    not_after   timestamptz NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    revoked_at  timestamptz
-);

@@ -1,4 +1,4 @@
-"""PostgreSQL access: the pool, the schema, and creating the database on first run."""
+"""PostgreSQL: the pool, the database and its schema, and the numbered migrations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 
 from exchange.config import Settings
 
-__all__ = ["connect", "create_database", "drop_schema", "migrate", "unavailable"]
+__all__ = ["connect", "create_database", "drop_schema", "migrate", "migrations", "unavailable"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -61,20 +61,55 @@ async def create_database(settings: Settings) -> None:
         await conn.close()
 
 
-async def migrate(settings: Settings) -> None:
-    """Create the schema and its tables; safe to run any number of times."""
+MIGRATIONS = "migrations"
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every migration shipped, in order (``NNNN_name.sql``)."""
+    folder = resources.files("exchange.store").joinpath(MIGRATIONS)
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION.match(entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a version number")
+    return found
+
+
+_MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply the migrations not applied yet, in order, each recorded in ``schema_migrations``;
+    returns the names applied now. Concurrent callers (several hub processes starting at
+    once) wait for each other on an advisory lock."""
     schema = _schema_name(settings)
-    sql = resources.files("exchange").joinpath("sql/schema.sql").read_text(encoding="utf-8")
     conn = await asyncpg.connect(settings.database_url)
+    applied: list[str] = []
     try:
         async with conn.transaction():
-            # Serialise concurrent migrations (several workers starting at once).
             await conn.execute("SELECT pg_advisory_xact_lock(7214001)")
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-            await conn.execute(sql)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+                applied.append(f"{version:04d}_{name}")
     finally:
         await conn.close()
+    return applied
 
 
 async def drop_schema(settings: Settings) -> None:
