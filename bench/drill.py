@@ -33,7 +33,8 @@ import asyncpg
 from adapters.client import HubClient, HubClientError
 from exchange.auth import issue_credentials
 from exchange.config import load_settings
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
+from exchange.store import PostgresCredentials, PostgresRegistry
 from exchange.store import database as db
 from schemas import build_document
 
@@ -137,8 +138,8 @@ async def main() -> int:
     await db.create_database(settings)
     await db.migrate(settings)
     pool = await db.connect(settings, min_size=1, max_size=2)
-    await upsert_agencies(pool, [SENDER, *RECIPIENTS])
-    creds = await issue_credentials(pool, SENDER.code)
+    await PostgresRegistry(pool).upsert([SENDER, *RECIPIENTS])
+    creds = await issue_credentials(PostgresCredentials(pool), SENDER.code)
     await pool.close()
 
     port = 18000 + random.randrange(1000)

@@ -49,7 +49,8 @@ from adapters.client import HubClient
 from exchange.auth import issue_credentials
 from exchange.broker import Broker
 from exchange.config import Settings, load_settings
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
+from exchange.store import PostgresCredentials, PostgresRegistry
 from exchange.store import database as db
 from schemas import build_document
 
@@ -601,8 +602,8 @@ async def register(settings: Settings) -> tuple[str, str]:
     await db.migrate(settings)
     pool = await db.connect(settings, min_size=1, max_size=2)
     try:
-        await upsert_agencies(pool, [SENDER, *RECIPIENTS])
-        creds = await issue_credentials(pool, SENDER.code)
+        await PostgresRegistry(pool).upsert([SENDER, *RECIPIENTS])
+        creds = await issue_credentials(PostgresCredentials(pool), SENDER.code)
     finally:
         await pool.close()
     return creds.client_id, creds.client_secret

@@ -92,19 +92,18 @@ async def bundle_export(settings) -> float:
     from adapters.client import HubClient
     from exchange.auth import issue_credentials
     from exchange.http.serve import running_hub
-    from exchange.registry import Agency, upsert_agencies
+    from exchange.registry import Agency
     from schemas import build_document, build_status
 
     sender, receiver = "000.00.00.G22", "000.00.00.H49"
     async with running_hub(settings.replace(port=0)) as (hub, url):
-        await upsert_agencies(
-            hub.pool,
+        await hub.registry.upsert(
             [Agency(sender, "VPCP", None, "central"), Agency(receiver, "QN", None, "province")],
         )
         clients = []
         for code in (sender, receiver):
             await hub.broker.ensure_agency(code)
-            creds = await issue_credentials(hub.pool, code)
+            creds = await issue_credentials(hub.credentials, code)
             clients.append(HubClient(url, creds.client_id, creds.client_secret))
         a, b = clients
         sent = await a.submit(

@@ -18,6 +18,7 @@ import asyncpg
 
 from exchange.config import Settings, load_settings
 from exchange.store import database as db
+from exchange.store.ledger import PostgresLedger
 from signing.keys import SigningError
 
 __all__ = ["add_audit_commands"]
@@ -80,10 +81,10 @@ def _current_key(settings: Settings):
 
 
 async def _listed_keys(pool: asyncpg.Pool):
-    from exchange.hubkeys import list_keys
+    from exchange.hubkeys import hub_key
 
     try:
-        return await list_keys(pool)
+        return [hub_key(r) for r in await PostgresLedger(pool).keys()]
     except asyncpg.UndefinedTableError:  # the hub has not run this version yet
         return []
 
@@ -118,7 +119,7 @@ def cmd_audit_check(args: argparse.Namespace) -> int:
             checker = HeadChecker(
                 anchors, await _listed_keys(pool), current, explicit_trust=bool(args.trust)
             )
-            return await check_ledger(pool, checker)
+            return await check_ledger(PostgresLedger(pool), checker)
         finally:
             await pool.close()
 

@@ -21,9 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import asyncpg
-
 from exchange.errors import HubError
+from exchange.store.credentials import PostgresCredentials
 
 __all__ = [
     "Caller",
@@ -83,45 +82,29 @@ async def _off_loop(function, *args):
     return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
 
 
-async def issue_credentials(pool: asyncpg.Pool, organ_id: str) -> Credentials:
+async def issue_credentials(store: PostgresCredentials, organ_id: str) -> Credentials:
     """New client credentials for a registered agency (earlier ones stay valid)."""
-    exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
-    if not exists:
+    if not await store.agency_exists(organ_id):
         raise HubError("agency.unknown", f"{organ_id} is not in the registry")
     client_id = "lt-" + secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    await pool.execute(
-        "INSERT INTO credentials (client_id, organ_id, secret_hash) VALUES ($1, $2, $3)",
-        client_id,
-        organ_id,
-        await _off_loop(_hash_secret, secret),
-    )
+    await store.add_client(client_id, organ_id, await _off_loop(_hash_secret, secret))
     return Credentials(client_id=client_id, client_secret=secret, organ_id=organ_id)
 
 
-async def revoke_credentials(pool: asyncpg.Pool, client_id: str) -> bool:
+async def revoke_credentials(store: PostgresCredentials, client_id: str) -> bool:
     """Revoke a client and every token it holds; returns whether it existed."""
-    async with pool.acquire() as conn, conn.transaction():
-        done = await conn.execute(
-            "UPDATE credentials SET revoked_at = now() WHERE client_id = $1 AND revoked_at IS NULL",
-            client_id,
-        )
-        await conn.execute("DELETE FROM tokens WHERE client_id = $1", client_id)
-    return done.endswith(" 1")
+    return await store.revoke_client(client_id)
 
 
-_INVALID_CLIENT = HubError(
-    "auth.invalid_client", "unknown client_id or wrong client_secret"
-)
+_INVALID_CLIENT = HubError("auth.invalid_client", "unknown client_id or wrong client_secret")
 
 
 async def issue_token(
-    pool: asyncpg.Pool, client_id: str, client_secret: str, ttl_seconds: int
+    store: PostgresCredentials, client_id: str, client_secret: str, ttl_seconds: int
 ) -> tuple[str, int]:
     """Exchange client credentials for a bearer token; returns (token, expires_in seconds)."""
-    row = await pool.fetchrow(
-        "SELECT organ_id, secret_hash, revoked_at FROM credentials WHERE client_id = $1", client_id
-    )
+    row = await store.client(client_id)
     known = row is not None and row["revoked_at"] is None
     stored = row["secret_hash"] if known else _DUMMY_HASH
     # One scrypt either way, so client ids cannot be probed by timing.
@@ -129,14 +112,9 @@ async def issue_token(
         raise _INVALID_CLIENT
     token = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)
-    await pool.execute(
-        "INSERT INTO tokens (token_hash, client_id, organ_id, expires_at) VALUES ($1, $2, $3, $4)",
-        hashlib.sha256(token.encode()).digest(),
-        client_id,
-        row["organ_id"],
-        expires,
+    await store.add_token(
+        hashlib.sha256(token.encode()).digest(), client_id, row["organ_id"], expires
     )
-    await pool.execute("DELETE FROM tokens WHERE expires_at < now() - interval '1 day'")
     return token, ttl_seconds
 
 
@@ -160,7 +138,7 @@ class TokenCache:
         self._entries[key] = (time.monotonic() + self._ttl, caller)
 
 
-async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache) -> Caller:
+async def authenticate(store: PostgresCredentials, header: str | None, cache: TokenCache) -> Caller:
     """The caller named by an ``Authorization: Bearer`` header, or a 401 error."""
     if not header:
         raise HubError("auth.missing", "send Authorization: Bearer <token>")
@@ -173,11 +151,7 @@ async def authenticate(pool: asyncpg.Pool, header: str | None, cache: TokenCache
     key = hashlib.sha256(token.encode()).digest()
     caller = cache.get(key)
     if caller is None:
-        row = await pool.fetchrow(
-            "SELECT t.organ_id, t.client_id, t.expires_at, c.revoked_at FROM tokens t "
-            "JOIN credentials c USING (client_id) WHERE t.token_hash = $1",
-            key,
-        )
+        row = await store.token(key)
         if row is None or row["revoked_at"] is not None:
             raise HubError("auth.invalid_token", "the bearer token is not valid")
         caller = Caller(row["organ_id"], row["client_id"], row["expires_at"].timestamp())

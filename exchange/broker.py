@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
-import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from yarl import URL
 
 from exchange.config import Settings
-from exchange.events import Event, record_events
-from exchange.packages import Outgoing
+from exchange.delivery import Deliveries
+from exchange.ports import Outgoing
+from exchange.store.postgres import PostgresPackages
 from exchange.tasks import BackgroundLoop, log_failure
 from schemas import OrganId
 
@@ -249,8 +249,8 @@ class Dispatcher(BackgroundLoop):
 
     task_name = "outbox-dispatcher"
 
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, settings: Settings) -> None:
-        self._pool = pool
+    def __init__(self, outbox: PostgresPackages, broker: Broker, settings: Settings) -> None:
+        self._outbox = outbox
         self._broker = broker
         self._retry = settings.outbox_retry_seconds
         self._redeliver_after = settings.redeliver_after_seconds
@@ -290,9 +290,7 @@ class Dispatcher(BackgroundLoop):
             try:
                 if self._flush:
                     self._flush = False
-                    await self._pool.execute(
-                        "UPDATE outbox SET next_attempt_at = now(), attempts = 0"
-                    )
+                    await self._outbox.due_now()
                 while self._broker.ready and (batch := await self.claim_due()):
                     await self._publish(batch)
             except asyncio.CancelledError:
@@ -321,20 +319,7 @@ class Dispatcher(BackgroundLoop):
 
     async def claim_due(self, limit: int = 500) -> list[Outgoing]:
         """Rows whose publish was never confirmed, claimed so no other hub sends them too."""
-        rows = await self._pool.fetch(
-            """
-            UPDATE outbox o SET attempts = o.attempts + 1,
-                next_attempt_at = now() + make_interval(secs => least(300, $1 * 2 ^ o.attempts))
-            FROM deliveries d JOIN packages p ON p.id = d.package_id
-            WHERE d.id = o.delivery_id AND o.delivery_id IN (
-                SELECT delivery_id FROM outbox WHERE next_attempt_at <= now()
-                ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING o.delivery_id, d.package_id, d.recipient, o.routing_key, p.digest
-            """,
-            self._retry,
-            limit,
-        )
-        return [Outgoing(*r) for r in rows]
+        return await self._outbox.claim_due(self._retry, limit)
 
     async def _publish(self, batch: list[Outgoing]) -> None:
         # 'routed' is stamped with the time of publishing: a consumer may record 'delivered'
@@ -350,41 +335,8 @@ class Dispatcher(BackgroundLoop):
                     "publish not confirmed; will retry",
                     extra={"package_id": str(item.package_id), "error": repr(res)},
                 )
-        if not confirmed:
-            return
-        async with self._pool.acquire() as conn, conn.transaction():
-            # Only rows still there: the relay and the fast path may both have published one.
-            gone = await conn.fetch(
-                "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id",
-                [c.delivery_id for c in confirmed],
-            )
-            # 'routed' is recorded once per delivery; a re-publication only moves routed_at.
-            first = {
-                r["id"]
-                for r in await conn.fetch(
-                    "UPDATE deliveries d SET routed_at = $2 FROM (SELECT id, routed_at AS before "
-                    "FROM deliveries WHERE id = ANY($1::bigint[]) FOR UPDATE) o "
-                    "WHERE d.id = o.id RETURNING d.id, o.before IS NULL AS first",
-                    [r["delivery_id"] for r in gone],
-                    published_at,
-                )
-                if r["first"]
-            }
-            await record_events(
-                conn,
-                [
-                    Event(
-                        "routed",
-                        c.digest,
-                        c.package_id,
-                        c.recipient,
-                        {"routing_key": c.routing_key},
-                        published_at,
-                    )
-                    for c in confirmed
-                    if c.delivery_id in first
-                ],
-            )
+        if confirmed:
+            await self._outbox.confirm_published(confirmed, published_at)
 
     async def _reconciler(self) -> None:
         while True:
@@ -406,18 +358,7 @@ class Dispatcher(BackgroundLoop):
     async def reconcile(self) -> int:
         """Put back in the outbox every delivery routed more than ``redeliver_after_seconds``
         ago and still not delivered; returns how many."""
-        rows = await self._pool.fetch(
-            """
-            INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
-            SELECT d.id, a.routing_key, now() FROM deliveries d
-            JOIN agencies a ON a.code = d.recipient
-            WHERE d.state = 'pending' AND d.routed_at < now() - make_interval(secs => $1)
-              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
-            ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
-            """,
-            self._redeliver_after,
-        )
-        return len(rows)
+        return await self._outbox.reconcile(self._redeliver_after)
 
 
 class InboxWorker(BackgroundLoop):
@@ -426,15 +367,14 @@ class InboxWorker(BackgroundLoop):
 
     task_name = "inbox-worker"
 
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, batch_size: int = 200) -> None:
-        self._pool = pool
+    def __init__(self, deliveries: Deliveries, broker: Broker, batch_size: int = 200) -> None:
+        self._deliveries = deliveries
         self._broker = broker
         self._batch_size = batch_size
         self._pending: list[AbstractIncomingMessage] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._held = 0  # messages held while PostgreSQL is unreachable
-        broker.on_message = self._on_message
 
     @property
     def waiting(self) -> int:
@@ -444,6 +384,7 @@ class InboxWorker(BackgroundLoop):
     async def consume(self, organ_ids: list[str]) -> None:
         """Start the worker and consume these agencies' queues and the dead letters."""
         if self._task is None:
+            self._broker.on_message = self._on_message
             self.start()
         await self._broker.ensure_dead_letters()
         for organ_id in organ_ids:
@@ -492,7 +433,7 @@ class InboxWorker(BackgroundLoop):
         delay, paused = 0.5, False
         while True:
             try:
-                await self._record(ids)
+                await self._deliveries.deliver(ids)
                 break
             except asyncio.CancelledError:
                 raise
@@ -515,23 +456,3 @@ class InboxWorker(BackgroundLoop):
                 await self._broker.resume_consuming()
             except Exception as exc:  # the broker's own reconnection restores consumers
                 log_failure(log, "resuming consumers failed", exc)
-
-    async def _record(self, ids: list[int]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # One delivering transaction at a time across hubs: inbox cursors then only grow.
-            await conn.execute("SELECT pg_advisory_xact_lock(7214002)")
-            rows = await conn.fetch(
-                """
-                UPDATE deliveries SET state = 'delivered', delivered_at = now(),
-                    inbox_seq = nextval('inbox_seq')
-                FROM packages p
-                WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
-                  AND p.id = deliveries.package_id
-                RETURNING deliveries.package_id, deliveries.recipient, p.digest
-                """,
-                ids,
-            )
-            await record_events(
-                conn,
-                [Event("delivered", r["digest"], r["package_id"], r["recipient"]) for r in rows],
-            )

@@ -15,6 +15,7 @@ from exchange.audit_cli import add_audit_commands
 from exchange.config import Settings, load_settings
 from exchange.errors import HubError
 from exchange.logs import setup_logging
+from exchange.store import Stores
 from exchange.store import database as db
 from signing.cli import add_sign_commands
 from signing.keys import SigningError
@@ -35,12 +36,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def _with_pool(settings: Settings, work):
+async def _with_stores(settings: Settings, work):
+    """Run ``work(stores)`` against the configured database (created and migrated first)."""
     await db.create_database(settings)
     await db.migrate(settings)
     pool = await db.connect(settings, min_size=1, max_size=2)
     try:
-        return await work(pool)
+        return await work(Stores.over(pool))
     finally:
         await pool.close()
 
@@ -77,7 +79,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_import(args: argparse.Namespace) -> int:
-    from exchange.registry import RegistryFileError, read_registry_file, upsert_agencies
+    from exchange.registry import RegistryFileError, read_registry_file
 
     settings = _settings(args)
     try:
@@ -87,7 +89,7 @@ def cmd_registry_import(args: argparse.Namespace) -> int:
         return 1
     given = None if args.replace else found.given
     inserted, updated = asyncio.run(
-        _with_pool(settings, lambda p: upsert_agencies(p, found.agencies, given))
+        _with_stores(settings, lambda s: s.registry.upsert(found.agencies, given))
     )
     print(
         f"imported {len(found.agencies)} agencies from {args.file}: {inserted} new, "
@@ -100,10 +102,8 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from exchange.registry import list_agencies
-
     settings = _settings(args)
-    rows = asyncio.run(_with_pool(settings, lambda p: list_agencies(p, limit=args.limit)))
+    rows = asyncio.run(_with_stores(settings, lambda s: s.registry.list(limit=args.limit)))
     if args.json:
         print(json.dumps([a.to_json() for a in rows], ensure_ascii=False, indent=2))
         return 0
@@ -123,7 +123,9 @@ def cmd_agency_credentials(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     organ_id = normalise(args.organ_id)
-    creds = asyncio.run(_with_pool(settings, lambda p: issue_credentials(p, organ_id)))
+    creds = asyncio.run(
+        _with_stores(settings, lambda s: issue_credentials(s.credentials, organ_id))
+    )
     if args.json:
         print(json.dumps(creds.__dict__))
     else:
@@ -138,7 +140,6 @@ def cmd_agency_signer(args: argparse.Namespace) -> int:
     import hashlib
 
     from exchange.audit import load_anchors
-    from exchange.signers import add_signer_rule
     from schemas import normalise
 
     settings = _settings(args)
@@ -150,11 +151,11 @@ def cmd_agency_signer(args: argparse.Namespace) -> int:
     else:
         rules = [("delegate", normalise(args.delegate))]
 
-    async def add(pool):
+    async def add(stores):
         for rule, value in rules:
-            await add_signer_rule(pool, organ_id, rule, value)
+            await stores.registry.add_signer_rule(organ_id, rule, value)
 
-    asyncio.run(_with_pool(settings, add))
+    asyncio.run(_with_stores(settings, add))
     for rule, value in rules:
         print(f"{organ_id}: signers allowed by {rule} {value}")
     return 0
@@ -166,7 +167,9 @@ def cmd_agency_client_cert(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.revoke:
-        done = asyncio.run(_with_pool(settings, lambda p: clientcerts.revoke(p, args.revoke)))
+        done = asyncio.run(
+            _with_stores(settings, lambda s: clientcerts.revoke(s.credentials, args.revoke))
+        )
         print(f"{args.revoke}: {'revoked' if done else 'not found or already revoked'}")
         return 0 if done else 1
     if not args.cert:
@@ -174,7 +177,9 @@ def cmd_agency_client_cert(args: argparse.Namespace) -> int:
         return 1
     organ_id = normalise(args.organ_id)
     data = args.cert.read_bytes()
-    bound = asyncio.run(_with_pool(settings, lambda p: clientcerts.register(p, organ_id, data)))
+    bound = asyncio.run(
+        _with_stores(settings, lambda s: clientcerts.register(s.credentials, organ_id, data))
+    )
     print(f"{bound.organ_id}: client certificate {bound.subject}")
     print(f"  sha256 {bound.fingerprint}, valid until {bound.not_after:%Y-%m-%d}")
     return 0
@@ -184,7 +189,9 @@ def cmd_agency_revoke(args: argparse.Namespace) -> int:
     from exchange.auth import revoke_credentials
 
     settings = _settings(args)
-    done = asyncio.run(_with_pool(settings, lambda p: revoke_credentials(p, args.client_id)))
+    done = asyncio.run(
+        _with_stores(settings, lambda s: revoke_credentials(s.credentials, args.client_id))
+    )
     print(f"{args.client_id}: {'revoked' if done else 'not found or already revoked'}")
     return 0 if done else 1
 

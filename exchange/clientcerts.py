@@ -12,13 +12,13 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
-import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from exchange.auth import Caller
 from exchange.errors import HubError
 from exchange.http.tls import fingerprint
+from exchange.store.credentials import PostgresCredentials
 
 __all__ = ["CertificateCache", "ClientCertificate", "certificate_caller", "register", "revoke"]
 
@@ -40,40 +40,26 @@ def _load(data: bytes) -> x509.Certificate:
         raise HubError("certificate.invalid", f"not an X.509 certificate: {exc}") from None
 
 
-async def register(pool: asyncpg.Pool, organ_id: str, data: bytes) -> ClientCertificate:
+async def register(store: PostgresCredentials, organ_id: str, data: bytes) -> ClientCertificate:
     """Bind a client certificate (PEM or DER) to a registered agency."""
     cert = _load(data)
     der = cert.public_bytes(serialization.Encoding.DER)
-    exists = await pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id)
-    if not exists:
+    if not await store.agency_exists(organ_id):
         raise HubError("agency.unknown", f"{organ_id} is not in the registry")
     bound = ClientCertificate(
         fingerprint(der).hex(), organ_id, cert.subject.rfc4514_string(), cert.not_valid_after_utc
     )
-    owner = await pool.fetchval(
-        "INSERT INTO client_certificates (fingerprint, organ_id, subject, not_after) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = NULL "
-        "WHERE client_certificates.organ_id = EXCLUDED.organ_id RETURNING organ_id",
-        bytes.fromhex(bound.fingerprint),
-        organ_id,
-        bound.subject,
-        bound.not_after,
+    owner = await store.bind_certificate(
+        bytes.fromhex(bound.fingerprint), organ_id, bound.subject, bound.not_after
     )
     if owner is None:
-        raise HubError(
-            "certificate.taken", "this certificate is registered to another agency"
-        )
+        raise HubError("certificate.taken", "this certificate is registered to another agency")
     return bound
 
 
-async def revoke(pool: asyncpg.Pool, fingerprint_hex: str) -> bool:
+async def revoke(store: PostgresCredentials, fingerprint_hex: str) -> bool:
     """Stop accepting a certificate; returns whether it was registered and not yet revoked."""
-    done = await pool.execute(
-        "UPDATE client_certificates SET revoked_at = now() "
-        "WHERE fingerprint = $1 AND revoked_at IS NULL",
-        bytes.fromhex(fingerprint_hex),
-    )
-    return done.endswith(" 1")
+    return await store.revoke_certificate(bytes.fromhex(fingerprint_hex))
 
 
 class CertificateCache:
@@ -97,7 +83,7 @@ class CertificateCache:
 
 
 async def certificate_caller(
-    pool: asyncpg.Pool, der: bytes | None, cache: CertificateCache
+    store: PostgresCredentials, der: bytes | None, cache: CertificateCache
 ) -> Caller | None:
     """The agency a verified client certificate is registered to, or None."""
     if not der:
@@ -105,11 +91,7 @@ async def certificate_caller(
     key = fingerprint(der)
     found, caller = cache.get(key)
     if not found:
-        row = await pool.fetchrow(
-            "SELECT organ_id, not_after FROM client_certificates "
-            "WHERE fingerprint = $1 AND revoked_at IS NULL",
-            key,
-        )
+        row = await store.certificate(key)
         caller = None
         if row is not None:
             expires = row["not_after"].timestamp()

@@ -21,7 +21,7 @@ from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from schemas import build_document, build_status
 
 __all__ = ["DEMO_AGENCIES", "run_demo"]
@@ -54,7 +54,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             "key under var/; no trust anchors are configured, so package signatures are not "
             "verified (see README: Configuration)."
         )
-        await upsert_agencies(hub.pool, list(DEMO_AGENCIES))
+        await hub.registry.upsert(list(DEMO_AGENCIES))
         registry = Table("level", "organ id", "name", "routing key", title="Registered agencies")
         for agency in DEMO_AGENCIES:
             registry.add_row(agency.level, agency.code, agency.name, agency.routing_key)
@@ -62,7 +62,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
 
         clients = {}
         for agency in DEMO_AGENCIES:
-            creds = await issue_credentials(hub.pool, agency.code)
+            creds = await issue_credentials(hub.credentials, agency.code)
             clients[agency.code] = HubClient(url, creds.client_id, creds.client_secret)
         try:
             ok = await _exchange(

@@ -12,12 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import asyncpg
-
-__all__ = ["EVENT_KINDS", "Event", "canonical_leaf", "record_events"]
+__all__ = ["EVENT_KINDS", "Event", "canonical_leaf"]
 
 EVENT_KINDS = frozenset(
     {
@@ -67,17 +64,3 @@ def canonical_leaf(event: Event) -> bytes:
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
-
-
-async def record_events(conn: asyncpg.Connection, events: Iterable[Event]) -> None:
-    """Insert events with their leaves; call inside the transaction of the change they record."""
-    rows = [
-        (e.package_id, e.event, e.organ_id, e.at, e.detail, e.digest, canonical_leaf(e))
-        for e in events
-    ]
-    if rows:
-        await conn.executemany(
-            "INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            rows,
-        )

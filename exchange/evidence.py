@@ -30,9 +30,7 @@ import asyncpg
 from asn1crypto import pem
 from lxml import etree
 
-from exchange.hubkeys import chain_of, key_id, list_keys, pem_chain
-from exchange.packages import visible_events, visible_statuses
-from exchange.receipts import issue_receipt
+from exchange.hubkeys import chain_of, key_id, pem_chain
 
 if TYPE_CHECKING:
     from exchange.hub import Hub
@@ -72,7 +70,7 @@ async def _signer_chains(hub: Hub, ids: set[str | None]) -> bytes:
     items signed before keys were recorded), each certificate once, the current key first."""
     current = key_id(hub.key.cert)
     wanted = {current if i is None else i for i in ids}
-    chains = {k.key_id: k.chain_pem for k in await list_keys(hub.pool, wanted)}
+    chains = {r["key_id"]: r["chain"] for r in await hub.ledger_store.keys(wanted)}
     chains[current] = pem_chain(chain_of(hub.key))
     ders: list[bytes] = []
     for kid in sorted(wanted, key=lambda i: (i != current, i)):
@@ -103,11 +101,10 @@ def _manifest(names: list[str]) -> bytes:
 
 async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     """The evidence zip for one package row, as ``caller`` (who may see the package) may see it."""
-    pool, ledger = hub.pool, hub.ledger
-    assert pool is not None and ledger is not None and hub.key is not None
-    statuses = await visible_statuses(pool, package, caller)
+    ledger = hub.ledger
+    statuses = await hub.packages.visible_statuses(package, caller)
     ids = [package["id"], *(s["id"] for s in statuses)]
-    events = await visible_events(pool, package, caller, statuses)
+    events = await hub.packages.visible_events(package, caller, statuses)
     positions = await ledger.wait_indexed([e["id"] for e in events], timeout=10)
     # The latest signed head will do when it already covers every leaf: no new signature (nor
     # TSA request) per download.
@@ -116,12 +113,7 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
         head = await ledger.sign_head()
     if head is None:
         raise RuntimeError("the ledger could not sign a head")
-    placed = await pool.fetch(
-        "SELECT id, package_id, event, leaf, ledger_index FROM events "
-        "WHERE id = ANY($1::bigint[]) AND ledger_index < $2 ORDER BY ledger_index",
-        [e["id"] for e in events],
-        head.tree_size,
-    )
+    placed = await hub.ledger_store.placed_leaves([e["id"] for e in events], head.tree_size)
     leaves = []
     for row in placed:
         proof = await ledger.inclusion(row["ledger_index"], head.tree_size)
@@ -139,14 +131,11 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
         files[f"statuses/{status['id']}.edxml"] = hub.blobs.read(status["digest"])
     signers = {head.key_id}
     for package_id in ids:
-        receipt = await issue_receipt(pool, hub.key, package_id)
+        receipt = await hub.receipts.issue(package_id)
         files[f"receipts/{package_id}.json"] = base64.b64decode(receipt["body"])
         files[f"receipts/{package_id}.p7s"] = base64.b64decode(receipt["signature"])
         signers.add(receipt["key_id"])
-    for report in await pool.fetch(
-        "SELECT package_id, report FROM verification_reports WHERE package_id = ANY($1::uuid[])",
-        ids,
-    ):
+    for report in await hub.ledger_store.reports(ids):
         files[f"reports/{report['package_id']}.json"] = report["report"]
     files["ledger/leaves.json"] = json.dumps(
         {"tree_size": head.tree_size, "leaves": leaves}, indent=1

@@ -1,10 +1,15 @@
-"""The running hub: database pool, blob store, broker, dispatcher and inbox worker, wired once."""
+"""The composition root: one hub process, its adapters wired to its use cases, started and
+stopped as one (``async with Hub(settings) as hub``).
+
+Nothing here decides anything about packages: :mod:`exchange.submission` and
+:mod:`exchange.delivery` do, through the ports of :mod:`exchange.ports`, which the PostgreSQL
+stores, the blob store, the broker and the worker pool implement.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 from collections import Counter
@@ -12,30 +17,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-
 from exchange.auth import TokenCache
-from exchange.blobs import BlobStore, IncomingBlob
+from exchange.blobs import BlobStore
 from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
-from exchange.errors import HubError
+from exchange.delivery import Deliveries
 from exchange.ledger import Ledger
-from exchange.packages import (
-    Submission,
-    check_sender,
-    find_submission,
-    record_rejection,
-    record_submission,
-)
-from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
+from exchange.policy import Policy
+from exchange.receipts import Receipts
+from exchange.store import Stores
 from exchange.store import database as db
-from exchange.verification import Verifier, inspect_package
+from exchange.store.registry import REGISTRY_CHANNEL
+from exchange.submission import Submissions
+from exchange.verification import Inspector
 from exchange.workers import CpuPool
-from schemas import FormatError, Limits
+from schemas import Limits
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
 
-__all__ = ["Hub", "Metrics"]
+__all__ = ["Hub", "Metrics", "open_hub_key"]
 
 log = logging.getLogger("lienthong.hub")
 
@@ -69,7 +69,7 @@ class Metrics:
 
 
 class Hub:
-    """Everything one hub process runs. ``await hub.start()`` then serve the API.
+    """Everything one hub process runs.
 
     Start-up never waits for PostgreSQL or RabbitMQ: the hub comes up, retries each with
     backoff, and reports what it can reach in :meth:`readiness`. While the broker is away it
@@ -84,43 +84,55 @@ class Hub:
             max_depth=settings.max_depth,
             max_attachments=settings.max_attachments,
         )
+        self._exit = contextlib.ExitStack()
+        self.key: KeyHandle = self._exit.enter_context(open_hub_key(settings))
         self.tokens = TokenCache()
         self.metrics = Metrics()
-        self.pool: asyncpg.Pool | None = None
         self.blobs = BlobStore(settings.blob_dir)
-        self.broker = Broker(settings)
-        self.dispatcher: Dispatcher | None = None
-        self.worker: InboxWorker | None = None
-        self.ledger: Ledger | None = None
-        self.key: KeyHandle | None = None
-        self.verifier: Verifier | None = None
         self.cpu = CpuPool(settings.cpu_workers or os.cpu_count() or 1, warm_worker)
+        # No connection is opened until one is needed: the pool exists while PostgreSQL is down.
+        self.pool = db.pool(settings, max_size=settings.database_pool_size)
+        self.stores = Stores.over(self.pool)
+        self.packages = self.stores.packages
+        self.registry = self.stores.registry
+        self.credentials = self.stores.credentials
+        self.ledger_store = self.stores.ledger
+        self.broker = Broker(settings)
+        self.ledger = Ledger(
+            self.ledger_store,
+            self.key,
+            tsa_url=settings.tsa_url or None,
+            head_interval=settings.ledger_head_interval_seconds,
+        )
+        self.receipts = Receipts(self.ledger_store, self.ledger, self.key)
+        self.dispatcher = Dispatcher(self.packages, self.broker, settings)
+        self.deliveries = Deliveries(self.packages)
+        self.worker = InboxWorker(self.deliveries, self.broker)
+        self.inspector = Inspector(settings, self.cpu, self.limits)
+        self.submissions = Submissions(
+            self.packages,
+            self.registry,
+            self.inspector,
+            Policy(settings, self.registry),
+            self.dispatcher,
+            self.receipts,
+            retry_after=settings.outbox_retry_seconds,
+        )
         self.database_ready = asyncio.Event()  # migrated and reachable at least once
         self.broker_ready = asyncio.Event()  # connected, queues declared and consumed
-        self._exit = contextlib.ExitStack()
         self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
         """Start the workers and the background loops; dependencies come up on their own."""
         await self.cpu.start()
-        if self.settings.trust_anchors:
-            self.verifier = Verifier(self.settings)
-        else:
-            log.warning("no trust anchors configured: package signatures are not verified")
-        self.key = self._exit.enter_context(open_hub_key(self.settings))
-        # No connection is opened here: the pool connects on demand.
-        self.pool = await db.connect(
-            self.settings, min_size=0, max_size=self.settings.database_pool_size
-        )
-        self.ledger = Ledger(
-            self.pool,
-            self.key,
-            tsa_url=self.settings.tsa_url or None,
-            head_interval=self.settings.ledger_head_interval_seconds,
-        )
-        self.dispatcher = Dispatcher(self.pool, self.broker, self.settings)
-        if self.consume:
-            self.worker = InboxWorker(self.pool, self.broker)
+        await self.pool  # with no minimum size, this connects nothing
         self._tasks = [
             asyncio.create_task(self._bring_up_database(), name="database-bring-up"),
             asyncio.create_task(self._bring_up_broker(), name="broker-bring-up"),
@@ -173,27 +185,20 @@ class Hub:
         database_up = 0
         if self.database_ready.is_set():
             try:
-                row = await asyncio.wait_for(
-                    self.pool.fetchrow(
-                        "SELECT count(*) AS depth, "
-                        "coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
-                        "FROM outbox"
-                    ),
-                    2.0,
-                )
+                depth, age = await asyncio.wait_for(self.packages.outbox_gauge(), 2.0)
                 database_up = 1
                 lines += [
                     "# HELP lienthong_outbox_depth Deliveries the broker has not confirmed yet.",
                     "# TYPE lienthong_outbox_depth gauge",
-                    f"lienthong_outbox_depth {row['depth']}",
+                    f"lienthong_outbox_depth {depth}",
                     "# HELP lienthong_outbox_oldest_age_seconds Age of the oldest outbox row.",
                     "# TYPE lienthong_outbox_oldest_age_seconds gauge",
-                    f"lienthong_outbox_oldest_age_seconds {float(row['age']):.3f}",
+                    f"lienthong_outbox_oldest_age_seconds {age:.3f}",
                 ]
             except Exception:  # noqa: BLE001 (the gauge then says the database is down)
                 pass
         lines.append(f'lienthong_dependency_up{{dependency="database"}} {database_up}')
-        held = self.worker.waiting if self.worker else 0
+        held = self.worker.waiting
         lines += [
             "# HELP lienthong_deliveries_held Messages received and not yet recorded (held while "
             "the database is down).",
@@ -231,9 +236,9 @@ class Hub:
         await self.broker.connect()  # waits as long as the broker is away
         await self.database_ready.wait()
         delay = 0.5
-        while self.worker is not None:
+        while self.consume:
             try:
-                await self.worker.consume(await self._agency_codes())
+                await self.worker.consume(await self.registry.codes())
                 break
             except Exception as exc:
                 log.warning(
@@ -256,14 +261,14 @@ class Hub:
                 await asyncio.sleep(2.0)
                 continue
             try:
-                await conn.add_listener("lienthong_registry", self._on_registry_change)
+                await conn.add_listener(REGISTRY_CHANNEL, self._on_registry_change)
                 if self.broker_ready.is_set():
                     await self._declare_new_agencies()  # what was missed while away
                 while not conn.is_closed():
                     await asyncio.sleep(2.0)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await conn.remove_listener("lienthong_registry", self._on_registry_change)
+                    await conn.remove_listener(REGISTRY_CHANNEL, self._on_registry_change)
                 raise
             except Exception as exc:
                 log.warning("registry listener lost", extra={"error": repr(exc)})
@@ -280,25 +285,14 @@ class Hub:
                 await task
         self._tasks = []
         for loop in (self.ledger, self.dispatcher, self.worker):
-            if loop is not None:
-                await loop.stop()
+            await loop.stop()
         await self.broker.close()
-        if self.pool:
-            try:
-                await asyncio.wait_for(self.pool.close(), 5.0)
-            except TimeoutError:
-                self.pool.terminate()
+        try:
+            await asyncio.wait_for(self.pool.close(), 5.0)
+        except TimeoutError:
+            self.pool.terminate()
         await self.cpu.close()
         self._exit.close()
-
-    async def in_worker(self, fn, *args):
-        """Run ``fn(*args)`` in the process pool (parsing and verification)."""
-        return await self.cpu.run(fn, *args)
-
-    async def _agency_codes(self) -> list[str]:
-        assert self.pool is not None
-        rows = await self.pool.fetch("SELECT code FROM agencies ORDER BY code")
-        return [r["code"] for r in rows]
 
     def _on_registry_change(self, *_: object) -> None:
         asyncio.get_running_loop().create_task(self._declare_new_agencies())
@@ -307,121 +301,10 @@ class Hub:
         if not self.broker_ready.is_set():
             return  # declared with all the others once the broker is in use
         try:
-            for code in await self._agency_codes():
+            for code in await self.registry.codes():
                 await self.broker.ensure_agency(code)
         except Exception:
             log.exception("declaring queues for new agencies failed")
-
-    async def submit(self, caller, incoming: IncomingBlob) -> Submission:
-        """Check, verify, store and route a received body. The temporary file is always removed.
-
-        Refusals of a readable package (wrong sender, unknown recipient, failed signature, ...)
-        are also written to the ledger as 'rejected' events.
-        """
-        assert self.pool is not None and self.dispatcher is not None
-        package = None
-        try:
-            await incoming.finish()
-            # Identical bytes again: the first answer stands, without verifying them twice.
-            verify = self.verifier is not None and not await find_submission(
-                self.pool, incoming.digest
-            )
-            package, report = await self.in_worker(
-                inspect_package,
-                str(incoming.path),
-                self.limits,
-                caller.organ_id,
-                self.verifier.trust if verify else None,
-                incoming.digest.hex(),
-            )
-            check_sender(caller, package)
-            verdict = None
-            if report is not None:
-                verdict = await self.verifier.judge(self.pool, caller.organ_id, report)
-            result = await self._store(caller, package, incoming, verdict)
-        except (HubError, FormatError) as exc:
-            log.info(
-                "package refused",
-                extra={
-                    "code": exc.code,
-                    "digest": incoming.digest.hex(),
-                    "organ_id": caller.organ_id,
-                },
-            )
-            if package is not None:
-                await record_rejection(self.pool, caller, incoming.digest, exc)
-            raise
-        finally:
-            incoming.discard()
-        if result.outgoing:
-            self.dispatcher.submit(result.outgoing)
-        result = dataclasses.replace(result, receipt=await self.receipt(result))
-        self.metrics.accepted[result.kind] += 1
-        log.info(
-            "package accepted",
-            extra={
-                "package_id": str(result.id),
-                "digest": result.digest.hex(),
-                "duplicate": result.duplicate,
-                "organ_id": caller.organ_id,
-            },
-        )
-        return result
-
-    async def _store(self, caller, package, incoming: IncomingBlob, verdict) -> Submission:
-        # Keep the bytes at their content address before the row that points at them.
-        kept = await incoming.keep()
-        try:
-            return await record_submission(
-                self.pool,
-                caller,
-                package,
-                incoming.digest,
-                incoming.size,
-                retry_after=self.settings.outbox_retry_seconds,
-                verdict=verdict,
-            )
-        except HubError:
-            if not await self._digest_known(incoming.digest):
-                kept.unlink(missing_ok=True)
-            raise
-
-    async def _digest_known(self, digest: bytes) -> bool:
-        assert self.pool is not None
-        return bool(await self.pool.fetchval("SELECT 1 FROM packages WHERE digest = $1", digest))
-
-    async def receipt(self, result: Submission) -> dict | None:
-        """The signed receipt of an accepted package, citing its ledger leaf."""
-        assert self.pool is not None and self.ledger is not None and self.key is not None
-        if result.duplicate or result.event_id is None:
-            stored = await load_receipt(self.pool, result.id)
-            if stored is not None:
-                return stored
-            # The first attempt may still be waiting for its leaf: wait for it the same way.
-            event_id = await self.pool.fetchval(
-                "SELECT id FROM events WHERE package_id = $1 AND event = 'submitted'", result.id
-            )
-            if event_id not in await self.ledger.wait_indexed([event_id]):
-                return None
-            return await issue_receipt(self.pool, self.key, result.id)
-        positions = await self.ledger.wait_indexed([result.event_id])
-        if result.event_id not in positions:
-            # Never sign a receipt without its leaf: GET /v1/packages/{id}/receipt makes it later.
-            log.warning(
-                "receipt pending: no ledger position yet", extra={"package_id": str(result.id)}
-            )
-            return None
-        claims = Claims(
-            result.id,
-            result.kind,
-            result.document_id,
-            result.digest,
-            result.sender,
-            result.recipients,
-            result.received_at,
-            positions.get(result.event_id),
-        )
-        return await sign_receipt(self.pool, self.key, claims)
 
 
 @contextlib.contextmanager

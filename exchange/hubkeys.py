@@ -15,20 +15,21 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import asyncpg
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
+from exchange.store.ledger import PostgresLedger
 from signing.keys import KeyHandle
 
 __all__ = [
     "HubKey",
+    "KeyInfo",
     "chain_of",
+    "describe",
+    "hub_key",
     "key_id",
     "key_listing",
-    "list_keys",
     "pem_chain",
-    "record_key",
 ]
 
 
@@ -74,38 +75,29 @@ class HubKey:
         }
 
 
-async def record_key(conn: asyncpg.Connection | asyncpg.Pool, key: KeyHandle) -> str:
-    """List ``key`` among the hub's keys (or note that it is still in use); returns its id."""
-    kid = key_id(key.cert)
-    await conn.execute(
-        "INSERT INTO hub_keys (key_id, subject, chain) VALUES ($1, $2, $3) "
-        "ON CONFLICT (key_id) DO UPDATE SET last_used = greatest(hub_keys.last_used, now())",
-        kid,
-        key.cert.subject.human_friendly,
-        pem_chain(chain_of(key)),
-    )
-    return kid
+@dataclass(frozen=True)
+class KeyInfo:
+    """What the ledger lists of a key: its id, the subject of its certificate, its chain."""
+
+    key_id: str
+    subject: str
+    chain_pem: str
 
 
-async def list_keys(
-    conn: asyncpg.Connection | asyncpg.Pool, ids: Iterable[str] | None = None
-) -> list[HubKey]:
-    """Every key the hub has used (or those of ``ids``), oldest first."""
-    rows = await conn.fetch(
-        "SELECT key_id, subject, chain, first_used, last_used FROM hub_keys "
-        "WHERE $1::text[] IS NULL OR key_id = ANY($1::text[]) ORDER BY first_used, key_id",
-        None if ids is None else list(ids),
-    )
-    return [
-        HubKey(r["key_id"], r["subject"], r["chain"], r["first_used"], r["last_used"]) for r in rows
-    ]
+def describe(key: KeyHandle) -> KeyInfo:
+    """The listing of the hub's key."""
+    return KeyInfo(key_id(key.cert), key.cert.subject.human_friendly, pem_chain(chain_of(key)))
 
 
-async def key_listing(conn: asyncpg.Connection | asyncpg.Pool, current: KeyHandle) -> dict:
+def hub_key(row) -> HubKey:
+    return HubKey(row["key_id"], row["subject"], row["chain"], row["first_used"], row["last_used"])
+
+
+async def key_listing(store: PostgresLedger, current: KeyHandle) -> dict:
     """Every key the hub has used, as ``GET /v1/ledger/certificate?all=true`` serves them."""
     now = key_id(current.cert)
-    keys = await list_keys(conn)
+    keys = [hub_key(r) for r in await store.keys()]
     if now not in {k.key_id for k in keys}:  # the sequencer records it at start; not yet, here
-        await record_key(conn, current)
-        keys = await list_keys(conn)
+        await store.record_key(describe(current))
+        keys = [hub_key(r) for r in await store.keys()]
     return {"current": now, "keys": [k.to_json(now) for k in keys]}

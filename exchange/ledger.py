@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from exchange import merkle
-from exchange.hubkeys import key_id, record_key
+from exchange.hubkeys import describe, key_id
+from exchange.store.ledger import PostgresLedger
 from exchange.tasks import BackgroundLoop, log_failure
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
@@ -88,42 +89,6 @@ def head_bytes(tree_size: int, root: bytes, at: dt.datetime, key: str | None = N
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
-async def read_nodes(
-    conn: asyncpg.Connection | asyncpg.Pool, keys: set[tuple[int, int]]
-) -> dict[tuple[int, int], bytes]:
-    """Fetch stored subtree hashes by (level, index) in one query."""
-    if not keys:
-        return {}
-    levels, indexes = zip(*keys, strict=True)
-    # A lateral primary-key probe per wanted node: O(k log n), whatever the table size.
-    rows = await conn.fetch(
-        "SELECT k.level, k.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx) "
-        "CROSS JOIN LATERAL (SELECT hash FROM ledger_nodes "
-        "WHERE level = k.level AND idx = k.idx) AS n",
-        list(levels),
-        list(indexes),
-    )
-    return {(r["level"], r["idx"]): r["hash"] for r in rows}
-
-
-async def _prove(conn, request: Callable[[merkle.NodeReader], object]):
-    nodes = await read_nodes(conn, merkle.needed_nodes(request))
-
-    def node(level: int, index: int) -> bytes:
-        try:
-            return nodes[(level, index)]
-        except KeyError:
-            raise merkle.ProofError(f"the ledger has no subtree ({level}, {index})") from None
-
-    return request(node)
-
-
-async def tree_size(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    """How many leaves the ledger holds."""
-    last = await conn.fetchval("SELECT max(idx) FROM ledger_nodes WHERE level = 0")
-    return 0 if last is None else last + 1
-
-
 class Ledger(BackgroundLoop):
     """Sequencing, signed heads and proofs over the ledger tables."""
 
@@ -131,14 +96,14 @@ class Ledger(BackgroundLoop):
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: PostgresLedger,
         key: KeyHandle | None,
         *,
         tsa_url: str | None = None,
         head_interval: float = 60.0,
         batch: int = 10_000,
     ) -> None:
-        self.pool = pool
+        self.store = store
         self.key = key
         self.key_id = key_id(key.cert) if key else None
         self.tsa_url = tsa_url
@@ -155,17 +120,17 @@ class Ledger(BackgroundLoop):
     async def sequence(self) -> int:
         """Give the next batch of committed, unsequenced leaves their positions.
 
-        One round trip to ``ledger_sequence()`` (exchange/sql/schema.sql), which hashes the
+        One round trip to ``ledger_sequence()`` (migration 0001), which hashes the
         leaves and the subtrees they complete inside PostgreSQL; 0 when another hub process
         holds the sequencer or nothing waits.
         """
-        rows = await self.pool.fetch("SELECT * FROM ledger_sequence($1)", self.batch)
-        if not rows:
+        positions = await self.store.sequence(self.batch)
+        if not positions:
             return 0
-        self._remember({r["sequenced_event"]: r["ledger_position"] for r in rows})
+        self._remember(positions)
         async with self._progress:
             self._progress.notify_all()
-        return len(rows)
+        return len(positions)
 
     def _remember(self, positions: dict[int, int]) -> None:
         """Keep recent positions in memory, so waiting callers need no query."""
@@ -195,17 +160,12 @@ class Ledger(BackgroundLoop):
                 except TimeoutError:
                     progressed = False
             if not progressed:  # another hub process may hold the sequencer: ask the database
-                rows = await self.pool.fetch(
-                    "SELECT id, ledger_index FROM events WHERE id = ANY($1::bigint[]) "
-                    "AND ledger_index IS NOT NULL",
-                    [i for i in event_ids if i not in found],
-                )
-                found.update({r["id"]: r["ledger_index"] for r in rows})
+                found.update(await self.store.positions([i for i in event_ids if i not in found]))
 
     async def record_key(self) -> None:
         """List the hub's key among the keys it has used (see :mod:`exchange.hubkeys`)."""
         if self.key is not None:
-            await record_key(self.pool, self.key)
+            await self.store.record_key(describe(self.key))
 
     async def _run(self) -> None:
         idle = 0.02
@@ -246,44 +206,43 @@ class Ledger(BackgroundLoop):
         self._last_head = time.monotonic()
         if self.key is None:
             return None
-        size = await tree_size(self.pool)
+        size = await self.store.tree_size()
         if size == 0:
             return None
         existing = await self.head(size)
         if existing:
             return existing
-        root = await _prove(self.pool, lambda node: merkle.root_hash(size, node))
+        root = await self._prove(lambda node: merkle.root_hash(size, node))
         now = dt.datetime.now(dt.UTC)
         body = head_bytes(size, root, now, self.key_id)
         signature = await sign_detached(body, self.key, self.tsa_url)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await record_key(conn, self.key)
-            await conn.execute(
-                "INSERT INTO tree_heads (tree_size, root_hash, signed_at, head, signature, key_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
-                size,
-                root,
-                now,
-                body,
-                signature,
-                self.key_id,
-            )
+        await self.store.insert_head(size, root, now, body, signature, describe(self.key))
         return await self.head(size)
 
     async def head(self, size: int | None = None) -> TreeHead | None:
         """The signed head of exactly ``size`` leaves, or the latest one."""
-        if size is None:
-            row = await self.pool.fetchrow(
-                "SELECT * FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
-            )
-        else:
-            row = await self.pool.fetchrow("SELECT * FROM tree_heads WHERE tree_size = $1", size)
+        row = await self.store.head(size)
         return None if row is None else tree_head(row)
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         """Audit path of leaf ``index`` in the tree of ``size`` leaves."""
-        return await _prove(self.pool, lambda node: merkle.inclusion_proof(index, size, node))
+        return await self._prove(lambda node: merkle.inclusion_proof(index, size, node))
 
     async def consistency(self, old: int, new: int) -> list[bytes]:
         """Proof that the tree of ``old`` leaves is a prefix of the tree of ``new`` leaves."""
-        return await _prove(self.pool, lambda node: merkle.consistency_proof(old, new, node))
+        return await self._prove(lambda node: merkle.consistency_proof(old, new, node))
+
+    async def leaf_hash(self, index: int) -> bytes | None:
+        """The stored hash of leaf ``index`` (None beyond the tree)."""
+        return await self.store.leaf_hash(index)
+
+    async def _prove(self, request: Callable[[merkle.NodeReader], object]):
+        nodes = await self.store.nodes(merkle.needed_nodes(request))
+
+        def node(level: int, index: int) -> bytes:
+            try:
+                return nodes[(level, index)]
+            except KeyError:
+                raise merkle.ProofError(f"the ledger has no subtree ({level}, {index})") from None
+
+        return request(node)

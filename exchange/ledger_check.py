@@ -18,13 +18,13 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-import asyncpg
 from asn1crypto import x509 as asn1_x509
 
 from exchange import merkle
 from exchange.events import Event, canonical_leaf
 from exchange.hubkeys import HubKey, key_id
-from exchange.ledger import TreeHead, head_bytes, tree_head, tree_size
+from exchange.ledger import TreeHead, head_bytes, tree_head
+from exchange.store.ledger import PostgresLedger
 from signing.cms import verify_detached
 
 __all__ = ["KINDS", "Finding", "HeadChecker", "TamperReport", "check_ledger"]
@@ -155,7 +155,7 @@ def _named_key(head: bytes) -> str | None:
     return named if isinstance(named, str) else None
 
 
-async def check_ledger(pool: asyncpg.Pool, heads=None, batch: int = 20_000) -> TamperReport:
+async def check_ledger(store: PostgresLedger, heads=None, batch: int = 20_000) -> TamperReport:
     """Recompute every leaf and the tree from the event rows; compare with stored and signed data.
 
     Finds rows edited (the row no longer encodes to its leaf, or the leaf no longer hashes to the
@@ -176,8 +176,8 @@ async def check_ledger(pool: asyncpg.Pool, heads=None, batch: int = 20_000) -> T
             omitted[kind] += 1
         counts[kind] += 1
 
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        rows = await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
+    async with store.snapshot() as snapshot:
+        rows = await snapshot.heads()
         heads_rows = [tree_head(r) for r in rows]
         pending = list(heads_rows)
         frontier = Frontier()
@@ -198,13 +198,7 @@ async def check_ledger(pool: asyncpg.Pool, heads=None, batch: int = 20_000) -> T
                     )
 
         expected = 0
-        cursor = conn.cursor(
-            "SELECT e.id, e.package_id, e.event, e.organ_id, e.at, e.detail, e.digest, e.leaf, "
-            "e.ledger_index, n.hash AS stored FROM events e "
-            "LEFT JOIN ledger_nodes n ON n.level = 0 AND n.idx = e.ledger_index "
-            "WHERE e.ledger_index IS NOT NULL ORDER BY e.ledger_index",
-            prefetch=batch,
-        )
+        cursor = snapshot.leaves(batch)
         async for row in cursor:
             index = row["ledger_index"]
             if index != expected:
@@ -238,7 +232,7 @@ async def check_ledger(pool: asyncpg.Pool, heads=None, batch: int = 20_000) -> T
             frontier.append(hashed)
             check_heads()
             expected += 1
-        stored_size = await tree_size(conn)
+        stored_size = await snapshot.tree_size()
     if stored_size != frontier.size:
         bad(
             ROWS,

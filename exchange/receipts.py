@@ -10,17 +10,21 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
-
 from exchange.errors import HubError
 from exchange.hubkeys import key_id
+from exchange.ledger import Ledger
+from exchange.ports import Submission
+from exchange.store.ledger import PostgresLedger
 from signing.cms import sign_detached
 from signing.keys import KeyHandle
 
-__all__ = ["Claims", "issue_receipt", "load_receipt", "receipt_json", "sign_receipt"]
+__all__ = ["Claims", "Receipts", "receipt_json"]
+
+log = logging.getLogger("lienthong.receipts")
 
 
 def receipt_json(body: bytes, signature: bytes, key_id: str | None = None) -> dict:
@@ -70,57 +74,79 @@ class Claims:
         ).encode()
 
 
-async def sign_receipt(pool: asyncpg.Pool, key: KeyHandle, claims: Claims) -> dict:
-    """Sign and store a receipt; if another hub process stored one first, that one stands."""
-    body = claims.body()
-    signature = await sign_detached(body, key)
-    kid = key_id(key.cert)
-    stored = await pool.fetchval(
-        "INSERT INTO receipts (package_id, body, signature, key_id) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (package_id) DO NOTHING RETURNING true",
-        claims.package_id,
-        body,
-        signature,
-        kid,
-    )
-    if stored:
-        return receipt_json(body, signature, kid)
-    return await load_receipt(pool, claims.package_id)
+class Receipts:
+    """Signed receipts, made once per package and kept."""
 
+    def __init__(self, store: PostgresLedger, ledger: Ledger, key: KeyHandle) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.key = key
 
-async def issue_receipt(pool: asyncpg.Pool, key: KeyHandle, package_id: uuid.UUID) -> dict:
-    """The receipt of an accepted package: the stored one, or one made now from the database."""
-    existing = await load_receipt(pool, package_id)
-    if existing:
-        return existing
-    row = await pool.fetchrow(
-        "SELECT p.digest, p.sender, p.kind, p.document_id, e.at, e.ledger_index, "
-        "array_agg(d.recipient ORDER BY d.id) AS recipients "
-        "FROM packages p JOIN deliveries d ON d.package_id = p.id "
-        "JOIN events e ON e.package_id = p.id AND e.event = 'submitted' "
-        "WHERE p.id = $1 GROUP BY p.id, e.id",
-        package_id,
-    )
-    if row["ledger_index"] is None:
-        raise HubError(
-            "receipt.pending",
-            "the package's ledger position is not assigned yet; ask again in a moment",
+    async def for_submission(self, result: Submission) -> dict | None:
+        """The receipt of a package just accepted (or of the first submission of the same
+        bytes), citing its 'submitted' leaf; None when the leaf has no position yet (then
+        :meth:`issue` makes it later: a receipt is never signed without its leaf)."""
+        if result.duplicate or result.event_id is None:
+            stored = await self.load(result.id)
+            if stored is not None:
+                return stored
+            facts = await self.store.receipt_facts(result.id)
+            event_id = facts["event_id"]  # the first attempt may still wait for its leaf
+        else:
+            event_id = result.event_id
+        positions = await self.ledger.wait_indexed([event_id])
+        if event_id not in positions:
+            log.warning(
+                "receipt pending: no ledger position yet", extra={"package_id": str(result.id)}
+            )
+            return None
+        if result.duplicate or result.received_at is None:
+            return await self.issue(result.id)
+        claims = Claims(
+            result.id,
+            result.kind,
+            result.document_id,
+            result.digest,
+            result.sender,
+            result.recipients,
+            result.received_at,
+            positions[event_id],
         )
-    claims = Claims(
-        package_id,
-        row["kind"],
-        row["document_id"],
-        row["digest"],
-        row["sender"],
-        tuple(row["recipients"]),
-        row["at"],
-        row["ledger_index"],
-    )
-    return await sign_receipt(pool, key, claims)
+        return await self._sign(claims)
 
+    async def issue(self, package_id: uuid.UUID) -> dict:
+        """The receipt of an accepted package: the stored one, or one made now."""
+        existing = await self.load(package_id)
+        if existing:
+            return existing
+        row = await self.store.receipt_facts(package_id)
+        if row["ledger_index"] is None:
+            raise HubError(
+                "receipt.pending",
+                "the package's ledger position is not assigned yet; ask again in a moment",
+            )
+        claims = Claims(
+            package_id,
+            row["kind"],
+            row["document_id"],
+            row["digest"],
+            row["sender"],
+            tuple(row["recipients"]),
+            row["at"],
+            row["ledger_index"],
+        )
+        return await self._sign(claims)
 
-async def load_receipt(pool: asyncpg.Pool, package_id: uuid.UUID) -> dict | None:
-    row = await pool.fetchrow(
-        "SELECT body, signature, key_id FROM receipts WHERE package_id = $1", package_id
-    )
-    return receipt_json(row["body"], row["signature"], row["key_id"]) if row else None
+    async def load(self, package_id: uuid.UUID) -> dict | None:
+        """The stored receipt, if there is one."""
+        row = await self.store.receipt(package_id)
+        return receipt_json(row["body"], row["signature"], row["key_id"]) if row else None
+
+    async def _sign(self, claims: Claims) -> dict:
+        """Sign and store; if another hub process stored one first, that one stands."""
+        body = claims.body()
+        signature = await sign_detached(body, self.key)
+        kid = key_id(self.key.cert)
+        if await self.store.insert_receipt(claims.package_id, body, signature, kid):
+            return receipt_json(body, signature, kid)
+        return await self.load(claims.package_id)

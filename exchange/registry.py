@@ -1,4 +1,7 @@
-"""The agency registry: who exists, where in the tree, and for how long (codes change)."""
+"""The agency registry: who exists, where in the tree, and for how long (codes change).
+
+The model, registry files and the recipient rule; the rows are in :mod:`exchange.store.registry`.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +12,19 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import asyncpg
-
 from exchange.errors import HubError
 from schemas import GovLevel, OrganId, OrganIdError
 
 __all__ = [
+    "COLUMNS",
     "Agency",
     "RegistryFile",
     "RegistryFileError",
     "check_recipient",
-    "get_agencies",
-    "list_agencies",
     "read_registry_file",
-    "upsert_agencies",
 ]
 
-_COLUMNS = (
+COLUMNS = (
     "code",
     "name",
     "parent",
@@ -84,7 +83,7 @@ def _date(value: object, where: str) -> dt.date | None:
 
 
 def _record(raw: dict, where: str) -> Agency:
-    unknown = set(raw) - set(_COLUMNS)
+    unknown = set(raw) - set(COLUMNS)
     if unknown:
         raise RegistryFileError(f"{where}: unknown columns {', '.join(sorted(unknown))}")
     try:
@@ -131,7 +130,7 @@ class RegistryFile:
 
 
 def _given(raw: dict) -> frozenset[str]:
-    return frozenset(k for k in raw if k in _COLUMNS)
+    return frozenset(k for k in raw if k in COLUMNS)
 
 
 def read_registry_file(path: str | Path) -> RegistryFile:
@@ -162,123 +161,10 @@ def read_registry_file(path: str | Path) -> RegistryFile:
     return RegistryFile(records, given)
 
 
-_UPDATABLE = ("parent", "level", "valid_from", "valid_to", "successor", "verify_policy")
-
-
-async def upsert_agencies(
-    pool: asyncpg.Pool, agencies: list[Agency], given: list[frozenset[str]] | None = None
-) -> tuple[int, int]:
-    """Insert or update agencies in one transaction; returns (inserted, updated).
-
-    ``given``: per agency, the columns to write on an existing entry (a file's columns); the
-    others keep their stored values. None writes every column (replace).
-    """
-    given = given or [frozenset(_COLUMNS)] * len(agencies)
-    rows = [
-        (
-            a.code,
-            a.name,
-            a.parent,
-            a.level,
-            a.valid_from,
-            a.valid_to,
-            a.successor,
-            a.routing_key,
-            a.verify_policy,
-            [column in columns for column in _UPDATABLE],
-        )
-        for a, columns in zip(agencies, given, strict=True)
-    ]
-    async with pool.acquire() as conn, conn.transaction():
-        existing = await conn.fetchval(
-            "SELECT count(*) FROM agencies WHERE code = ANY($1::text[])", [r[0] for r in rows]
-        )
-        await conn.executemany(
-            """
-            INSERT INTO agencies (code, name, parent, level, valid_from, valid_to, successor,
-                                  routing_key, verify_policy)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (code) DO UPDATE SET
-                name = EXCLUDED.name,
-                parent = CASE WHEN ($10::bool[])[1] THEN EXCLUDED.parent ELSE agencies.parent END,
-                level = CASE WHEN ($10::bool[])[2] THEN EXCLUDED.level ELSE agencies.level END,
-                valid_from = CASE WHEN ($10::bool[])[3] THEN EXCLUDED.valid_from
-                                  ELSE agencies.valid_from END,
-                valid_to = CASE WHEN ($10::bool[])[4] THEN EXCLUDED.valid_to
-                                ELSE agencies.valid_to END,
-                successor = CASE WHEN ($10::bool[])[5] THEN EXCLUDED.successor
-                                 ELSE agencies.successor END,
-                verify_policy = CASE WHEN ($10::bool[])[6] THEN EXCLUDED.verify_policy
-                                     ELSE agencies.verify_policy END,
-                updated_at = now()
-            """,
-            rows,
-        )
-        await conn.execute("SELECT pg_notify('lienthong_registry', '')")
-    return len(rows) - existing, existing
-
-
-def _agency(row: asyncpg.Record) -> Agency:
-    return Agency(
-        code=row["code"],
-        name=row["name"],
-        parent=row["parent"],
-        level=row["level"],
-        valid_from=row["valid_from"],
-        valid_to=row["valid_to"],
-        successor=row["successor"],
-        verify_policy=row["verify_policy"],
-    )
-
-
-async def get_agencies(
-    conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]
-) -> dict[str, Agency]:
-    """Agencies by normalised code, in one query; unknown codes are absent."""
-    rows = await conn.fetch("SELECT * FROM agencies WHERE code = ANY($1::text[])", codes)
-    return {row["code"]: _agency(row) for row in rows}
-
-
-async def list_agencies(
-    pool: asyncpg.Pool,
-    *,
-    parent: str | None = None,
-    level: str | None = None,
-    under: str | None = None,
-    active_on: dt.date | None = None,
-    limit: int = 1000,
-    offset: int = 0,
-) -> list[Agency]:
-    """Agencies ordered by code, filtered by parent, level, subtree or date.
-
-    ``under`` is a subtree prefix (:attr:`OrganId.subtree_prefix`), the unit itself included.
-    """
-    rows = await pool.fetch(
-        """
-        SELECT * FROM agencies
-        WHERE ($1::text IS NULL OR parent = $1)
-          AND ($2::text IS NULL OR level = $2)
-          AND ($3::text IS NULL OR routing_key = $3 OR routing_key LIKE $3 || '.%')
-          AND ($4::date IS NULL OR ((valid_from IS NULL OR valid_from <= $4)
-                                     AND (valid_to IS NULL OR valid_to >= $4)))
-        ORDER BY code LIMIT $5 OFFSET $6
-        """,
-        parent,
-        level,
-        under,
-        active_on,
-        limit,
-        offset,
-    )
-    return [_agency(r) for r in rows]
-
-
 def check_recipient(agency: Agency | None, code: str, day: dt.date, field: str) -> None:
     """Refuse a recipient that is not registered or not active on ``day``."""
     if agency is None:
-        raise HubError(
-            "recipient.unknown", f"recipient {code} is not in the registry", field=field
-        )
+        raise HubError("recipient.unknown", f"recipient {code} is not in the registry", field=field)
     if not agency.active_on(day):
         hint = f"; its successor is {agency.successor}" if agency.successor else ""
         raise HubError(

@@ -17,14 +17,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import asyncpg
 from asn1crypto import x509 as asn1_x509
 
 from schemas import OrganId
 
-__all__ = ["RULES", "SignerVerdict", "add_signer_rule", "organization_identifier", "signer_allowed"]
+__all__ = ["SignerVerdict", "organization_identifier", "signer_allowed"]
 
-RULES = ("cert", "organization_identifier", "delegate")
 _ORG_ID_OID = "2.5.4.97"
 
 
@@ -47,19 +45,6 @@ def organization_identifier(cert: asn1_x509.Certificate) -> str | None:
     return None
 
 
-async def add_signer_rule(pool: asyncpg.Pool, organ_id: str, rule: str, value: str) -> None:
-    """Add a rule (idempotent)."""
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}")
-    await pool.execute(
-        "INSERT INTO agency_signers (organ_id, rule, value) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING",
-        organ_id,
-        rule,
-        value,
-    )
-
-
 def _matches(
     rules: list[tuple[str, str]], cert: asn1_x509.Certificate, organ_id: str
 ) -> str | None:
@@ -78,21 +63,17 @@ def _matches(
     return None
 
 
-async def signer_allowed(
-    conn: asyncpg.Connection | asyncpg.Pool, organ_id: str, cert: asn1_x509.Certificate
+def signer_allowed(
+    rules: list[tuple[str, str, str]], organ_id: str, cert: asn1_x509.Certificate
 ) -> SignerVerdict:
-    """Whether ``cert`` may sign packages sent by ``organ_id``, and why."""
-    rows = await conn.fetch(
-        "SELECT organ_id, rule, value FROM agency_signers WHERE organ_id = $1 OR organ_id IN "
-        "(SELECT value FROM agency_signers WHERE organ_id = $1 AND rule = 'delegate')",
-        organ_id,
-    )
-    own = [(r["rule"], r["value"]) for r in rows if r["organ_id"] == organ_id]
+    """Whether ``cert`` may sign packages sent by ``organ_id``, and why; ``rules`` are the
+    (organ id, rule, value) rows of the agency and of the agencies it delegates to."""
+    own = [(rule, value) for owner, rule, value in rules if owner == organ_id]
     why = _matches(own, cert, organ_id)
     if why:
         return SignerVerdict(True, f"the signer may sign for {organ_id}: {why}")
     for delegator in sorted({v for rule, v in own if rule == "delegate"}):
-        theirs = [(r["rule"], r["value"]) for r in rows if r["organ_id"] == delegator]
+        theirs = [(rule, value) for owner, rule, value in rules if owner == delegator]
         why = _matches(theirs, cert, delegator)
         if why:
             return SignerVerdict(True, f"the signer signs for {delegator}, delegated by {organ_id}")

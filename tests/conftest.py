@@ -15,7 +15,7 @@ from exchange.auth import issue_credentials
 from exchange.broker import Broker
 from exchange.config import Settings, load_settings
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 
 # A copy of ../shared/fixtures/edxml-field (public field samples; see its SOURCE.md).
@@ -64,13 +64,13 @@ class Exchange:
             records.append(
                 Agency(str(oid), name, str(parent) if parent else None, oid.gov_level.value)
             )
-        await upsert_agencies(self.hub.pool, records)
+        await self.hub.registry.upsert(records)
         for record in records:
             self.codes.append(record.code)
             await self.hub.broker.ensure_agency(record.code)
 
     async def client(self, organ_id: str) -> HubClient:
-        creds = await issue_credentials(self.hub.pool, organ_id)
+        creds = await issue_credentials(self.hub.credentials, organ_id)
         return HubClient(self.url, creds.client_id, creds.client_secret, session=self.session)
 
     async def token(self, organ_id: str) -> str:

@@ -130,7 +130,7 @@ async def test_unknown_recipient_and_forged_sender(exchange, ctx):
 
 
 async def test_retired_recipient_names_its_successor(exchange, ctx):
-    from exchange.registry import Agency, upsert_agencies
+    from exchange.registry import Agency
 
     old = Agency(
         "000.00.00.H32",
@@ -140,7 +140,7 @@ async def test_retired_recipient_names_its_successor(exchange, ctx):
         valid_to=__import__("datetime").date(2025, 6, 30),
         successor=RECIPIENT,
     )
-    await upsert_agencies(exchange.hub.pool, [old])
+    await exchange.hub.registry.upsert([old])
     exchange.codes.append(old.code)
     status, got = await post(exchange, ctx["sender"], doc("15", recipients=[old.code]))
     error = assert_error(status, got, 422, "recipient.inactive")
@@ -157,8 +157,10 @@ async def test_tokens_missing_wrong_expired_and_revoked(exchange, ctx):
     assert_error(status, got, 401, "auth.missing")
     status, got = await post(exchange, "not-a-token", doc("17"))
     assert_error(status, got, 401, "auth.invalid_token")
-    creds = await issue_credentials(exchange.hub.pool, SENDER)
-    expired, _ = await issue_token(exchange.hub.pool, creds.client_id, creds.client_secret, -5)
+    creds = await issue_credentials(exchange.hub.credentials, SENDER)
+    expired, _ = await issue_token(
+        exchange.hub.credentials, creds.client_id, creds.client_secret, -5
+    )
     status, got = await post(exchange, expired, doc("17"))
     assert_error(status, got, 401, "auth.token_expired")
     async with exchange.session.post(
@@ -184,7 +186,7 @@ async def test_tokens_missing_wrong_expired_and_revoked(exchange, ctx):
         assert body["token_type"] == "Bearer" and body["expires_in"] > 0
     from exchange.auth import revoke_credentials
 
-    assert await revoke_credentials(exchange.hub.pool, creds.client_id)
+    assert await revoke_credentials(exchange.hub.credentials, creds.client_id)
     exchange.hub.tokens = type(exchange.hub.tokens)()  # drop the few-seconds cache
     status, got = await post(exchange, body["access_token"], doc("17"))
     assert_error(status, got, 401, "auth.invalid_token")
@@ -224,16 +226,16 @@ async def test_unknown_route_and_bad_parameters_are_json(exchange, ctx):
 async def test_body_limit_streamed_and_declared(tmp_path):
     """Over the limit: refused while streaming (chunked) and up front (Content-Length)."""
     settings = make_settings(tmp_path, max_body_bytes=64 * 1024)
-    from exchange.registry import Agency, upsert_agencies
+    from exchange.registry import Agency
     from exchange.store import database as db
 
     async with (
         aiohttp.ClientSession() as session,
         running_hub(settings, consume=False) as (hub, url),
     ):
-        await upsert_agencies(hub.pool, [Agency(SENDER, "Bộ", None, "central")])
-        creds = await issue_credentials(hub.pool, SENDER)
-        token, _ = await issue_token(hub.pool, creds.client_id, creds.client_secret, 60)
+        await hub.registry.upsert([Agency(SENDER, "Bộ", None, "central")])
+        creds = await issue_credentials(hub.credentials, SENDER)
+        token, _ = await issue_token(hub.credentials, creds.client_id, creds.client_secret, 60)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
         big = b"<edXML>" + b"x" * (200 * 1024) + b"</edXML>"
 
@@ -379,7 +381,6 @@ async def test_oversize_text_fields_are_refused(exchange, ctx, field, size):
 
 async def test_inbox_pages_stop_at_a_byte_budget(exchange, ctx):
     from exchange.auth import Caller
-    from exchange.packages import inbox
 
     for n in range(4):
         status, _ = await post(
@@ -398,14 +399,14 @@ async def test_inbox_pages_stop_at_a_byte_budget(exchange, ctx):
     import asyncio
 
     for _ in range(200):
-        full = await inbox(exchange.hub.pool, caller, 0, 100)
+        full = await exchange.hub.deliveries.inbox(caller, 0, 100, 1 << 20)
         if len(full["items"]) == 4:
             break
         await asyncio.sleep(0.05)
     assert len(full["items"]) == 4
     one_item = len(str(full["items"][0]).encode())
-    small = await inbox(exchange.hub.pool, caller, 0, 100, max_bytes=one_item * 2)
+    small = await exchange.hub.deliveries.inbox(caller, 0, 100, one_item * 2)
     assert 1 <= len(small["items"]) < 4
     assert small["items"] == full["items"][: len(small["items"])]
-    tiny = await inbox(exchange.hub.pool, caller, 0, 100, max_bytes=1)
+    tiny = await exchange.hub.deliveries.inbox(caller, 0, 100, 1)
     assert len(tiny["items"]) == 1  # never an empty page while items wait

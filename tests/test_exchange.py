@@ -259,21 +259,30 @@ async def test_field_samples_go_through_byte_for_byte(exchange, agencies):
 
 async def test_outbox_relay_publishes_what_a_crash_left_behind(exchange, agencies):
     """A package committed but never published (the process died) is still delivered."""
-    from exchange.auth import Caller
-    from exchange.packages import record_submission
-    from schemas import parse_package
+    import uuid
+
+    from exchange.delivery import choose_document
+    from exchange.ports import NewPackage
+    from schemas import OrganId, parse_package
 
     package = document("301", recipients=[BYSTANDER])
     parsed = parse_package(package)
-    caller = Caller(MINISTRY, "test", time.time() + 60)
     digest = hashlib.sha256(package).digest()
     path = exchange.hub.blobs.path_for(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(package)
     # Record only: the dispatcher is never told, exactly as if we crashed after COMMIT.
-    result = await record_submission(
-        exchange.hub.pool, caller, parsed, digest, len(package), retry_after=0.0
+    new = NewPackage(
+        id=uuid.uuid4(),
+        package=parsed,
+        digest=digest,
+        size=len(package),
+        recipients=(BYSTANDER,),
+        routing_keys=(OrganId.parse(BYSTANDER).routing_key,),
+        retry_after=0.0,
+        report=None,
     )
+    result = await exchange.hub.packages.insert(new, choose_document)
     pending = await exchange.hub.pool.fetchval(
         "SELECT count(*) FROM outbox WHERE delivery_id = $1", result.outgoing[0].delivery_id
     )
@@ -294,7 +303,7 @@ async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
         "WHERE d.package_id = $1::uuid",
         sent["id"],
     )
-    from exchange.packages import Outgoing
+    from exchange.ports import Outgoing
     from schemas import OrganId
 
     # Publish the same delivery again, as the relay would after a lost confirm.

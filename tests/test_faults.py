@@ -18,7 +18,7 @@ import pytest
 from adapters.client import HubClient, HubClientError
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
@@ -105,8 +105,8 @@ async def test_hub_starts_with_both_services_down_and_catches_up(tmp_path):
             await asyncio.wait_for(hub.database_ready.wait(), 30)
             status, body, _ = await get_json(session, f"{url}/readyz")
             assert status == 503 and body["database"] == "ok" and body["broker"] != "ok"
-            await upsert_agencies(hub.pool, AGENCIES)
-            creds = {a.code: await issue_credentials(hub.pool, a.code) for a in AGENCIES}
+            await hub.registry.upsert(AGENCIES)
+            creds = {a.code: await issue_credentials(hub.credentials, a.code) for a in AGENCIES}
             sender = HubClient(url, creds[SENDER].client_id, creds[SENDER].client_secret,
                                session=session)  # fmt: skip
             sent = [await sender.submit(document(str(n))) for n in range(5)]
@@ -132,10 +132,10 @@ async def test_database_outage_is_503_with_retry_after_and_loses_nothing(tmp_pat
     async with TcpProxy("127.0.0.1", 5432) as pg, clean(base):
         settings = proxied(base, pg)
         async with running_hub(settings) as (hub, url), aiohttp.ClientSession() as session:
-            await upsert_agencies(hub.pool, AGENCIES)
+            await hub.registry.upsert(AGENCIES)
             for agency in AGENCIES:
                 await hub.broker.ensure_agency(agency.code)
-            creds = await issue_credentials(hub.pool, SENDER)
+            creds = await issue_credentials(hub.credentials, SENDER)
             sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
             first = await sender.submit(document("1"))
             token = await sender.token()
@@ -192,10 +192,10 @@ async def test_nothing_lost_under_a_low_delivery_limit_while_the_database_is_dow
             running_hub(base, consume=False) as (publisher, url),
             aiohttp.ClientSession() as session,
         ):
-            await upsert_agencies(publisher.pool, AGENCIES)
+            await publisher.registry.upsert(AGENCIES)
             for agency in AGENCIES:
                 await consumer.broker.ensure_agency(agency.code)
-            creds = await issue_credentials(publisher.pool, SENDER)
+            creds = await issue_credentials(publisher.credentials, SENDER)
             sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
             pg.cut()
             sent = [await sender.submit(document(f"7{n:02d}")) for n in range(30)]
@@ -243,7 +243,7 @@ async def test_queues_declare_an_explicit_delivery_limit_and_dead_letters(tmp_pa
         running_hub(settings) as (hub, url),
         aiohttp.ClientSession() as session,
     ):
-        await upsert_agencies(hub.pool, AGENCIES)
+        await hub.registry.upsert(AGENCIES)
         for agency in AGENCIES:
             await hub.broker.ensure_agency(agency.code)
         connection = await aio_pika.connect(settings.amqp_url)
@@ -258,7 +258,7 @@ async def test_queues_declare_an_explicit_delivery_limit_and_dead_letters(tmp_pa
                 await channel.declare_queue(name, durable=True, arguments=other)
 
             # A delivery whose message the broker dead-lettered: the hub drains it.
-            creds = await issue_credentials(hub.pool, SENDER)
+            creds = await issue_credentials(hub.credentials, SENDER)
             sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
             await hub.broker.pause_consuming()  # the recipient's queue is not consumed now
             sent = await sender.submit(document("dl"))
@@ -295,10 +295,10 @@ async def test_a_message_the_broker_lost_is_published_again(tmp_path):
         running_hub(settings) as (hub, url),
         aiohttp.ClientSession() as session,
     ):
-        await upsert_agencies(hub.pool, AGENCIES)
+        await hub.registry.upsert(AGENCIES)
         for agency in AGENCIES:
             await hub.broker.ensure_agency(agency.code)
-        creds = await issue_credentials(hub.pool, SENDER)
+        creds = await issue_credentials(hub.credentials, SENDER)
         sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
         await hub.broker.pause_consuming()
         sent = await sender.submit(document("lost"))
@@ -330,10 +330,10 @@ async def test_backlog_goes_out_within_seconds_after_a_broker_outage(tmp_path):
     async with TcpProxy("127.0.0.1", 5672) as mq, clean(base):
         settings = proxied(base, amqp=mq)
         async with running_hub(settings) as (hub, url), aiohttp.ClientSession() as session:
-            await upsert_agencies(hub.pool, AGENCIES)
+            await hub.registry.upsert(AGENCIES)
             for agency in AGENCIES:
                 await hub.broker.ensure_agency(agency.code)
-            creds = await issue_credentials(hub.pool, SENDER)
+            creds = await issue_credentials(hub.credentials, SENDER)
             sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
             mq.cut()
             await until(lambda: _broker_down(hub))

@@ -22,7 +22,7 @@ from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.hubkeys import key_id
 from exchange.ledger import head_bytes
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from signing.cms import sign_detached
@@ -62,8 +62,7 @@ def no_noise(out: subprocess.CompletedProcess) -> None:
 async def hub_with(settings):
     """A running hub with two agencies; yields (hub, url, sender client, recipient client)."""
     async with running_hub(settings) as (hub, url):
-        await upsert_agencies(
-            hub.pool,
+        await hub.registry.upsert(
             [
                 Agency(SENDER, "Văn phòng Chính phủ", None, "central"),
                 Agency(RECIPIENT, "UBND tỉnh Quảng Ninh", None, "province"),
@@ -72,7 +71,7 @@ async def hub_with(settings):
         clients = []
         for code in (SENDER, RECIPIENT):
             await hub.broker.ensure_agency(code)
-            creds = await issue_credentials(hub.pool, code)
+            creds = await issue_credentials(hub.credentials, code)
             clients.append(HubClient(url, creds.client_id, creds.client_secret))
         try:
             yield hub, url, *clients

@@ -12,8 +12,7 @@ import pytest
 from adapters.client import HubClient, HubClientError
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
-from exchange.signers import add_signer_rule
+from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from signing.appearance import AnchorPlacement
@@ -39,8 +38,7 @@ async def hub(pki, tmp_path_factory):
     codes = [G22, H49, H41]
     try:
         async with running_hub(settings) as (h, url), aiohttp.ClientSession() as session:
-            await upsert_agencies(
-                h.pool,
+            await h.registry.upsert(
                 [
                     Agency(G22, "Văn phòng Chính phủ", None, "central"),
                     Agency(H49, "UBND tỉnh Quảng Ninh", None, "province"),
@@ -50,7 +48,7 @@ async def hub(pki, tmp_path_factory):
             clients = {}
             for code in codes:
                 await h.broker.ensure_agency(code)
-                creds = await issue_credentials(h.pool, code)
+                creds = await issue_credentials(h.credentials, code)
                 clients[code] = HubClient(
                     url, creds.client_id, creds.client_secret, session=session
                 )
@@ -121,7 +119,7 @@ async def test_a_valid_signature_by_another_agency_is_a_forgery(hub, pki):
     assert (info.value.status, info.value.code) == (403, "signature.wrong_signer")
     assert G22 in info.value.message
     # Once G22 delegates to H49, the same package is accepted.
-    await add_signer_rule(h.pool, G22, "delegate", H49)
+    await h.registry.add_signer_rule(G22, "delegate", H49)
     sent = await clients[G22].submit(forged)
     assert sent["verification"]["indication"] == "TOTAL-PASSED"
 
@@ -230,14 +228,13 @@ async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate)
     )
     try:
         async with running_hub(settings) as (h, url), aiohttp.ClientSession() as session:
-            await upsert_agencies(
-                h.pool,
+            await h.registry.upsert(
                 [
                     Agency(G22, "Văn phòng Chính phủ", None, "central"),
                     Agency(H49, "UBND tỉnh Quảng Ninh", None, "province"),
                 ],
             )
-            creds = await issue_credentials(h.pool, G22)
+            creds = await issue_credentials(h.credentials, G22)
             client = HubClient(url, creds.client_id, creds.client_secret, session=session)
             if indeterminate == "accept":
                 sent = await client.submit(data)

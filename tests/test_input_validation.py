@@ -12,7 +12,7 @@ import pytest
 
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import make_settings
@@ -185,9 +185,9 @@ async def test_gzip_bomb_stops_at_the_decoded_limit(tmp_path):
         aiohttp.ClientSession() as session,
         running_hub(settings, consume=False) as (hub, url),
     ):
-        await upsert_agencies(hub.pool, [Agency(SENDER, "Bộ", None, "central")])
-        creds = await issue_credentials(hub.pool, SENDER)
-        token, _ = await issue_token(hub.pool, creds.client_id, creds.client_secret, 60)
+        await hub.registry.upsert([Agency(SENDER, "Bộ", None, "central")])
+        creds = await issue_credentials(hub.credentials, SENDER)
+        token, _ = await issue_token(hub.credentials, creds.client_id, creds.client_secret, 60)
         bomb = gzip.compress(b"<edXML>" + b" " * (64 * 1024**2))  # 64 MiB in ~64 KiB
         assert len(bomb) < 100 * 1024
         headers = {

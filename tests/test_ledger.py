@@ -19,9 +19,9 @@ import pytest
 from adapters.client import HubClient
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
-from exchange.store import merkle
+from exchange import merkle
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
 from tests.pki import P12_PASSWORD
@@ -43,8 +43,7 @@ async def ledger_hub(pki, tmp_path_factory):
     codes = [SENDER, PROVINCE, COMMUNE]
     try:
         async with running_hub(settings) as (hub, url):
-            await upsert_agencies(
-                hub.pool,
+            await hub.registry.upsert(
                 [
                     Agency(SENDER, "Văn phòng Chính phủ", None, "central"),
                     Agency(PROVINCE, "UBND tỉnh Quảng Ninh", None, "province"),
@@ -54,7 +53,7 @@ async def ledger_hub(pki, tmp_path_factory):
             clients = {}
             for code in codes:
                 await hub.broker.ensure_agency(code)
-                creds = await issue_credentials(hub.pool, code)
+                creds = await issue_credentials(hub.credentials, code)
                 clients[code] = HubClient(url, creds.client_id, creds.client_secret)
             yield hub, url, clients, settings, tmp
             for client in clients.values():

@@ -15,7 +15,7 @@ import pytest
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.logs import JsonFormatter
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
@@ -27,7 +27,7 @@ async def start_hub(tmp_path, **changes):
     settings = make_settings(tmp_path, **changes)
     context = running_hub(settings, consume=False)
     hub, url = await context.__aenter__()
-    await upsert_agencies(hub.pool, [Agency(AGENCY, "Bộ", None, "central")])
+    await hub.registry.upsert([Agency(AGENCY, "Bộ", None, "central")])
     return settings, context, hub, url
 
 
@@ -75,7 +75,7 @@ async def login(url: str, client_id: str, secret: str, source: str = "127.0.0.1"
 
 async def test_healthz_stays_fast_while_wrong_secrets_are_checked(lenient):
     hub, url = lenient
-    creds = await issue_credentials(hub.pool, AGENCY)
+    creds = await issue_credentials(hub.credentials, AGENCY)
     storm = [asyncio.create_task(login(url, creds.client_id, f"wrong-{n}")) for n in range(16)]
     latencies = []
     async with aiohttp.ClientSession() as session:
@@ -95,7 +95,7 @@ async def test_healthz_stays_fast_while_wrong_secrets_are_checked(lenient):
 
 async def test_unknown_client_ids_cost_what_known_ones_do(lenient):
     hub, url = lenient
-    creds = await issue_credentials(hub.pool, AGENCY)
+    creds = await issue_credentials(hub.credentials, AGENCY)
     known, unknown = [], []
     for n in range(9):
         for client_id, times in ((creds.client_id, known), (f"lt-{n:016x}", unknown)):
@@ -110,7 +110,7 @@ async def test_unknown_client_ids_cost_what_known_ones_do(lenient):
 
 async def test_failures_are_throttled_per_client_id(strict):
     hub, url = strict
-    creds = await issue_credentials(hub.pool, AGENCY)
+    creds = await issue_credentials(hub.credentials, AGENCY)
     for _ in range(3):
         status, body, _ = await login(url, creds.client_id, "guess", "127.0.0.2")
         assert_error(status, body, 401, "auth.invalid_client")
@@ -124,7 +124,7 @@ async def test_failures_are_throttled_per_client_id(strict):
 
 async def test_a_guesser_does_not_lock_out_the_real_client(strict):
     hub, url = strict
-    creds = await issue_credentials(hub.pool, AGENCY)
+    creds = await issue_credentials(hub.credentials, AGENCY)
     status, _, _ = await login(url, creds.client_id, creds.client_secret, "127.0.0.4")
     assert status == 200
     for _ in range(3):
@@ -158,7 +158,7 @@ class Collect(logging.Handler):
 
 async def test_each_failed_login_is_an_audit_record_without_the_secret(strict):
     hub, url = strict
-    creds = await issue_credentials(hub.pool, AGENCY)
+    creds = await issue_credentials(hub.credentials, AGENCY)
     collect = Collect()
     logger = logging.getLogger("lienthong.security")
     logger.addHandler(collect)

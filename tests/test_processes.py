@@ -181,13 +181,16 @@ async def test_a_killed_upload_leaves_no_temporary_file(settings):
         await served.wait_ready()
         # A real upload, cut short by the hub's death: headers and half of the body.
         from exchange.auth import issue_credentials, issue_token
-        from exchange.registry import Agency, upsert_agencies
+        from exchange.registry import Agency
+        from exchange.store import PostgresCredentials, PostgresRegistry
 
         pool = await db.connect(settings, min_size=1, max_size=1)
         try:
-            await upsert_agencies(pool, [Agency("000.00.00.G01", "Bộ", None, "central")])
-            creds = await issue_credentials(pool, "000.00.00.G01")
-            token, _ = await issue_token(pool, creds.client_id, creds.client_secret, 600)
+            await PostgresRegistry(pool).upsert([Agency("000.00.00.G01", "Bộ", None, "central")])
+            creds = await issue_credentials(PostgresCredentials(pool), "000.00.00.G01")
+            token, _ = await issue_token(
+                PostgresCredentials(pool), creds.client_id, creds.client_secret, 600
+            )
         finally:
             await pool.close()
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)

@@ -11,7 +11,7 @@ import pytest
 
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
 
@@ -32,9 +32,9 @@ async def slow_hub(tmp_path_factory):
         keepalive_timeout_seconds=KEEPALIVE,
     )
     async with running_hub(settings, consume=False) as (hub, url):
-        await upsert_agencies(hub.pool, [Agency(SENDER, "Bộ", None, "central")])
-        creds = await issue_credentials(hub.pool, SENDER)
-        token, _ = await issue_token(hub.pool, creds.client_id, creds.client_secret, 600)
+        await hub.registry.upsert([Agency(SENDER, "Bộ", None, "central")])
+        creds = await issue_credentials(hub.credentials, SENDER)
+        token, _ = await issue_token(hub.credentials, creds.client_id, creds.client_secret, 600)
         yield hub, url, token
     await db.drop_schema(settings)
 

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from exchange.auth import issue_credentials, issue_token
 from exchange.http.serve import running_hub
-from exchange.registry import Agency, upsert_agencies
+from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.test_api_refusals import assert_error
@@ -86,8 +86,7 @@ async def tls_hub(certs, tmp_path_factory):
         head_signs_per_window=2,
     )
     async with running_hub(settings, consume=False) as (hub, url):
-        await upsert_agencies(
-            hub.pool,
+        await hub.registry.upsert(
             [Agency(AGENCY, "Bộ", None, "central"), Agency(OTHER, "UBND", None, "province")],
         )
         yield settings, hub, url
@@ -114,8 +113,8 @@ async def call(url, context, path="/healthz", method="GET", token=None):
 
 
 async def token_for(hub, organ_id: str) -> str:
-    creds = await issue_credentials(hub.pool, organ_id)
-    return (await issue_token(hub.pool, creds.client_id, creds.client_secret, 600))[0]
+    creds = await issue_credentials(hub.credentials, organ_id)
+    return (await issue_token(hub.credentials, creds.client_id, creds.client_secret, 600))[0]
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")

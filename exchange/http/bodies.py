@@ -133,6 +133,4 @@ async def read_body(
 
 
 def _too_large(limit: int) -> HubError:
-    return HubError(
-        "body.too_large", f"the body is larger than the limit of {limit} bytes"
-    )
+    return HubError("body.too_large", f"the body is larger than the limit of {limit} bytes")

@@ -120,7 +120,7 @@ def _text(value: object, field: str, max_length: int) -> str | None:
 
 
 async def token_response(
-    request: web.Request, pool, settings: Settings, guard: LoginGuard
+    request: web.Request, credentials, settings: Settings, guard: LoginGuard
 ) -> web.Response:
     """Exchange client credentials (form or JSON body, or HTTP Basic) for a bearer token."""
     data = await _fields(request, settings)
@@ -131,25 +131,19 @@ async def token_response(
         try:
             auth = BasicAuth.decode(basic)
         except ValueError:
-            raise HubError(
-                "auth.invalid_client", "malformed Basic credentials"
-            ) from None
+            raise HubError("auth.invalid_client", "malformed Basic credentials") from None
         client_id = _text(auth.login, "client_id", _MAX_ID)
         client_secret = _text(auth.password, "client_secret", _MAX_SECRET)
     grant = _text(data.get("grant_type", "client_credentials"), "grant_type", 64)
     if grant != "client_credentials":
-        raise HubError(
-            "auth.unsupported_grant_type", "only grant_type=client_credentials"
-        )
+        raise HubError("auth.unsupported_grant_type", "only grant_type=client_credentials")
     if not client_id or client_secret is None:
-        raise HubError(
-            "auth.invalid_client", "client_id and client_secret are required"
-        )
+        raise HubError("auth.invalid_client", "client_id and client_secret are required")
     address = request.remote or "unknown"
     tickets = guard.admit(client_id, address)
     try:
         access, expires_in = await issue_token(
-            pool, client_id, client_secret, settings.token_ttl_seconds
+            credentials, client_id, client_secret, settings.token_ttl_seconds
         )
     except HubError as exc:
         if exc.code == "auth.invalid_client":

@@ -14,8 +14,7 @@ import logging
 
 from aiohttp import web
 
-from exchange import hubkeys, merkle
-from exchange import packages as pk
+from exchange import hubkeys, merkle, trails
 from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_caller
 from exchange.errors import HubError
@@ -25,8 +24,6 @@ from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
 from exchange.http.tls import peer_certificate
 from exchange.hub import Hub
-from exchange.receipts import issue_receipt
-from exchange.registry import list_agencies
 from exchange.throttle import SlidingWindow, too_many
 from schemas import OrganId
 
@@ -45,12 +42,12 @@ async def _caller(request: web.Request) -> Caller:
     such a certificate a token is optional, and a token of another agency is refused."""
     hub = request.app[HUB]
     header = request.headers.get("Authorization")
-    bound = await certificate_caller(hub.pool, peer_certificate(request), request.app[CERTS])
+    bound = await certificate_caller(hub.credentials, peer_certificate(request), request.app[CERTS])
     if bound is None:
-        return await authenticate(hub.pool, header, hub.tokens)
+        return await authenticate(hub.credentials, header, hub.tokens)
     if not header:
         return bound
-    caller = await authenticate(hub.pool, header, hub.tokens)
+    caller = await authenticate(hub.credentials, header, hub.tokens)
     if caller.organ_id != bound.organ_id:
         raise HubError(
             "auth.certificate_mismatch",
@@ -62,7 +59,7 @@ async def _caller(request: web.Request) -> Caller:
 async def token(request: web.Request) -> web.Response:
     """OAuth2 client credentials: form or JSON body, or HTTP Basic for the client pair."""
     hub = request.app[HUB]
-    return await token_response(request, hub.pool, hub.settings, request.app[LOGINS])
+    return await token_response(request, hub.credentials, hub.settings, request.app[LOGINS])
 
 
 async def agencies(request: web.Request) -> web.Response:
@@ -78,8 +75,7 @@ async def agencies(request: web.Request) -> web.Response:
         raise HubError(
             "request.invalid_parameter", f"level must be one of {', '.join(_LEVELS)}", field="level"
         )
-    rows = await list_agencies(
-        hub.pool,
+    rows = await hub.registry.list(
         parent=query.get("parent"),
         level=level,
         under=under,
@@ -120,9 +116,7 @@ async def submit(request: web.Request) -> web.Response:
         )
     limit = hub.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise HubError(
-            "body.too_large", f"the body is larger than the limit of {limit} bytes"
-        )
+        raise HubError("body.too_large", f"the body is larger than the limit of {limit} bytes")
     incoming = hub.blobs.incoming(limit)
     try:
         async for chunk in stream_body(
@@ -137,7 +131,7 @@ async def submit(request: web.Request) -> web.Response:
     if incoming.size == 0:
         incoming.discard()
         raise HubError("body.empty", "the body is empty")
-    result = await hub.submit(caller, incoming)
+    result = await hub.submissions.submit(caller, incoming)
     status = 200 if result.duplicate else 202
     return web.json_response(
         result.to_json(), status=status, headers={"Location": f"/v1/packages/{result.id}"}
@@ -151,7 +145,7 @@ async def inbox(request: web.Request) -> web.Response:
     after = _int(request.query, "after", 0, 0, 2**62)
     limit = _int(request.query, "limit", 100, 1, hub.settings.inbox_max_limit)
     return web.json_response(
-        await pk.inbox(hub.pool, caller, after, limit, hub.settings.inbox_max_bytes)
+        await hub.deliveries.inbox(caller, after, limit, hub.settings.inbox_max_bytes)
     )
 
 
@@ -159,7 +153,7 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
     """GET /v1/packages/{id}: exactly the stored bytes."""
     hub = request.app[HUB]
     caller = await _caller(request)
-    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    row = await hub.deliveries.locate(caller, request.match_info["id"])
     path = hub.blobs.path_for(row["digest"])
     if not path.is_file():
         log.error("stored bytes missing", extra={"package_id": str(row["id"])})
@@ -167,8 +161,7 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
             "package.bytes_missing",
             "the hub cannot find this package's bytes; the operators are alerted",
         )
-    if caller.organ_id != row["sender"]:
-        await pk.record_fetch(hub.pool, caller, row["id"], row["digest"])
+    await hub.deliveries.fetched(caller, row)
     digest_b64 = base64.b64encode(row["digest"]).decode()
     return web.FileResponse(
         path,
@@ -184,22 +177,22 @@ async def receipt(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/receipt: the hub's signed receipt (made now if it was pending)."""
     hub = request.app[HUB]
     caller = await _caller(request)
-    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
-    return web.json_response(await issue_receipt(hub.pool, hub.key, row["id"]))
+    row = await hub.deliveries.locate(caller, request.match_info["id"])
+    return web.json_response(await hub.receipts.issue(row["id"]))
 
 
 async def ack(request: web.Request) -> web.Response:
     """POST /v1/packages/{id}/ack"""
     hub = request.app[HUB]
     caller = await _caller(request)
-    return web.json_response(await pk.acknowledge(hub.pool, caller, request.match_info["id"]))
+    return web.json_response(await hub.deliveries.acknowledge(caller, request.match_info["id"]))
 
 
 async def trail(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/trail"""
     hub = request.app[HUB]
     caller = await _caller(request)
-    return web.json_response(await pk.trail(hub.pool, caller, request.match_info["id"]))
+    return web.json_response(await trails.trail(hub.deliveries, caller, request.match_info["id"]))
 
 
 async def ledger_heads(request: web.Request) -> web.Response:
@@ -237,7 +230,7 @@ async def ledger_certificate(request: web.Request) -> web.Response:
     if everything not in ("true", "false"):
         raise HubError("request.invalid_parameter", "all must be true or false", field="all")
     if everything == "true":
-        return web.json_response(await hubkeys.key_listing(hub.pool, hub.key))
+        return web.json_response(await hubkeys.key_listing(hub.ledger_store, hub.key))
     return web.Response(
         text=hubkeys.pem_chain(hubkeys.chain_of(hub.key)),
         content_type="application/pem-certificate-chain",
@@ -259,9 +252,7 @@ async def inclusion_proof(request: web.Request) -> web.Response:
     index = _int(request.query, "leaf", -1, 0, 2**62)
     size = _int(request.query, "size", 0, 1, 2**62)
     path = await _proof(hub.ledger.inclusion(index, size))
-    leaf = await hub.pool.fetchval(
-        "SELECT hash FROM ledger_nodes WHERE level = 0 AND idx = $1", index
-    )
+    leaf = await hub.ledger.leaf_hash(index)
     return web.json_response(
         {
             "leaf_index": index,
@@ -286,10 +277,8 @@ async def verification_report(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/report: the stored verification report, exactly as recorded."""
     hub = request.app[HUB]
     caller = await _caller(request)
-    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
-    report = await hub.pool.fetchval(
-        "SELECT report FROM verification_reports WHERE package_id = $1", row["id"]
-    )
+    row = await hub.deliveries.locate(caller, request.match_info["id"])
+    report = await hub.packages.report(row["id"])
     if report is None:
         raise HubError("report.not_found", "this package was not verified")
     return web.Response(body=report, content_type="application/json", charset="utf-8")
@@ -299,7 +288,7 @@ async def evidence(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/evidence: an ASiC-E zip an auditor checks offline."""
     hub = request.app[HUB]
     caller = await _caller(request)
-    row = await pk.locate_package(hub.pool, caller, request.match_info["id"])
+    row = await hub.deliveries.locate(caller, request.match_info["id"])
     data = await build_bundle(hub, row, caller.organ_id)
     return web.Response(
         body=data,

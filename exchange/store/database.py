@@ -12,7 +12,15 @@ import asyncpg
 
 from exchange.config import Settings
 
-__all__ = ["connect", "create_database", "drop_schema", "migrate", "migrations", "unavailable"]
+__all__ = [
+    "connect",
+    "create_database",
+    "drop_schema",
+    "migrate",
+    "migrations",
+    "pool",
+    "unavailable",
+]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -128,10 +136,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def connect(settings: Settings, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see only the configured schema. With ``min_size=0`` it opens
-    no connection until one is needed, so it can be made while PostgreSQL is down."""
+    """A pool whose connections see only the configured schema, connected."""
+    return await pool(settings, min_size=min_size, max_size=max_size)
+
+
+def pool(settings: Settings, *, min_size: int = 0, max_size: int = 10) -> asyncpg.Pool:
+    """The same pool, not initialised yet (``await`` it); with ``min_size=0`` it opens no
+    connection until one is needed, so it can be made while PostgreSQL is down."""
     schema = _schema_name(settings)
-    return await asyncpg.create_pool(
+    return asyncpg.create_pool(
         settings.database_url,
         min_size=min_size,
         max_size=max_size,

@@ -1,0 +1,452 @@
+"""Packages, their deliveries and outbox rows, in PostgreSQL: every statement of that aggregate.
+
+The rules live in the core (:mod:`exchange.submission`, :mod:`exchange.delivery`); this module
+runs them inside the right transaction and under the right lock: a package, one delivery per
+recipient, their outbox rows and the events recording them are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from exchange.errors import HubError
+from exchange.events import Event, canonical_leaf
+from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
+from exchange.store.events import record_events
+from schemas import Package
+
+__all__ = ["DeliveryRow", "PostgresPackages"]
+
+# Two-key advisory lock namespaces (distinct from the one-key locks of the sequencer etc.).
+_LOCK_DIGEST = 7214010
+_LOCK_DOCUMENT_ID = 7214011
+_LOCK_DELIVERING = 7214002  # one delivering transaction at a time: inbox cursors only grow
+_REPLACING_TYPES = {1, 2, 3}  # revoke, update, replace: may reuse a DocumentId
+_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged"]
+_STATUS_EVENTS = ["status", "recalled"]
+
+ChooseDocument = Callable[[Package, list[DocumentCandidate]], DocumentCandidate]
+
+
+async def _lock(conn: asyncpg.Connection, namespace: int, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", namespace, key)
+
+
+class DeliveryRow:
+    """One recipient's copy, locked for the transaction of :meth:`PostgresPackages.delivery`."""
+
+    def __init__(self, conn: asyncpg.Connection, package: asyncpg.Record, row) -> None:
+        self._conn = conn
+        self.package = package
+        self.state: str | None = row["state"] if row else None
+        self.recipient: str | None = row["recipient"] if row else None
+
+    async def move(self, to: str, stamp: str, event: Event) -> None:
+        """Set the state (and its time column ``stamp``) and record ``event`` with it."""
+        assert stamp in ("delivered_at", "fetched_at", "acked_at")
+        await self._conn.execute(
+            f"UPDATE deliveries SET state = $3, {stamp} = now() "
+            "WHERE package_id = $1 AND recipient = $2",
+            self.package["id"],
+            self.recipient,
+            to,
+        )
+        await record_events(self._conn, [event])
+
+
+class PostgresPackages:
+    """The package store of one hub process (a pool shared with the other stores)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # ----- accepting --------------------------------------------------------------------
+
+    async def find_by_digest(
+        self, digest: bytes, conn: asyncpg.Connection | None = None
+    ) -> Submission | None:
+        """The accepted package with exactly these bytes, if any (a re-sent package)."""
+        row = await (conn or self.pool).fetchrow(
+            "SELECT p.id, p.kind, p.document_id, array_agg(d.recipient ORDER BY d.id) AS "
+            "recipients FROM packages p JOIN deliveries d ON d.package_id = p.id "
+            "WHERE p.digest = $1 GROUP BY p.id",
+            digest,
+        )
+        if row is None:
+            return None
+        return Submission(
+            row["id"], row["kind"], row["document_id"], digest, tuple(row["recipients"]), True
+        )  # its receipt is the one stored with the first submission
+
+    async def insert(self, new: NewPackage, choose_document: ChooseDocument) -> Submission:
+        """Store an accepted package with its deliveries, outbox rows and events, in one
+        transaction; identical bytes stored meanwhile win (their submission is returned)."""
+        package, digest, package_id = new.package, new.digest, new.id
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The same bytes posted twice at once (a client retrying while its first attempt
+            # still runs): the second waits here for the first, then gets the first's answer.
+            await _lock(conn, _LOCK_DIGEST, digest.hex())
+            existing = await self.find_by_digest(digest, conn)
+            if existing:
+                return existing
+            if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
+                await self._refuse_reused_document_id(conn, package)
+            about = None
+            if package.kind == "status":
+                about = choose_document(package, await self._candidates(conn, package))
+            submitted = Event(
+                "submitted",
+                digest,
+                package_id,
+                package.sender.organ_id,
+                {"kind": package.kind, "size": new.size, "recipients": list(new.recipients)},
+            )
+            rows = await self._insert_rows(conn, package_id, new, about, submitted)
+            key_of = dict(zip(new.recipients, new.routing_keys, strict=True))
+            outgoing = tuple(
+                Outgoing(r["id"], package_id, r["recipient"], key_of[r["recipient"]], digest)
+                for r in sorted(rows, key=lambda r: r["id"])
+            )
+            if new.report is not None:
+                await conn.execute(
+                    "INSERT INTO verification_reports (package_id, indication, digest, report) "
+                    "VALUES ($1, $2, $3, $4)",
+                    package_id,
+                    *new.report,
+                )
+            events = list(new.events)
+            if about is not None:
+                events.append(_status_link(package, package_id, digest, about))
+            await record_events(conn, events)
+        return Submission(
+            package_id,
+            package.kind,
+            package.document_id,
+            digest,
+            new.recipients,
+            False,
+            outgoing,
+            rows[0]["event_id"],
+            received_at=submitted.at,
+            sender=package.sender.organ_id,
+        )
+
+    async def _insert_rows(self, conn, package_id, new: NewPackage, about, submitted: Event):
+        # One round trip for the package, its deliveries, their outbox rows and the
+        # 'submitted' event (foreign keys are checked at the end of the statement).
+        package = new.package
+        response = package.response_for[0] if package.response_for else None
+        return await conn.fetch(
+            """
+            WITH p AS (
+                INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type,
+                                      status_code, response_for_organ, response_for_document,
+                                      about_package, subject, size)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ), d AS (
+                INSERT INTO deliveries (package_id, recipient)
+                SELECT $1, r FROM unnest($13::text[]) AS r RETURNING id, recipient
+            ), o AS (
+                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+                SELECT d.id, k.key, now() + make_interval(secs => $15)
+                FROM d JOIN unnest($13::text[], $14::text[]) AS k(r, key) ON k.r = d.recipient
+            ), e AS (
+                INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf)
+                VALUES ($1, 'submitted', $3, $16, $17, $2, $18) RETURNING id
+            )
+            SELECT d.id, d.recipient, (SELECT id FROM e) AS event_id FROM d
+            """,
+            package_id,
+            new.digest,
+            package.sender.organ_id,
+            package.kind,
+            package.document_id,
+            package.business_doc_type,
+            package.status_code,
+            response.organ_id if response else None,
+            response.document_id if response else None,
+            about.id if about else None,
+            package.subject,
+            new.size,
+            list(new.recipients),
+            list(new.routing_keys),
+            new.retry_after,
+            submitted.at,
+            submitted.detail,
+            canonical_leaf(submitted),
+        )
+
+    async def _refuse_reused_document_id(self, conn, package: Package) -> None:
+        """A new document (type 0) may not reuse a DocumentId; checked under a lock on that
+        id, so two different documents sent at the same moment cannot both pass."""
+        await _lock(conn, _LOCK_DOCUMENT_ID, f"{package.sender.organ_id}/{package.document_id}")
+        clash = await conn.fetchval(
+            "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
+            package.sender.organ_id,
+            package.document_id,
+        )
+        if clash:
+            raise HubError(
+                "package.duplicate_document_id",
+                f"DocumentId {package.document_id!r} was already sent with other content "
+                f"(package {clash}); send an update, replacement or revocation "
+                "(BussinessDocType 1-3) to change it",
+                field="DocumentId",
+            )
+
+    async def _candidates(self, conn, package: Package) -> list[DocumentCandidate]:
+        """Documents with the status's DocumentId sent by either end of the status."""
+        response = package.response_for[0]
+        rows = await conn.fetch(
+            "SELECT p.id, p.digest, p.sender, bool_or(d.recipient = $3) AS caller_receives, "
+            "bool_or(d.recipient = $1) AS organ_receives FROM packages p "
+            "JOIN deliveries d ON d.package_id = p.id "
+            "WHERE p.document_id = $2 AND p.kind = 'edoc' AND p.sender IN ($1, $3) "
+            "GROUP BY p.id ORDER BY p.received_at DESC",
+            response.organ_id,
+            response.document_id,
+            package.sender.organ_id,
+        )
+        return [DocumentCandidate(**dict(r)) for r in rows]
+
+    async def record_rejection(self, organ_id: str, digest: bytes, detail: dict) -> None:
+        """Put a refusal of a readable package in the ledger (who, which bytes, why)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await record_events(conn, [Event("rejected", digest, None, organ_id, detail)])
+
+    async def digest_known(self, digest: bytes) -> bool:
+        return bool(await self.pool.fetchval("SELECT 1 FROM packages WHERE digest = $1", digest))
+
+    # ----- reading ----------------------------------------------------------------------
+
+    async def locate(self, package_id: uuid.UUID, organ_id: str) -> asyncpg.Record | None:
+        """The package row if ``organ_id`` sent it or receives it."""
+        return await self.pool.fetchrow(
+            "SELECT p.* FROM packages p WHERE p.id = $1 AND (p.sender = $2 OR EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.package_id = p.id AND d.recipient = $2))",
+            package_id,
+            organ_id,
+        )
+
+    async def report(self, package_id: uuid.UUID) -> bytes | None:
+        """The verification report stored on arrival, exactly as served."""
+        return await self.pool.fetchval(
+            "SELECT report FROM verification_reports WHERE package_id = $1", package_id
+        )
+
+    async def inbox(self, organ_id: str, after: int, limit: int) -> list[asyncpg.Record]:
+        """Delivered, unacknowledged copies for ``organ_id`` after a cursor, oldest first."""
+        return await self.pool.fetch(
+            """
+            SELECT d.inbox_seq, d.delivered_at, p.id, p.kind, p.sender, p.document_id,
+                   p.business_doc_type, p.status_code, p.response_for_document, p.subject,
+                   p.size, p.digest
+            FROM deliveries d JOIN packages p ON p.id = d.package_id
+            WHERE d.recipient = $1 AND d.state = 'delivered' AND d.inbox_seq > $2
+            ORDER BY d.inbox_seq LIMIT $3
+            """,
+            organ_id,
+            after,
+            limit,
+        )
+
+    async def copies(self, package: asyncpg.Record, organ_id: str) -> list[asyncpg.Record]:
+        """The deliveries of a package ``organ_id`` may see (all for its sender)."""
+        return await self.pool.fetch(
+            "SELECT recipient, state, delivered_at, fetched_at, acked_at FROM deliveries "
+            "WHERE package_id = $1 AND ($2 OR recipient = $3) ORDER BY id",
+            package["id"],
+            package["sender"] == organ_id,
+            organ_id,
+        )
+
+    async def visible_statuses(
+        self, package: asyncpg.Record, organ_id: str
+    ) -> list[asyncpg.Record]:
+        """The status packages about ``package`` that ``organ_id`` may see: all of them for its
+        sender; for a recipient only those it sent or received."""
+        return await self.pool.fetch(
+            "SELECT p.id, p.digest FROM packages p WHERE p.about_package = $1 AND "
+            "($2 OR p.sender = $3 OR EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.package_id = p.id AND d.recipient = $3)) ORDER BY p.received_at, p.id",
+            package["id"],
+            package["sender"] == organ_id,
+            organ_id,
+        )
+
+    async def visible_events(
+        self, package: asyncpg.Record, organ_id: str, statuses: Sequence[asyncpg.Record]
+    ) -> list[asyncpg.Record]:
+        """The one visibility rule for trails and evidence: the sender sees every event; a
+        recipient sees the package's own events, those about its own copy, and the links to
+        the statuses it may see (:meth:`visible_statuses`), whose own events it sees whole."""
+        return await self.pool.fetch(
+            "SELECT id, package_id, event, organ_id, at, detail, leaf, ledger_index FROM events e "
+            "WHERE e.package_id = ANY($6::uuid[]) OR (e.package_id = $1 AND ($2 "
+            "OR (e.event <> ALL($3::text[]) AND e.event <> ALL($4::text[])) "
+            "OR (e.event = ANY($3::text[]) AND e.organ_id = $5) "
+            "OR (e.event = ANY($4::text[]) AND e.detail->>'status_package' = ANY($7::text[])))) "
+            "ORDER BY e.id",
+            package["id"],
+            package["sender"] == organ_id,
+            _PER_RECIPIENT_EVENTS,
+            _STATUS_EVENTS,
+            organ_id,
+            [s["id"] for s in statuses],
+            [str(s["id"]) for s in statuses],
+        )
+
+    # ----- delivering -------------------------------------------------------------------
+
+    async def mark_delivered(self, delivery_ids: list[int]) -> int:
+        """Pending deliveries into their recipients' inboxes (cursor, time, 'delivered'
+        event); already delivered ones are left alone. Returns how many changed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_DELIVERING)
+            rows = await conn.fetch(
+                """
+                UPDATE deliveries SET state = 'delivered', delivered_at = now(),
+                    inbox_seq = nextval('inbox_seq')
+                FROM packages p
+                WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
+                  AND p.id = deliveries.package_id
+                RETURNING deliveries.package_id, deliveries.recipient, p.digest
+                """,
+                delivery_ids,
+            )
+            await record_events(
+                conn,
+                [Event("delivered", r["digest"], r["package_id"], r["recipient"]) for r in rows],
+            )
+        return len(rows)
+
+    async def record_fetch(self, package_id: uuid.UUID, organ_id: str, digest: bytes) -> bool:
+        """Note the first download of a copy by its recipient; whether it was the first."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            first = await conn.fetchval(
+                "UPDATE deliveries SET fetched_at = now() WHERE package_id = $1 "
+                "AND recipient = $2 AND fetched_at IS NULL RETURNING id",
+                package_id,
+                organ_id,
+            )
+            if first:
+                await record_events(conn, [Event("fetched", digest, package_id, organ_id)])
+        return bool(first)
+
+    @contextlib.asynccontextmanager
+    async def delivery(self, package: asyncpg.Record, organ_id: str) -> AsyncIterator[DeliveryRow]:
+        """``organ_id``'s copy of ``package``, locked for one transaction (state None when it
+        is not a recipient)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT recipient, state FROM deliveries WHERE package_id = $1 "
+                "AND recipient = $2 FOR UPDATE",
+                package["id"],
+                organ_id,
+            )
+            yield DeliveryRow(conn, package, row)
+
+    # ----- the outbox -------------------------------------------------------------------
+
+    async def claim_due(self, retry: float, limit: int = 500) -> list[Outgoing]:
+        """Rows whose publish was never confirmed, claimed so no other hub sends them too."""
+        rows = await self.pool.fetch(
+            """
+            UPDATE outbox o SET attempts = o.attempts + 1,
+                next_attempt_at = now() + make_interval(secs => least(300, $1 * 2 ^ o.attempts))
+            FROM deliveries d JOIN packages p ON p.id = d.package_id
+            WHERE d.id = o.delivery_id AND o.delivery_id IN (
+                SELECT delivery_id FROM outbox WHERE next_attempt_at <= now()
+                ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING o.delivery_id, d.package_id, d.recipient, o.routing_key, p.digest
+            """,
+            retry,
+            limit,
+        )
+        return [Outgoing(*r) for r in rows]
+
+    async def confirm_published(self, confirmed: list[Outgoing], published_at: datetime) -> None:
+        """The broker confirmed these: their outbox rows go, and 'routed' is recorded once
+        per delivery (a re-publication only moves ``routed_at``)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Only rows still there: the relay and the fast path may both have published one.
+            gone = await conn.fetch(
+                "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id",
+                [c.delivery_id for c in confirmed],
+            )
+            first = {
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE deliveries d SET routed_at = $2 FROM (SELECT id, routed_at AS before "
+                    "FROM deliveries WHERE id = ANY($1::bigint[]) FOR UPDATE) o "
+                    "WHERE d.id = o.id RETURNING d.id, o.before IS NULL AS first",
+                    [r["delivery_id"] for r in gone],
+                    published_at,
+                )
+                if r["first"]
+            }
+            await record_events(
+                conn,
+                [
+                    Event(
+                        "routed",
+                        c.digest,
+                        c.package_id,
+                        c.recipient,
+                        {"routing_key": c.routing_key},
+                        published_at,
+                    )
+                    for c in confirmed
+                    if c.delivery_id in first
+                ],
+            )
+
+    async def due_now(self) -> None:
+        """Every outbox row is due at once, its backoff reset (the broker is back)."""
+        await self.pool.execute("UPDATE outbox SET next_attempt_at = now(), attempts = 0")
+
+    async def reconcile(self, after_seconds: float) -> int:
+        """Put back in the outbox every delivery routed more than ``after_seconds`` ago and
+        still not delivered (a message the broker lost); returns how many."""
+        rows = await self.pool.fetch(
+            """
+            INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+            SELECT d.id, a.routing_key, now() FROM deliveries d
+            JOIN agencies a ON a.code = d.recipient
+            WHERE d.state = 'pending' AND d.routed_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
+            ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+            """,
+            after_seconds,
+        )
+        return len(rows)
+
+    async def outbox_gauge(self) -> tuple[int, float]:
+        """(rows in the outbox, age in seconds of the oldest)."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS depth, "
+            "coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
+        )
+        return row["depth"], float(row["age"])
+
+
+def _status_link(
+    package: Package, package_id: uuid.UUID, digest: bytes, about: DocumentCandidate
+) -> Event:
+    # The status joins the document's own chain of leaves.
+    return Event(
+        "recalled" if package.status_code == "13" else "status",
+        about.digest,
+        about.id,
+        package.sender.organ_id,
+        {
+            "status_code": package.status_code,
+            "status_package": str(package_id),
+            "status_digest": digest.hex(),
+        },
+    )
