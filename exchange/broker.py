@@ -37,6 +37,7 @@ from yarl import URL
 from exchange.config import Settings
 from exchange.delivery import Deliveries
 from exchange.ports import Outgoing
+from exchange.store.database import unavailable
 from exchange.store.postgres import PostgresPackages
 from exchange.tasks import BackgroundLoop, log_failure
 from schemas import OrganId
@@ -80,20 +81,39 @@ class Broker:
         )
 
     async def connect(self) -> None:
-        """Connect, waiting for the broker as long as it takes, and declare the exchanges.
+        """Connect and declare the exchanges, retrying with backoff (each failure logged) for
+        as long as it takes.
 
-        The connection is robust: after a broker restart it reconnects by itself and restores
-        channels, queues, bindings and consumers; ``on_reconnect`` hooks run then.
+        Once connected the connection is robust: after a broker restart it reconnects by itself
+        and restores channels, queues, bindings and consumers; ``on_reconnect`` hooks run then.
         """
-        # Made before it connects, so that close() can stop it even while it still waits.
-        self._connection = aio_pika.RobustConnection(
-            URL(self.settings.amqp_url),
-            fail_fast=False,
-            reconnect_interval=self.settings.broker_reconnect_seconds,
-        )
-        await self._connection.connect()
+        delay = 0.5
+        while True:
+            # Made before it connects, so that close() can stop it even while it still waits.
+            self._connection = aio_pika.RobustConnection(
+                URL(self.settings.amqp_url),
+                reconnect_interval=self.settings.broker_reconnect_seconds,
+            )
+            try:
+                await self._connection.connect(timeout=10)
+                await self._set_up()
+                break
+            except asyncio.CancelledError:
+                await self.close()
+                raise
+            except Exception as exc:
+                log.warning(
+                    "the broker cannot be reached or refused the hub's set-up; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
+                )
+                await self.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         self._connection.reconnect_callbacks.add(self._reconnected)
         self._connection.close_callbacks.add(self._lost)
+        log.info("connected to the broker")
+
+    async def _set_up(self) -> None:
         # Several confirming channels: a channel writes one publish at a time.
         exchanges = []
         for _ in range(PUBLISH_CHANNELS):
@@ -110,7 +130,6 @@ class Broker:
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
         self._publishers = itertools.cycle(exchanges)
-        log.info("connected to the broker")
 
     def _lost(self, _connection: object, reason: object = None) -> None:
         if self._connection is not None and not self._connection.is_closed:
@@ -129,14 +148,17 @@ class Broker:
 
     async def close(self) -> None:
         if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+            connection, self._connection, self._publishers = self._connection, None, None
+            with contextlib.suppress(Exception):
+                await connection.close()
 
-    def _arguments(self) -> dict:
-        arguments: dict = {
-            "x-queue-type": self.settings.queue_type,
-            "x-dead-letter-exchange": self.dead_letter_exchange,
-        }
+    def _arguments(self, dead_letters: bool = False) -> dict:
+        """Queue arguments: an agency's queue dead-letters, the dead-letter queue does not
+        (a message it cannot take would come straight back to it)."""
+        arguments: dict = {"x-queue-type": self.settings.queue_type}
+        if dead_letters:
+            return arguments
+        arguments["x-dead-letter-exchange"] = self.dead_letter_exchange
         if self.settings.queue_type == "quorum":
             # An explicit limit (RabbitMQ 4 has a default of 20 anyway), dead-lettered at least
             # once: a message over the limit moves to the dead-letter queue, never into the void.
@@ -152,7 +174,7 @@ class Broker:
         assert self._declare_channel is not None and self._consume_channel is not None
         try:
             queue = await self._declare_channel.declare_queue(
-                name, durable=True, arguments=self._arguments()
+                name, durable=True, arguments=self._arguments(dead_letters=routing_key is None)
             )
         except aiormq.exceptions.ChannelPreconditionFailed:
             # Declared earlier with other arguments (an older hub): keep it and say what to do.
@@ -412,15 +434,21 @@ class InboxWorker(BackgroundLoop):
         ids: list[int] = []
         good: list[AbstractIncomingMessage] = []
         for message in messages:
-            try:
-                ids.append(int(json.loads(message.body)["delivery_id"]))
-                good.append(message)
-            except (ValueError, KeyError, TypeError):
-                log.error("dropping a message that is not a delivery reference")
-                await message.reject(requeue=False)
-        if not ids:
-            return
-        await self._record_until_done(ids)
+            delivery_id = _delivery_id(message.body)
+            if delivery_id is None:
+                # Not a delivery reference: nothing to deliver, so nothing is lost by dropping
+                # it (acked, not rejected: a rejection would only dead-letter it again).
+                log.error(
+                    "dropping a message that is not a delivery reference",
+                    extra={"message_id": message.message_id, "size": len(message.body)},
+                )
+                with contextlib.suppress(Exception):
+                    await message.ack()
+                continue
+            ids.append(delivery_id)
+            good.append(message)
+        if ids:
+            await self._record_until_done(ids)
         results = await asyncio.gather(*(m.ack() for m in good), return_exceptions=True)
         if any(isinstance(r, Exception) for r in results):
             # The channel closed meanwhile: the broker redelivers, and recording a delivery
@@ -428,8 +456,9 @@ class InboxWorker(BackgroundLoop):
             log.info("some acks were lost with their channel; the broker redelivers them")
 
     async def _record_until_done(self, ids: list[int]) -> None:
-        """Record the deliveries; while PostgreSQL fails, hold the messages (unacked, so the
-        broker counts no redelivery) and stop consuming until it answers again."""
+        """Record the deliveries. While PostgreSQL is unreachable, hold the messages (unacked,
+        so the broker counts no redelivery) and stop consuming until it answers again; any
+        other failure is a refused row, recorded one by one so the others go through."""
         delay, paused = 0.5, False
         while True:
             try:
@@ -438,6 +467,9 @@ class InboxWorker(BackgroundLoop):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if not unavailable(exc):
+                    await self._record_one_by_one(ids)
+                    break
                 if not paused:
                     self._held = len(ids)
                     log.warning(
@@ -456,3 +488,27 @@ class InboxWorker(BackgroundLoop):
                 await self._broker.resume_consuming()
             except Exception as exc:  # the broker's own reconnection restores consumers
                 log_failure(log, "resuming consumers failed", exc)
+
+    async def _record_one_by_one(self, ids: list[int]) -> None:
+        for delivery_id in ids:
+            try:
+                await self._deliveries.deliver([delivery_id])
+            except Exception as exc:  # its row refuses it; the reconciler tries it again later
+                log.error(
+                    "a delivery could not be recorded",
+                    extra={"delivery_id": delivery_id, "error": f"{type(exc).__name__}: {exc}"},
+                )
+
+
+_MAX_ID = 2**63 - 1
+
+
+def _delivery_id(body: bytes) -> int | None:
+    """The delivery id a message names, or None when it is not a delivery reference."""
+    try:
+        value = json.loads(body)["delivery_id"]
+    except Exception:  # noqa: BLE001 (any malformed body is just not a reference)
+        return None
+    if type(value) is not int or not 0 < value <= _MAX_ID:
+        return None
+    return value

@@ -23,6 +23,8 @@ class Settings:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/lienthong"
     database_schema: str = "lienthong"
     database_pool_size: int = 32  # connections per hub process
+    # Longest a statement may take before it is abandoned (the database is then unavailable).
+    database_timeout_seconds: float = 30.0
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of the exchange and queue names, so several hubs (or test runs) share one broker.
     broker_prefix: str = "lienthong"

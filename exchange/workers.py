@@ -66,6 +66,7 @@ class CpuPool:
         self.workers = workers
         self._warm = warm
         self._executor: ProcessPoolExecutor | None = None
+        self._replacing = asyncio.Lock()
 
     async def start(self) -> None:
         """Start the processes and wait until each one has warmed up."""
@@ -81,16 +82,26 @@ class CpuPool:
         )
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a worker; a pool broken by a dying worker is replaced once (the
-        job that killed it then gets the error it deserves)."""
+        """``fn(*args)`` in a worker. A pool broken by a dying worker is replaced once, by the
+        first job to notice, and every job it broke runs again on the new pool (the job that
+        killed it then gets the error it deserves)."""
         loop = asyncio.get_running_loop()
+        executor = self._executor
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await loop.run_in_executor(executor, fn, *args)
         except BrokenProcessPool:
-            log.error("a worker process died; starting a new pool")
-            self.shutdown()
-            await self.start()
+            await self._replace(executor)
             return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _replace(self, broken: ProcessPoolExecutor | None) -> None:
+        async with self._replacing:
+            if self._executor is not broken:
+                return  # another job replaced it already
+            log.error("a worker process died; starting a new pool")
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            await self.start()
 
     def shutdown(self) -> None:
         """Stop the workers without waiting for them."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from typing import Literal
 
 from lxml import etree
@@ -67,7 +68,7 @@ def validate(root: etree._Element, limits: Limits = Limits()) -> Literal["edoc",
     if error is not None:
         raise _xsd_error(error)
     assert header is not None and message is not None  # the schema requires both
-    _check_field_lengths(header, attachment_elements(root))
+    _check_field_lengths(root, header)
     rules = _STATUS_RULES if kind == "status" else _DOCUMENT_RULES
     _check_counts(message, rules, "MessageHeader")
     trace_list = header.find(q("TraceHeaderList"))
@@ -117,22 +118,27 @@ FIELD_LIMITS: dict[str, int] = {
 }
 DEFAULT_FIELD_LIMIT = 1_000  # any other text field of the header
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_RESERVED_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.I)
+_RESERVED_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$", re.I)
+_INVISIBLE = {"Cf", "Zl", "Zp", "Co", "Cn"}  # format (RLO, ZWJ...), separators, unassigned
 
 
-def _check_field_lengths(header: etree._Element, attachments: list[etree._Element]) -> None:
-    """Refuse any header field (and attachment metadata) longer than its limit."""
-    leaves = [e for e in header.iter(etree.Element) if etree.QName(e).namespace == NS]
-    for attachment in attachments:
-        leaves += [
+def _check_field_lengths(root: etree._Element, header: etree._Element) -> None:
+    """Refuse any text field of the header, the manifest or the attachments' metadata longer
+    than its limit. The length is the field's whole text, as the model reads it (comments or
+    CDATA splitting it change nothing)."""
+    fields = [e for e in header.iter(etree.Element) if etree.QName(e).namespace == NS]
+    for reference in root.findall(REFERENCES):
+        fields += list(children(reference))
+    for attachment in attachment_elements(root):
+        fields += [
             e for e in children(attachment) if etree.QName(e).localname != "ContentTransferEncoded"
         ]
-    for element in leaves:
-        if len(element):
-            continue
+    for element in fields:
+        if next(children(element), None) is not None:
+            continue  # a record: its own fields are measured
         name = etree.QName(element).localname
         limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
-        length = len(element.text or "")
+        length = len(str(element.xpath("string()")))
         if length > limit:
             raise FormatError(
                 "edxml.field_too_long",
@@ -146,17 +152,21 @@ def attachment_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a file name on a recipient's system, or None when it can.
 
     Recipients' systems save attachments under these names: anything that could climb out of
-    a folder, name a device or hide characters is refused.
+    a folder, name a device or a stream, or hide or reorder characters is refused.
     """
+    if not name:
+        return "it is empty"
     if _CONTROL.search(name):
         return "it contains control characters"
+    if any(unicodedata.category(c) in _INVISIBLE for c in name):
+        return "it contains invisible or direction-changing characters"
     if "/" in name or "\\" in name:
         return "it contains a path separator"
-    if name in (".", "..") or name.endswith("."):
+    if ":" in name:
+        return "it names a drive or a data stream (':')"
+    if name in (".", "..") or name.endswith((".", " ")):
         return "it is not a plain file name"
-    if len(name) > 1 and name[1] == ":":
-        return "it starts with a drive letter"
-    if _RESERVED_NAMES.match(name):
+    if _RESERVED_NAMES.match(name.split(".")[0].rstrip(" ")):
         return "it is a reserved device name"
     return None
 

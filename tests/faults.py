@@ -1,4 +1,5 @@
-"""Real network faults between the hub and a real service: a TCP proxy that can be cut.
+"""Real network faults between the hub and a real service: a TCP proxy that can be cut or
+frozen.
 
 The hub under test connects to PostgreSQL or RabbitMQ through the proxy; ``cut()`` closes every
 open connection and refuses new ones (the service looks down to the hub, and only to it: other
@@ -31,6 +32,8 @@ class TcpProxy:
         self._open = True
         self._pipes: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -58,8 +61,13 @@ class TcpProxy:
         self._writers.clear()
 
     def restore(self) -> None:
-        """Let new connections through again."""
+        """Let new connections through again (and frozen ones flow again)."""
         self._open = True
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Keep every connection open but carry nothing more: a host that stops answering."""
+        self._flowing.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._open:
@@ -80,6 +88,7 @@ class TcpProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
+                await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
         except (OSError, asyncio.CancelledError):

@@ -316,6 +316,11 @@ HOSTILE_NAMES = [
     "report\u009b31m.pdf",  # a C1 control (CSI), which XML 1.0 does allow
     "..",
     "NUL.txt",
+    "con .txt",
+    "invoice\u202efdp.exe",  # a right-to-left override shows it as invoiceexe.pdf
+    "x.pdf:evil.exe",  # an NTFS alternate data stream
+    "a\u2028b.pdf",
+    "trailing.",
 ]
 
 
@@ -410,3 +415,39 @@ async def test_inbox_pages_stop_at_a_byte_budget(exchange, ctx):
     assert small["items"] == full["items"][: len(small["items"])]
     tiny = await exchange.hub.deliveries.inbox(caller, 0, 100, 1)
     assert len(tiny["items"]) == 1  # never an empty page while items wait
+
+
+@pytest.mark.parametrize("trick", ["comment", "cdata"])
+async def test_a_long_field_split_by_a_comment_or_cdata_is_still_too_long(exchange, ctx, trick):
+    """The length is the field's whole text, as stored and listed, however it is written."""
+    package = build_document(
+        sender=SENDER, recipients=[RECIPIENT], code_number="33", code_notation="BTP", subject="S"
+    )
+    long = "Đ" * 5_000
+    split = f"S<!---->{long}" if trick == "comment" else f"S<![CDATA[{long}]]>"
+    package = package.replace(
+        b"<edXML:Subject>S</edXML:Subject>", f"<edXML:Subject>{split}</edXML:Subject>".encode()
+    )
+    before = await package_count(exchange)
+    status, got = await post(exchange, ctx["sender"], package)
+    error = assert_error(status, got, 422, "edxml.field_too_long")
+    assert error["field"] == "Subject"
+    assert await package_count(exchange) == before
+
+
+async def test_manifest_descriptions_are_bounded_too(exchange, ctx):
+    package = build_document(
+        sender=SENDER,
+        recipients=[RECIPIENT],
+        code_number="34",
+        code_notation="BTP",
+        subject="Thử",
+        attachments=[("a.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    package = package.replace(
+        b"<edXML:Description>a.pdf</edXML:Description>",
+        b"<edXML:Description>" + "x".encode() * 500_000 + b"</edXML:Description>",
+        1,
+    )
+    status, got = await post(exchange, ctx["sender"], package)
+    assert_error(status, got, 422, "edxml.field_too_long")

@@ -155,6 +155,36 @@ async def test_database_outage_is_503_with_retry_after_and_loses_nothing(tmp_pat
             await until(lambda: _all_in(hub.pool, [first, second]))
 
 
+async def test_a_database_that_stops_answering_is_503_in_bounded_time(tmp_path):
+    """A partition (no reset, nothing answers) must not hang requests: statements are bounded
+    by database_timeout_seconds and the answer is 503."""
+    base = make_settings(tmp_path, database_timeout_seconds=2.0)
+    async with TcpProxy("127.0.0.1", 5432) as pg, clean(base):
+        settings = proxied(base, pg)
+        async with running_hub(settings) as (hub, url), aiohttp.ClientSession() as session:
+            await hub.registry.upsert(AGENCIES)
+            creds = await issue_credentials(hub.credentials, SENDER)
+            sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
+            token = await sender.token()
+            pg.freeze()
+            started = time.monotonic()
+            status, body, _ = await get_json(
+                session, f"{url}/v1/inbox", headers={"Authorization": f"Bearer {token}"}
+            )
+            took = time.monotonic() - started
+            assert status == 503 and body["error"]["code"] == "service.unavailable"
+            assert took < 10, took
+            pg.restore()
+            await until(lambda: _answers(session, url, token))
+
+
+async def _answers(session, url: str, token: str) -> bool:
+    status, _, _ = await get_json(
+        session, f"{url}/v1/inbox", headers={"Authorization": f"Bearer {token}"}
+    )
+    return status == 200
+
+
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 

@@ -135,6 +135,21 @@ async def test_a_guesser_does_not_lock_out_the_real_client(strict):
     assert status == 200
 
 
+async def test_a_stranger_behind_the_same_address_does_not_lock_out_the_real_client(strict):
+    """Behind one proxy or NAT, a stranger spraying client ids is throttled; the client that
+    logged in from there before is not."""
+    hub, url = strict
+    creds = await issue_credentials(hub.credentials, AGENCY)
+    status, _, _ = await login(url, creds.client_id, creds.client_secret, "127.0.0.9")
+    assert status == 200
+    for n in range(8):
+        await login(url, f"lt-stranger{n}", "guess", "127.0.0.9")
+    status, body, _ = await login(url, "lt-stranger-next", "guess", "127.0.0.9")
+    assert_error(status, body, 429, "auth.throttled")
+    status, _, _ = await login(url, creds.client_id, creds.client_secret, "127.0.0.9")
+    assert status == 200
+
+
 async def test_failures_are_throttled_per_address(strict):
     _, url = strict
     for n in range(5):

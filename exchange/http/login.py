@@ -44,10 +44,13 @@ class LoginGuard:
         self._trusted: dict[tuple[str, str], float] = {}
 
     def admit(self, client_id: str, address: str) -> tuple[float, float]:
-        """Count an attempt as a failure until it succeeds; 429 when over a limit."""
-        wait = self.by_address.retry_after(address)
+        """Count an attempt as a failure until it succeeds; 429 when over a limit. A client id
+        that logged in from this address before is held to neither limit there: strangers
+        (from anywhere, or from the same proxy or NAT) cannot lock it out."""
+        wait = None
         if not self._is_trusted(client_id, address):
-            wait = max(wait or 0, self.by_client.retry_after(client_id) or 0) or None
+            limits = (self.by_address.retry_after(address), self.by_client.retry_after(client_id))
+            wait = max((w for w in limits if w is not None), default=None)
         if wait is not None:
             audit.warning(
                 "login throttled",
@@ -56,9 +59,13 @@ class LoginGuard:
             raise too_many("auth.throttled", "too many failed logins", wait)
         return self.by_client.hit(client_id), self.by_address.hit(address)
 
-    def succeeded(self, client_id: str, address: str, tickets: tuple[float, float]) -> None:
+    def forgive(self, client_id: str, address: str, tickets: tuple[float, float]) -> None:
+        """The attempt was not a wrong secret (it succeeded, or the hub could not judge it)."""
         self.by_client.forgive(client_id, tickets[0])
         self.by_address.forgive(address, tickets[1])
+
+    def succeeded(self, client_id: str, address: str, tickets: tuple[float, float]) -> None:
+        self.forgive(client_id, address, tickets)
         if len(self._trusted) >= _MAX_TRUSTED:
             self._trusted.clear()
         self._trusted[(client_id, address)] = time.monotonic() + _TRUST_SECONDS
@@ -98,7 +105,7 @@ async def _fields(request: web.Request, settings: Settings) -> dict:
     if request.content_type == "application/json":
         try:
             data = json.loads(body)
-        except ValueError:  # UnicodeDecodeError too
+        except (ValueError, RecursionError):  # UnicodeDecodeError too; deep nesting
             raise HubError("request.invalid_json", "the body is not JSON") from None
         if not isinstance(data, dict):
             raise HubError("request.invalid_json", "the body must be a JSON object")
@@ -146,12 +153,17 @@ async def token_response(
             credentials, client_id, client_secret, settings.token_ttl_seconds
         )
     except HubError as exc:
-        if exc.code == "auth.invalid_client":
-            # The secret is never logged; the client id is checked visible ASCII, <= 128 chars.
-            audit.warning(
-                "login failed",
-                extra={"audit": "login_failed", "client_id": client_id[:64], "remote": address},
-            )
+        if exc.code != "auth.invalid_client":
+            guard.forgive(client_id, address, tickets)
+            raise
+        # The secret is never logged; the client id is checked visible ASCII, <= 128 chars.
+        audit.warning(
+            "login failed",
+            extra={"audit": "login_failed", "client_id": client_id[:64], "remote": address},
+        )
+        raise
+    except BaseException:  # the database is away, the request was cancelled: not a failure
+        guard.forgive(client_id, address, tickets)
         raise
     guard.succeeded(client_id, address, tickets)
     return web.json_response(

@@ -151,4 +151,8 @@ def pool(settings: Settings, *, min_size: int = 0, max_size: int = 10) -> asyncp
         server_settings={"search_path": schema, "application_name": "lienthong"},
         init=_init_connection,
         reset=_keep_session,
+        # A server that stops answering (a partition, a hung host) must fail fast, so that
+        # requests get 503 instead of hanging: connecting and every statement are bounded.
+        timeout=min(10.0, settings.database_timeout_seconds),
+        command_timeout=settings.database_timeout_seconds,
     )

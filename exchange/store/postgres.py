@@ -411,16 +411,22 @@ class PostgresPackages:
         await self.pool.execute("UPDATE outbox SET next_attempt_at = now(), attempts = 0")
 
     async def reconcile(self, after_seconds: float) -> int:
-        """Put back in the outbox every delivery routed more than ``after_seconds`` ago and
-        still not delivered (a message the broker lost); returns how many."""
+        """Put back in the outbox every delivery routed long ago and still not delivered (a
+        message the broker lost); returns how many. "Long ago" is ``after_seconds`` the first
+        time, then twice as long after each republication of the same delivery."""
         rows = await self.pool.fetch(
             """
-            INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
-            SELECT d.id, a.routing_key, now() FROM deliveries d
-            JOIN agencies a ON a.code = d.recipient
-            WHERE d.state = 'pending' AND d.routed_at < now() - make_interval(secs => $1)
-              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
-            ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+            WITH lost AS (
+                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+                SELECT d.id, a.routing_key, now() FROM deliveries d
+                JOIN agencies a ON a.code = d.recipient
+                WHERE d.state = 'pending' AND d.routed_at < now()
+                      - make_interval(secs => $1 * 2 ^ least(d.republished, 12))
+                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
+                ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+            )
+            UPDATE deliveries SET republished = republished + 1
+            FROM lost WHERE deliveries.id = lost.delivery_id RETURNING deliveries.id
             """,
             after_seconds,
         )
