@@ -172,11 +172,57 @@ async def verify_bundle(
         content["_index"] = entry.index
         by_package.setdefault(content["package"], []).append(content)
     await _check_subjects(checks, bundle, by_package, anchors)
+    _check_layout(checks, bundle, by_package)
 
     # 4. A newer head, obtained later from the hub: the log only grew.
     if newer_head is not None:
         checks.append(await _check_newer(Path(newer_head), size, root, anchors))
     return checks
+
+
+_FIXED = frozenset(
+    {
+        "mimetype",
+        "META-INF/manifest.xml",
+        "evidence.json",
+        "README.txt",
+        "package.edxml",
+        "ledger/leaves.json",
+        "ledger/head.json",
+        "ledger/head.p7s",
+        "certs/hub.pem",
+    }
+)
+
+
+def _check_layout(checks: list[Check], bundle: Bundle, by_package: dict) -> None:
+    """Only the members a bundle is made of, about the packages it is about: a member listed
+    in the (unsigned) index is not therefore evidence. A report must be the one whose digest
+    the package's 'verified' leaf names."""
+    ids = [bundle.package_id, *bundle.status_ids]
+    allowed = set(_FIXED) | {f"statuses/{sid}.edxml" for sid in bundle.status_ids}
+    for pid in ids:
+        allowed |= {f"receipts/{pid}.json", f"receipts/{pid}.p7s", f"reports/{pid}.json"}
+    for name in sorted(bundle.files):
+        if name not in allowed:
+            checks.append(Check(f"file {name}", False, "not a member of an evidence bundle"))
+    for pid in ids:
+        data = bundle.files.get(f"reports/{pid}.json")
+        if data is None:
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        named = [
+            leaf.get("detail", {}).get("report_digest")
+            for leaf in by_package.get(pid, [])
+            if leaf.get("event") == "verified" and isinstance(leaf.get("detail"), dict)
+        ]
+        ok = digest in named
+        detail = (
+            "the report the ledger's 'verified' leaf names"
+            if ok
+            else "no 'verified' leaf names this report"
+        )
+        checks.append(Check(f"report {pid}", ok, detail))
 
 
 async def _check_subjects(checks: list[Check], bundle: Bundle, by_package, anchors) -> None:

@@ -7,15 +7,13 @@ in memory; the file is fsynced and renamed into place only once the hub has acce
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
-import socket
 import tempfile
-import time
 from pathlib import Path
 
 from exchange.errors import HubError
-from exchange.workers import process_running
 
 __all__ = ["BlobStore", "IncomingBlob"]
 
@@ -26,7 +24,9 @@ class IncomingBlob:
     def __init__(self, store: BlobStore, limit: int) -> None:
         self._store = store
         self._limit = limit
-        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix=_temp_prefix())
+        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="in-")
+        # Held while the file lives: whoever can take this lock knows nobody writes it.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file = os.fdopen(fd, "wb")
         self.path = Path(name)
         self.size = 0
@@ -48,10 +48,10 @@ class IncomingBlob:
         return self._hash.digest()
 
     async def finish(self) -> None:
-        """Flush the bytes to disk (the hub answers 202 only for durable bytes)."""
+        """Flush the bytes to disk (the hub answers 202 only for durable bytes); the file stays
+        open, and locked, until it is kept or discarded."""
         self._file.flush()
         await asyncio.to_thread(os.fsync, self._file.fileno())
-        self._file.close()
 
     async def keep(self) -> Path:
         """Move the file to its content address (identical bodies share one file) and make the
@@ -61,6 +61,7 @@ class IncomingBlob:
             return target
         await asyncio.to_thread(self._store.ensure_dir, target.parent)
         await asyncio.to_thread(_durable_rename, self.path, target)
+        self._file.close()
         return target
 
     def discard(self) -> None:
@@ -81,18 +82,22 @@ class BlobStore:
         self.removed_at_start = self._remove_orphans()
 
     def _remove_orphans(self) -> int:
-        """Remove the temporary files of uploads whose process is gone (a killed hub): each is
-        named after its host and process; other hosts' files are left alone."""
-        host, removed = socket.gethostname(), 0
+        """Remove the temporary files of uploads nobody writes any more (a killed hub): a live
+        upload holds a lock on its file, whichever host or process namespace it runs in."""
+        removed = 0
         for path in self.tmp_dir.glob("in-*"):
             try:
-                owner_host, pid, _ = path.name[3:].rsplit("-", 2)
-                orphan = owner_host == host and not process_running(int(pid))
-            except ValueError:  # not one of ours, or an older naming: only when clearly stale
-                orphan = time.time() - path.stat().st_mtime > 3600
-            if orphan:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 path.unlink(missing_ok=True)
                 removed += 1
+            except BlockingIOError:
+                pass  # being written right now
+            finally:
+                os.close(fd)
         return removed
 
     def path_for(self, digest: bytes) -> Path:
@@ -114,10 +119,6 @@ class BlobStore:
 
     def read(self, digest: bytes) -> bytes:
         return self.path_for(digest).read_bytes()
-
-
-def _temp_prefix() -> str:
-    return f"in-{socket.gethostname()}-{os.getpid()}-"
 
 
 def _fsync_dir(folder: Path) -> None:

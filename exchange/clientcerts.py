@@ -2,13 +2,16 @@
 
 TLS has already verified the certificate (chain to ``tls_client_ca``, validity dates) when a
 request sees it; the hub then only asks which agency, if any, it was registered to. A connection
-with such a certificate needs no bearer token, and one for another agency is refused on it: a
-stolen token is useless from a system without that agency's key.
+with such a certificate needs no bearer token, and one for another agency is refused on it.
+An agency with a registered certificate is bound to it: its tokens are refused on connections
+that do not present one of its certificates, so a stolen token is useless from a system without
+that agency's key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -17,10 +20,22 @@ from cryptography.hazmat.primitives import serialization
 
 from exchange.auth import Caller
 from exchange.errors import HubError
-from exchange.http.tls import fingerprint
 from exchange.store.credentials import PostgresCredentials
 
-__all__ = ["CertificateCache", "ClientCertificate", "certificate_caller", "register", "revoke"]
+__all__ = [
+    "CertificateCache",
+    "ClientCertificate",
+    "certificate_bound",
+    "certificate_caller",
+    "fingerprint",
+    "register",
+    "revoke",
+]
+
+
+def fingerprint(der: bytes) -> bytes:
+    """SHA-256 of a certificate's DER: how the hub names a registered client certificate."""
+    return hashlib.sha256(der).digest()
 
 
 @dataclass(frozen=True)
@@ -98,3 +113,15 @@ async def certificate_caller(
             caller = Caller(row["organ_id"], f"cert:{key.hex()[:16]}", expires)
         cache.put(key, caller)
     return caller
+
+
+async def certificate_bound(
+    store: PostgresCredentials, organ_id: str, cache: CertificateCache
+) -> bool:
+    """Whether ``organ_id`` has a registered client certificate (then it must present one)."""
+    key = b"agency:" + organ_id.encode()
+    found, bound = cache.get(key)
+    if not found:
+        bound = await store.agency_has_certificate(organ_id)
+        cache.put(key, bound)
+    return bool(bound)

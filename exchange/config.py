@@ -79,6 +79,10 @@ class Settings:
     keepalive_timeout_seconds: float = 75.0
     body_idle_timeout_seconds: float = 30.0
     body_timeout_seconds: float = 900.0
+    # A body must arrive at this average rate at least (after its first body_idle seconds).
+    body_min_rate_bytes_per_second: int = 4096
+    # A reader that takes nothing of a response for this long is cut off.
+    send_timeout_seconds: float = 60.0
     # Failed logins at POST /v1/token, per client id and per remote address, in a sliding
     # window (429 auth.throttled with Retry-After once over).
     login_failures_per_client: int = 10

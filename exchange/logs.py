@@ -31,6 +31,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs every malformed request a stranger sends as an error with a traceback;
+    they are refused, which is all there is to say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Send every lienthong log to stderr as JSON lines; libraries' warnings too, in the same
     shape (pyHanko's validation chatter, which carries tracebacks, only from ERROR up)."""
@@ -50,3 +61,6 @@ def setup_logging(level: str = "INFO") -> None:
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequests) for f in server.filters):
+        server.addFilter(_MalformedRequests())

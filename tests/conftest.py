@@ -3,10 +3,14 @@ gets its own database schema and broker prefix, removed afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 import pytest
 
@@ -27,9 +31,13 @@ def sample(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+_PREFIXES: set[str] = set()  # broker prefixes this session made, removed at its end
+
+
 def make_settings(tmp_path: Path, **changes: object) -> Settings:
     """Settings isolated by a unique schema, broker prefix and blob folder."""
     tag = secrets.token_hex(4)
+    _PREFIXES.add(f"lttest.{tag}.")
     base = load_settings()
     return base.replace(
         database_url=os.environ.get(
@@ -133,3 +141,31 @@ def stamper(pki):
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
     return HTTPTimeStamper(pki.tsa_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_broker_leftovers():
+    """At the end of the session, delete every queue and exchange of this session's prefixes
+    (tests that stop a hub leave its queues): the shared broker does not fill up."""
+    yield
+    asyncio.run(_delete_prefixed(tuple(_PREFIXES)))
+
+
+async def _delete_prefixed(prefixes: tuple[str, ...]) -> None:
+    if not prefixes:
+        return
+    listed = {}
+    for kind in ("queues", "exchanges"):
+        proc = subprocess.run(
+            ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True
+        )
+        listed[kind] = [n for n in proc.stdout.split() if n.startswith(prefixes)]
+    connection = await aio_pika.connect(load_settings().amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in listed["queues"]:
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
+        for name in listed["exchanges"]:
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(name)

@@ -446,7 +446,7 @@ async def test_manifest_descriptions_are_bounded_too(exchange, ctx):
     )
     package = package.replace(
         b"<edXML:Description>a.pdf</edXML:Description>",
-        b"<edXML:Description>" + "x".encode() * 500_000 + b"</edXML:Description>",
+        b"<edXML:Description>" + b"x" * 500_000 + b"</edXML:Description>",
         1,
     )
     status, got = await post(exchange, ctx["sender"], package)

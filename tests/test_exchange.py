@@ -377,11 +377,15 @@ async def test_statuses_come_only_from_parties_to_the_document(exchange, agencie
         assert (info.value.status, info.value.code) == (want_status, want_code), caller
         assert "Traceback" not in info.value.message
     assert await exchange.hub.pool.fetchval("SELECT count(*) FROM packages") == before
-    rejected = await exchange.hub.pool.fetchval(
-        "SELECT count(*) FROM events WHERE event = 'rejected' "
-        "AND detail->>'code' IN ('status.not_party', 'status.unknown_document')"
+    digests = [hashlib.sha256(package).digest() for _, package, _, _ in refusals]
+    rejected = await exchange.hub.pool.fetch(
+        "SELECT digest, detail->>'code' AS code FROM events WHERE event = 'rejected' "
+        "AND digest = ANY($1::bytea[])",
+        digests,
     )
-    assert rejected >= len(refusals)
+    assert sorted((r["digest"], r["code"]) for r in rejected) == sorted(
+        (d, code) for d, (_, _, _, code) in zip(digests, refusals, strict=True)
+    )
     # The parties' own statuses still go through.
     reply = await agencies[DISTRICT].submit(status(DISTRICT, MINISTRY, "01"))
     recall = await agencies[MINISTRY].submit(status(MINISTRY, DISTRICT, "13"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -264,15 +263,10 @@ async def _holding(hub, count: int) -> bool:
 
 
 async def test_queues_declare_an_explicit_delivery_limit_and_dead_letters(tmp_path):
-    """The agency queues carry x-delivery-limit and at-least-once dead-lettering (redeclaring
-    with other arguments is refused by the broker), and what reaches the dead-letter queue is
-    delivered by the hub like anything else."""
+    """The agency queues carry x-delivery-limit and at-least-once dead-lettering: redeclaring
+    with other arguments is refused by the broker."""
     settings = make_settings(tmp_path, delivery_limit=7)
-    async with (
-        clean(settings),
-        running_hub(settings) as (hub, url),
-        aiohttp.ClientSession() as session,
-    ):
+    async with clean(settings), running_hub(settings) as (hub, _):
         await hub.registry.upsert(AGENCIES)
         for agency in AGENCIES:
             await hub.broker.ensure_agency(agency.code)
@@ -287,23 +281,38 @@ async def test_queues_declare_an_explicit_delivery_limit_and_dead_letters(tmp_pa
             with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
                 await channel.declare_queue(name, durable=True, arguments=other)
 
-            # A delivery whose message the broker dead-lettered: the hub drains it.
-            creds = await issue_credentials(hub.credentials, SENDER)
-            sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
-            await hub.broker.pause_consuming()  # the recipient's queue is not consumed now
-            sent = await sender.submit(document("dl"))
-            row = await hub.pool.fetchrow(
-                "SELECT id FROM deliveries WHERE package_id = $1::uuid", sent["id"]
-            )
+
+async def test_a_message_over_the_delivery_limit_is_dead_lettered_and_delivered(tmp_path):
+    """The broker's own path: a message returned more often than the limit allows moves to the
+    dead-letter queue, and the hub delivers it from there."""
+    settings = make_settings(tmp_path, delivery_limit=1)
+    async with (
+        clean(settings),
+        running_hub(settings) as (hub, url),
+        aiohttp.ClientSession() as session,
+    ):
+        await hub.registry.upsert(AGENCIES)
+        for agency in AGENCIES:
+            await hub.broker.ensure_agency(agency.code)
+        creds = await issue_credentials(hub.credentials, SENDER)
+        sender = HubClient(url, creds.client_id, creds.client_secret, session=session)
+        await hub.broker.pause_consuming()  # nobody of the hub consumes now
+        sent = await sender.submit(document("dl"))
+        connection = await aio_pika.connect(settings.amqp_url)
+        async with connection:
             channel = await connection.channel()
-            queue = await channel.declare_queue(name, passive=True)
-            message = await _get(queue)
-            assert json.loads(message.body)["delivery_id"] == row["id"]
-            await message.ack()  # gone from its queue, as if it had been dead-lettered ...
-            dead = await channel.get_exchange(hub.broker.dead_letter_exchange)
-            await dead.publish(aio_pika.Message(message.body), routing_key="")  # ... to here
-            await hub.broker.resume_consuming()
-            await until(lambda: _all_in(hub.pool, [sent]))
+            queue = await channel.declare_queue(hub.broker.queue_name(RECIPIENT), passive=True)
+            for _ in range(2):  # returned twice: over a limit of one
+                message = await _get(queue)
+                await message.nack(requeue=True)
+            await until(lambda: _queued_in(settings, hub.broker.dead_letter_queue))
+            assert await _ready_count(settings, hub.broker.queue_name(RECIPIENT)) == 0
+        await hub.broker.resume_consuming()
+        await until(lambda: _all_in(hub.pool, [sent]))
+
+
+async def _queued_in(settings, name: str) -> bool:
+    return await _ready_count(settings, name) > 0
 
 
 async def _get(queue, timeout: float = 10.0):

@@ -17,11 +17,11 @@ import zipfile
 import pytest
 
 from adapters.client import HubClient
+from exchange import merkle
 from exchange.auth import issue_credentials
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from exchange.store import database as db
-from exchange import merkle
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
 from tests.pki import P12_PASSWORD
@@ -689,3 +689,49 @@ async def test_members_the_manifest_does_not_list_are_refused(ledger_hub, pki, t
     # The bundle as the hub made it still passes.
     path.write_bytes(data)
     assert cli(settings, "audit", "verify", str(path), "--trust", str(anchor)).returncode == 0
+
+
+def _listed_everywhere(data: bytes, extra: dict[str, bytes]) -> bytes:
+    """Add members and list them in both (unsigned) indexes: the manifest and evidence.json."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    files = {n: src.read(n) for n in src.namelist()}
+    files.update(extra)
+    index = json.loads(files["evidence.json"])
+    for name, content in extra.items():
+        index["files"][name] = hashlib.sha256(content).hexdigest()
+    files["evidence.json"] = json.dumps(index).encode()
+    manifest = files["META-INF/manifest.xml"].decode()
+    entries = "".join(
+        f'<manifest:file-entry manifest:full-path="{n}" manifest:media-type="text/plain"/>'
+        for n in extra
+    )
+    files["META-INF/manifest.xml"] = manifest.replace(
+        "</manifest:manifest>", entries + "</manifest:manifest>"
+    ).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name, content in files.items():
+            dst.writestr(name, content)
+    return out.getvalue()
+
+
+async def test_members_listed_in_the_unsigned_indexes_are_still_not_evidence(
+    ledger_hub, pki, tmp_path
+):
+    """Listing a forged member in the manifest and evidence.json does not make it evidence:
+    only the bundle's own layout, about its own packages, and reports the ledger names."""
+    _, _, _, settings, _ = ledger_hub
+    data, sent = await _bundle(ledger_hub, "14")
+    package_id = sent["id"]
+    anchor = _hub_anchor(pki, tmp_path)
+    forged = {
+        "a status nobody sent": {"statuses/00000000-0000-4000-8000-000000000000.edxml": b"<x/>"},
+        "a report nobody made": {f"reports/{package_id}.json": b'{"indication": "TOTAL-PASSED"}'},
+        "anything else": {"notes/anything.exe": b"MZ"},
+    }
+    for name, extra in forged.items():
+        path = tmp_path / "forged.asice"
+        path.write_bytes(_listed_everywhere(data, extra))
+        out = cli(settings, "audit", "verify", str(path), "--trust", str(anchor), "--json")
+        assert out.returncode == 1, (name, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr

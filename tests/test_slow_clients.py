@@ -30,6 +30,7 @@ async def slow_hub(tmp_path_factory):
         body_idle_timeout_seconds=BODY_IDLE,
         body_timeout_seconds=BODY_TOTAL,
         keepalive_timeout_seconds=KEEPALIVE,
+        body_min_rate_bytes_per_second=0,  # the deadlines alone, here
     )
     async with running_hub(settings, consume=False) as (hub, url):
         await hub.registry.upsert([Agency(SENDER, "Bộ", None, "central")])
@@ -147,6 +148,34 @@ async def test_body_crawling_one_byte_at_a_time_hits_the_deadline(slow_hub):
     writer.close()
     assert refusal(answer)[0] == 408
     assert BODY_TOTAL * 0.9 <= took <= BODY_TOTAL + 1.5
+
+
+async def test_a_body_slower_than_the_minimum_rate_is_cut_off_early(tmp_path):
+    """One byte every half second is refused once the grace (body_idle) is over, long before
+    the whole-body deadline."""
+    settings = make_settings(
+        tmp_path,
+        body_idle_timeout_seconds=BODY_IDLE,
+        body_timeout_seconds=60,
+        body_min_rate_bytes_per_second=100,
+    )
+    async with running_hub(settings, consume=False) as (hub, url):
+        await hub.registry.upsert([Agency(SENDER, "Bộ", None, "central")])
+        creds = await issue_credentials(hub.credentials, SENDER)
+        token, _ = await issue_token(hub.credentials, creds.client_id, creds.client_secret, 600)
+        reader, writer = await connect(url)
+        writer.write(package_head(token, 10_000))
+        await writer.drain()
+        start = time.monotonic()
+        sender = asyncio.create_task(trickle(writer, b"<edXML>" + b" " * 9_993, 0.5))
+        answer = await asyncio.wait_for(reader.readuntil(b"}}"), 30)
+        took = time.monotonic() - start
+        sender.cancel()
+        writer.close()
+        assert refusal(answer)[0] == 408
+        assert BODY_IDLE <= took < 20, took
+        assert list(hub.blobs.tmp_dir.iterdir()) == []
+    await db.drop_schema(settings)
 
 
 async def test_slow_token_body_is_408(slow_hub):

@@ -3,6 +3,7 @@ security headers on every response, rate-limited head signing, a token for /metr
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import ssl
@@ -170,6 +171,16 @@ async def test_registered_client_certificate_is_the_agency(tls_hub, certs):
     assert_error(status, json.loads(body), 401, "auth.missing")
     status, body, _ = await call(url, stranger, "/v1/inbox", token=await token_for(hub, OTHER))
     assert status == 200
+    # The agency is now bound to its certificate: its token alone (stolen, say) is refused.
+    # (the per-process cache may remember "not bound" for up to 10 seconds)
+    plain = client_context(certs)
+    token = await token_for(hub, AGENCY)
+    for _ in range(150):
+        status, body, _ = await call(url, plain, "/v1/inbox", token=token)
+        if status == 401:
+            break
+        await asyncio.sleep(0.1)
+    assert_error(status, json.loads(body), 401, "auth.certificate_required")
 
 
 async def test_every_response_has_the_security_headers(tls_hub, certs):
@@ -200,9 +211,10 @@ async def test_signing_heads_on_demand_is_rate_limited(tls_hub, certs):
     status, body, headers = await call(url, context, "/v1/ledger/heads", "POST", token)
     assert_error(status, json.loads(body), 429, "request.rate_limited")
     assert int(headers["Retry-After"]) >= 1
-    # Per caller: another agency still may.
+    # Per caller: another agency still may (AGENCY on its bound certificate).
     other = await token_for(hub, AGENCY)
-    status, _, _ = await call(url, context, "/v1/ledger/heads", "POST", other)
+    dms = client_context(certs, "dms")
+    status, _, _ = await call(url, dms, "/v1/ledger/heads", "POST", other)
     assert status in (200, 404)
 
 

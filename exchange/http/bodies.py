@@ -84,13 +84,17 @@ def _decoder(request: web.BaseRequest) -> _Decoder | None:
 
 
 async def stream_body(
-    request: web.BaseRequest, *, idle_timeout: float, deadline: float
+    request: web.BaseRequest, *, idle_timeout: float, deadline: float, min_rate: int = 0
 ) -> AsyncIterator[bytes]:
-    """The decoded body in chunks. A pause longer than ``idle_timeout`` between two chunks, or
-    a body not complete ``deadline`` seconds after the handler started reading, is a 408."""
+    """The decoded body in chunks. A pause longer than ``idle_timeout`` between two chunks, a
+    body not complete ``deadline`` seconds after the handler started reading, or one arriving
+    slower than ``min_rate`` bytes a second on average (after its first ``idle_timeout``
+    seconds) is a 408; a client that goes away mid-body is ``request.aborted``."""
     decoder = _decoder(request)
     loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
+    started = loop.time()
+    end = started + deadline
+    received = 0
     while True:
         wait = min(idle_timeout, end - loop.time())
         try:
@@ -99,14 +103,17 @@ async def stream_body(
             async with asyncio.timeout(wait):
                 chunk = await request.content.readany()
         except TimeoutError:
-            raise HubError(
-                "request.timeout",
-                "the body did not arrive in time; send it again without pauses",
-            ) from None
+            raise _late() from None
         except web.RequestPayloadError as exc:
             raise HubError("body.malformed", f"the body is not valid HTTP: {exc}") from None
+        except (ConnectionError, OSError):
+            raise HubError("request.aborted", "the client went away mid-body") from None
         if not chunk:
             break
+        received += len(chunk)
+        elapsed = loop.time() - started
+        if min_rate and elapsed > idle_timeout and received < min_rate * elapsed:
+            raise _late()
         if decoder is None:
             yield chunk
         else:
@@ -114,6 +121,12 @@ async def stream_body(
                 yield piece
     if decoder is not None:
         decoder.finish()
+
+
+def _late() -> HubError:
+    return HubError(
+        "request.timeout", "the body did not arrive in time; send it again without pauses"
+    )
 
 
 async def read_body(

@@ -7,6 +7,7 @@ chooses its own status where it is raised.
 
 from __future__ import annotations
 
+import errno
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,8 +31,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "auth.invalid_client": (401, "wrong client_id or client_secret"),
     "auth.unsupported_grant_type": (400, "only client_credentials is supported"),
     "auth.throttled": (429, "too many failed logins from this client id or address; wait"),
+    "auth.certificate_required": (401, "the agency is bound to a client certificate; present it"),
     "auth.certificate_mismatch": (401, "a token for another agency than the client certificate's"),
     "request.malformed": (400, "the HTTP request is malformed"),
+    "request.aborted": (400, "the client went away mid-request (never seen by a client)"),
+    "request.expectation_failed": (417, "an Expect header the hub does not meet"),
     "request.timeout": (408, "the request head or body did not arrive in time"),
     "request.uri_too_long": (414, "the request line is over 8190 bytes"),
     "request.header_too_large": (431, "a header line over 8190 bytes, 100 lines or 64 KiB"),
@@ -85,6 +89,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
 
 
 _RETRY_AFTER_SECONDS = 5
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 # Routes that answer without the database: liveness, readiness, metrics, the API description.
 WITHOUT_DATABASE = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 # aiohttp's own refusals, by status; their headers (Allow on a 405) are kept.
@@ -93,6 +98,7 @@ _HTTP_CODES = {
     404: "http.not_found",
     405: "http.method_not_allowed",
     413: "body.too_large",
+    417: "request.expectation_failed",
 }
 _KEPT_HEADERS = ("Allow", "Retry-After", "Accept-Encoding", "Accept-Ranges", "Content-Range")
 
@@ -164,6 +170,16 @@ async def errors_middleware(
             log.warning("database unavailable", extra={"path": request.path, "error": repr(exc)})
             count("service.unavailable")
             return refusal_response(unavailable_error())
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            log.error("storage unavailable", extra={"path": request.path, "error": repr(exc)})
+            count("service.unavailable")
+            return refusal_response(
+                HubError(
+                    "service.unavailable",
+                    "the hub cannot store the package right now (its storage is full or "
+                    "failing); nothing was kept, try again later",
+                )
+            )
         incident = uuid.uuid4().hex[:12]
         log.exception("internal error", extra={"incident": incident, "path": request.path})
         return refusal_response(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,11 +35,13 @@ AIOHTTP_LIMITS = {"max_line_size": 8190 + 512, "max_field_size": 8190 + 512, "ma
 @dataclass(frozen=True)
 class GuardLimits:
     header_timeout: float = 10.0
+    send_timeout: float = 60.0  # a reader that takes nothing for this long is cut off
     max_line: int = 8190  # request line or header line, CRLF included
     max_lines: int = 100  # header lines after the request line
     max_head: int = 64 * 1024
 
 
+log = logging.getLogger("lienthong.http")
 _GUARDS: dict[asyncio.BaseProtocol, ConnectionGuard] = {}
 _SECURITY_HEADERS = {"Server": "lienthong", "X-Content-Type-Options": "nosniff"}
 
@@ -64,6 +67,7 @@ class ConnectionGuard(asyncio.Protocol):
         self._limits = limits
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # the peer stopped reading
         self._in_head = True  # bytes now are (the start of) a request head
         self._line = 0  # bytes of the current line so far
         self._lines = 0  # complete lines of this head
@@ -95,14 +99,30 @@ class ConnectionGuard(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._cancel_timer()
+        if self._stalled is not None:
+            self._stalled.cancel()
         _GUARDS.pop(self._inner, None)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        # The peer's window is full: if it takes nothing more for send_timeout, it is a slow
+        # reader holding a connection (and a response) open, and it is cut off.
+        if self._stalled is None and self._transport is not None:
+            loop = asyncio.get_running_loop()
+            self._stalled = loop.call_later(self._limits.send_timeout, self._send_timeout)
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         self._inner.resume_writing()
+
+    def _send_timeout(self) -> None:
+        self._stalled = None
+        if self._transport is not None and not self._closed:
+            log.info("a client that stopped reading is cut off")
+            self._transport.abort()
 
     # -- the request head ----------------------------------------------------------------
     def _scan(self, data: bytes) -> tuple[int, str, str, str] | None:

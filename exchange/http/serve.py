@@ -55,12 +55,17 @@ async def running_hub(
         keepalive_timeout=settings.keepalive_timeout_seconds,
         lingering_time=min(10.0, settings.body_idle_timeout_seconds),
         auto_decompress=False,  # exchange.bodies decodes, with its own codes and limits
+        # In-flight requests get half of the stop's time; the hub's own stop the rest.
+        shutdown_timeout=max(1.0, settings.shutdown_timeout_seconds / 2),
         **AIOHTTP_LIMITS,
     )
     server: asyncio.Server | None = None
     try:
         await runner.setup()
-        limits = GuardLimits(header_timeout=settings.header_timeout_seconds)
+        limits = GuardLimits(
+            header_timeout=settings.header_timeout_seconds,
+            send_timeout=settings.send_timeout_seconds,
+        )
         protocol = runner.server
         assert protocol is not None
         server = await asyncio.get_running_loop().create_server(

@@ -4,7 +4,6 @@ registered for it, see :mod:`exchange.clientcerts`)."""
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 
 from aiohttp import web
@@ -41,8 +40,3 @@ def peer_certificate(request: web.BaseRequest) -> bytes | None:
     if ssl_object is None:
         return None
     return ssl_object.getpeercert(binary_form=True)
-
-
-def fingerprint(der: bytes) -> bytes:
-    """SHA-256 of a certificate's DER: how the hub names a registered client certificate."""
-    return hashlib.sha256(der).digest()

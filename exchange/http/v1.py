@@ -16,7 +16,7 @@ from aiohttp import web
 
 from exchange import hubkeys, merkle, trails
 from exchange.auth import Caller, authenticate
-from exchange.clientcerts import CertificateCache, certificate_caller
+from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
 from exchange.http.bodies import stream_body
@@ -42,9 +42,17 @@ async def _caller(request: web.Request) -> Caller:
     such a certificate a token is optional, and a token of another agency is refused."""
     hub = request.app[HUB]
     header = request.headers.get("Authorization")
-    bound = await certificate_caller(hub.credentials, peer_certificate(request), request.app[CERTS])
+    certs = request.app[CERTS]
+    bound = await certificate_caller(hub.credentials, peer_certificate(request), certs)
     if bound is None:
-        return await authenticate(hub.credentials, header, hub.tokens)
+        caller = await authenticate(hub.credentials, header, hub.tokens)
+        if await certificate_bound(hub.credentials, caller.organ_id, certs):
+            raise HubError(
+                "auth.certificate_required",
+                f"{caller.organ_id} is bound to a client certificate: present it (mutual TLS) "
+                "with the token",
+            )
+        return caller
     if not header:
         return bound
     caller = await authenticate(hub.credentials, header, hub.tokens)
@@ -123,6 +131,7 @@ async def submit(request: web.Request) -> web.Response:
             request,
             idle_timeout=hub.settings.body_idle_timeout_seconds,
             deadline=hub.settings.body_timeout_seconds,
+            min_rate=hub.settings.body_min_rate_bytes_per_second,
         ):
             incoming.write(chunk)
     except BaseException:

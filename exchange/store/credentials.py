@@ -96,3 +96,12 @@ class PostgresCredentials:
             "WHERE fingerprint = $1 AND revoked_at IS NULL",
             fingerprint,
         )
+
+    async def agency_has_certificate(self, organ_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT 1 FROM client_certificates WHERE organ_id = $1 AND revoked_at IS NULL "
+                "AND not_after > now() LIMIT 1",
+                organ_id,
+            )
+        )

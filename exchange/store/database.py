@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +38,8 @@ def unavailable(exc: BaseException) -> bool:
     down or starting up, too many connections, a pool that could not hand out a connection."""
     return isinstance(
         exc,
-        OSError
+        ConnectionError  # refused, reset, aborted (a disk error is not one)
+        | socket.gaierror
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
