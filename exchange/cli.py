@@ -48,12 +48,28 @@ async def _with_stores(settings: Settings, work):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from exchange.http.serve import serve_processes
-
     settings = _settings(args)
     setup_logging(settings.log_level)
+    if args.processes > 1:
+        _share_metrics(settings)
+    from exchange.http.serve import serve_processes  # after the metrics folder is chosen
+
     serve_processes(settings, consume=not args.no_workers, workers=args.processes)
     return 0
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Several processes: their counters go to files in one folder, summed at each scrape
+    (set before prometheus_client is first imported, here or in a child)."""
+    from exchange.observability import MULTIPROCESS_DIR
+
+    if os.environ.get(MULTIPROCESS_DIR):
+        return
+    folder = Path(settings.blob_dir).resolve().parent / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # counters of an earlier run
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR] = str(folder)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

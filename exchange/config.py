@@ -2,23 +2,35 @@
 
 Precedence (last wins): built-in defaults < TOML file (``--config`` or ``LIENTHONG_CONFIG``) <
 environment. Every setting name is also its environment variable: ``database_url`` is
-``LIENTHONG_DATABASE_URL``.
+``LIENTHONG_DATABASE_URL``. Values are checked (pydantic-settings): a bad one is refused with
+the setting's and its variable's name, an unknown setting in the file is refused too.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextvars
 import os
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 __all__ = ["Settings", "load_settings"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the hub needs to know about its environment."""
+class Settings(BaseSettings):
+    """Everything the hub needs to know about its environment, checked: a bad value is refused
+    with the setting's (and its variable's) name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIENTHONG_", frozen=True, extra="forbid", validate_default=True
+    )
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/lienthong"
     database_schema: str = "lienthong"
@@ -29,7 +41,7 @@ class Settings:
     # Prefix of the exchange and queue names, so several hubs (or test runs) share one broker.
     broker_prefix: str = "lienthong"
     # "quorum" (default, runs unchanged on a RabbitMQ cluster) or "classic".
-    queue_type: str = "quorum"
+    queue_type: Literal["quorum", "classic"] = "quorum"
     blob_dir: str = "var/blobs"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -50,7 +62,7 @@ class Settings:
     reconcile_interval_seconds: float = 60.0
     broker_reconnect_seconds: float = 2.0  # between attempts while RabbitMQ is unreachable
     shutdown_timeout_seconds: float = 15.0  # SIGTERM: in-flight work gets this long, then exit
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # RFC 3161 time-stamping authority for signed tree heads (empty: heads are not timestamped).
     tsa_url: str = ""
     # The hub's signing key for ledger heads and receipts: a PKCS#12 file, or a PKCS#11 token
@@ -63,13 +75,13 @@ class Settings:
     ledger_head_interval_seconds: float = 60.0
     # Signature verification at the hub's door (issue 4). Anchors and intermediates are PEM/DER
     # files (in the environment: comma-separated paths).
-    trust_anchors: tuple[str, ...] = ()
-    trust_intermediates: tuple[str, ...] = ()
-    revocation_mode: str = "soft-fail"  # or "hard-fail", "embedded-only" (offline)
+    trust_anchors: Annotated[tuple[str, ...], NoDecode] = ()
+    trust_intermediates: Annotated[tuple[str, ...], NoDecode] = ()
+    revocation_mode: Literal["soft-fail", "hard-fail", "embedded-only"] = "soft-fail"
     # "enforce": refuse TOTAL-FAILED packages; "report-only": accept and record everything.
     # An agency's own setting in the registry (verify_policy) wins.
-    verify_policy: str = "enforce"
-    verify_indeterminate: str = "accept"  # or "refuse"
+    verify_policy: Literal["enforce", "report-only"] = "enforce"
+    verify_indeterminate: Literal["accept", "refuse"] = "accept"
     cpu_workers: int = 0  # processes that parse and verify packages; 0 = one per core
     # Slow clients: a request head must be complete this long after its first byte;
     # an idle keep-alive connection is closed after keepalive_timeout_seconds; a body that
@@ -100,57 +112,70 @@ class Settings:
     # When set, GET /metrics needs "Authorization: Bearer <metrics_token>".
     metrics_token: str = ""
 
+    @field_validator("trust_anchors", "trust_intermediates", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """In the environment a list of files is comma-separated."""
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        """Precedence: what the code passes, then the environment, then the TOML file."""
+        toml = TomlConfigSettingsSource(settings_cls, _TOML_FILE.get())
+        if _ENVIRONMENT.get() is not None:  # load_settings(env=...): those variables only
+            return init_settings, toml
+        return init_settings, env_settings, toml
+
     def replace(self, **changes: object) -> Settings:
-        """A copy with some settings changed."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some settings changed (checked like the others)."""
+        return _checked(lambda: type(self).model_validate({**self.model_dump(), **changes}))
 
 
-def _coerce(name: str, raw: object, kind: type) -> object:
-    if kind is int:
-        return int(str(raw).replace("_", ""))
-    if kind is float:
-        return float(raw)  # type: ignore[arg-type]
-    if kind is tuple:
-        if isinstance(raw, str):
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        if not isinstance(raw, list | tuple):
-            raise ValueError(f"setting {name} must be a list")
-        return tuple(str(p) for p in raw)
-    return str(raw)
+# The TOML file and environment of the load in progress (settings_customise_sources is a
+# classmethod).
+_TOML_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml", default=None)
+_ENVIRONMENT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("env", default=None)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
-    """Read settings from defaults, an optional TOML file and the environment."""
+    """Read settings from defaults, an optional TOML file and the environment (``env``: the
+    variables to read instead of ``os.environ``). Raises ValueError naming what is wrong."""
     env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    types = {f.name: _field_type(f) for f in dataclasses.fields(Settings)}
     path = path or env.get("LIENTHONG_CONFIG")
-    if path:
-        with Path(path).open("rb") as fh:
-            data = tomllib.load(fh)
-        unknown = sorted(set(data) - set(types))
-        if unknown:
-            raise ValueError(f"unknown settings in {path}: {', '.join(unknown)}")
-        values.update(data)
-    for name in types:
-        key = f"LIENTHONG_{name.upper()}"
-        if key in env:
-            values[name] = env[key]
-    coerced = {name: _coerce(name, raw, types[name]) for name, raw in values.items()}
-    settings = Settings(**coerced)  # type: ignore[arg-type]
-    for name, allowed in _CHOICES.items():
-        if getattr(settings, name) not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
-    return settings
+    if path and not Path(path).is_file():
+        raise ValueError(f"the settings file {path} does not exist")
+    toml = _TOML_FILE.set(Path(path) if path else None)
+    environment = _ENVIRONMENT.set(None if env is os.environ else dict(env))
+    try:
+        if env is os.environ:
+            return _checked(Settings)
+        given = {
+            name: env[f"LIENTHONG_{name.upper()}"]
+            for name in Settings.model_fields
+            if f"LIENTHONG_{name.upper()}" in env
+        }
+        return _checked(lambda: Settings(**given))
+    finally:
+        _TOML_FILE.reset(toml)
+        _ENVIRONMENT.reset(environment)
 
 
-_CHOICES = {
-    "queue_type": ("quorum", "classic"),
-    "revocation_mode": ("soft-fail", "hard-fail", "embedded-only"),
-    "verify_policy": ("enforce", "report-only"),
-    "verify_indeterminate": ("accept", "refuse"),
-}
-
-
-def _field_type(f: dataclasses.Field) -> type:
-    return {"int": int, "float": float, "tuple[str, ...]": tuple}.get(str(f.type), str)
+def _checked(make) -> Settings:
+    try:
+        return make()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            variable = f"LIENTHONG_{name.upper()}"
+            problems.append(f"setting {name} ({variable}): {error['msg']}")
+        raise ValueError("; ".join(problems)) from None

@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from exchange.auth import TokenCache
@@ -23,6 +21,7 @@ from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.delivery import Deliveries
 from exchange.ledger import Ledger
+from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
 from exchange.receipts import Receipts
 from exchange.store import Stores
@@ -35,37 +34,9 @@ from schemas import Limits
 from signing.devkey import ensure_dev_key
 from signing.keys import KeyHandle, KeySource, open_key
 
-__all__ = ["Hub", "Metrics", "open_hub_key"]
+__all__ = ["Hub", "open_hub_key"]
 
 log = logging.getLogger("lienthong.hub")
-
-
-@dataclass
-class Metrics:
-    """Counters exported at ``/metrics`` in Prometheus text format."""
-
-    accepted: Counter = field(default_factory=Counter)
-    refused: Counter = field(default_factory=Counter)
-
-    def count_refusal(self, code: str) -> None:
-        self.refused[code] += 1
-
-    def render(self) -> str:
-        lines = [
-            "# HELP lienthong_packages_accepted_total Packages accepted, by kind.",
-            "# TYPE lienthong_packages_accepted_total counter",
-        ]
-        lines += [
-            f'lienthong_packages_accepted_total{{kind="{k}"}} {v}' for k, v in self.accepted.items()
-        ]
-        lines += [
-            "# HELP lienthong_requests_refused_total Requests refused, by error code.",
-            "# TYPE lienthong_requests_refused_total counter",
-        ]
-        lines += [
-            f'lienthong_requests_refused_total{{code="{k}"}} {v}' for k, v in self.refused.items()
-        ]
-        return "\n".join(lines) + "\n"
 
 
 class Hub:
@@ -117,6 +88,7 @@ class Hub:
             self.dispatcher,
             self.receipts,
             retry_after=settings.outbox_retry_seconds,
+            on_accepted=self.metrics.count_accepted,
         )
         self.database_ready = asyncio.Event()  # migrated and reachable at least once
         self.broker_ready = asyncio.Event()  # connected, queues declared and consumed
@@ -176,35 +148,40 @@ class Hub:
         return {"database": database, "broker": broker}
 
     async def gauges(self) -> str:
-        """Prometheus gauges read now: outbox depth and age, held deliveries, dependencies."""
-        lines = [
-            "# HELP lienthong_dependency_up Whether the hub can use a dependency (1) or not (0).",
-            "# TYPE lienthong_dependency_up gauge",
-            f'lienthong_dependency_up{{dependency="broker"}} {int(self.broker.ready)}',
-        ]
+        """Prometheus gauges read now: outbox depth and age, copies by state, held messages,
+        which dependency is up."""
+        lines = gauge_lines(
+            "lienthong_dependency_up",
+            "Whether the hub can use a dependency (1) or not (0).",
+            {'dependency="broker"': int(self.broker.ready)},
+        )
         database_up = 0
         if self.database_ready.is_set():
             try:
                 depth, age = await asyncio.wait_for(self.packages.outbox_gauge(), 2.0)
+                states = await asyncio.wait_for(self.packages.copies_waiting(), 2.0)
                 database_up = 1
-                lines += [
-                    "# HELP lienthong_outbox_depth Deliveries the broker has not confirmed yet.",
-                    "# TYPE lienthong_outbox_depth gauge",
-                    f"lienthong_outbox_depth {depth}",
-                    "# HELP lienthong_outbox_oldest_age_seconds Age of the oldest outbox row.",
-                    "# TYPE lienthong_outbox_oldest_age_seconds gauge",
-                    f"lienthong_outbox_oldest_age_seconds {age:.3f}",
-                ]
+                lines += gauge_lines(
+                    "lienthong_outbox_depth", "Deliveries the broker has not confirmed yet.", depth
+                )
+                lines += gauge_lines(
+                    "lienthong_outbox_oldest_age_seconds",
+                    "Age of the oldest outbox row.",
+                    round(age, 3),
+                )
+                lines += gauge_lines(
+                    "lienthong_deliveries",
+                    "Copies not yet acknowledged, by state.",
+                    {f'state="{state}"': count for state, count in states.items()},
+                )
             except Exception:  # noqa: BLE001 (the gauge then says the database is down)
                 pass
         lines.append(f'lienthong_dependency_up{{dependency="database"}} {database_up}')
-        held = self.worker.waiting
-        lines += [
-            "# HELP lienthong_deliveries_held Messages received and not yet recorded (held while "
-            "the database is down).",
-            "# TYPE lienthong_deliveries_held gauge",
-            f"lienthong_deliveries_held {held}",
-        ]
+        lines += gauge_lines(
+            "lienthong_deliveries_held",
+            "Messages received and not yet recorded (held while the database is down).",
+            self.worker.waiting,
+        )
         return "\n".join(lines) + "\n"
 
     async def _bring_up_database(self) -> None:

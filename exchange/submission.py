@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 
 from exchange.auth import Caller
 from exchange.delivery import choose_document
@@ -53,6 +54,7 @@ class Submissions:
         receipts: Receipts,
         *,
         retry_after: float,
+        on_accepted: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.packages = packages
         self.registry = registry
@@ -61,7 +63,7 @@ class Submissions:
         self.publisher = publisher
         self.receipts = receipts
         self.retry_after = retry_after
-        self.accepted: dict[str, int] = {}
+        self.on_accepted = on_accepted
 
     async def submit(self, caller: Caller, incoming: IncomingBody) -> Submission:
         """Check, verify, store and route a received body; the temporary file is always
@@ -99,7 +101,7 @@ class Submissions:
         if result.outgoing:
             self.publisher.submit(result.outgoing)
         result = dataclasses.replace(result, receipt=await self.receipts.for_submission(result))
-        self.accepted[result.kind] = self.accepted.get(result.kind, 0) + 1
+        self.on_accepted(result.kind)
         log.info(
             "package accepted",
             extra={

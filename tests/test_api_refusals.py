@@ -288,7 +288,7 @@ async def test_metrics_count_each_refusal_once(exchange, ctx):
             for x in text.splitlines()
             if x.startswith('lienthong_requests_refused_total{code="xml.malformed"}')
         ]
-        return int(line[0].split()[-1]) if line else 0
+        return int(float(line[0].split()[-1])) if line else 0
 
     before = await malformed_count()
     await post(exchange, ctx["sender"], b"<not xml")

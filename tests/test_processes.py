@@ -218,3 +218,31 @@ async def test_a_killed_upload_leaves_no_temporary_file(settings):
         assert list(tmp.glob("in-*")) == []
     finally:
         again.finish()
+
+
+async def test_metrics_sum_every_process(settings):
+    """Whichever process answers the scrape, the counters are those of all of them."""
+    served = Served(settings, processes=2)
+    try:
+        await served.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            for _ in range(20):  # new connections: the kernel spreads them over both
+                async with session.get(
+                    f"{served.url}/v1/inbox", headers={"Connection": "close"}
+                ) as r:
+                    assert r.status == 401
+            totals = set()
+            for _ in range(10):
+                async with session.get(
+                    f"{served.url}/metrics", headers={"Connection": "close"}
+                ) as r:
+                    text = await r.text()
+                line = next(
+                    x
+                    for x in text.splitlines()
+                    if x.startswith('lienthong_requests_refused_total{code="auth.missing"}')
+                )
+                totals.add(float(line.split()[-1]))
+        assert totals == {20.0}, totals
+    finally:
+        served.finish()

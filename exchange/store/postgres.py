@@ -432,6 +432,17 @@ class PostgresPackages:
         )
         return len(rows)
 
+    async def copies_waiting(self) -> dict[str, int]:
+        """How many copies are on their way (pending) or in an inbox (delivered): both
+        counts use a partial index, so a scrape stays cheap whatever the history."""
+        pending = await self.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE state = 'pending'"
+        )
+        delivered = await self.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE state = 'delivered'"
+        )
+        return {"pending": pending, "delivered": delivered}
+
     async def outbox_gauge(self) -> tuple[int, float]:
         """(rows in the outbox, age in seconds of the oldest)."""
         row = await self.pool.fetchrow(
