@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     ledger_token: str = ""
     ledger_key_label: str = ""
     ledger_head_interval_seconds: float = 60.0
-    # Signature verification at the hub's door (issue 4). Anchors and intermediates are PEM/DER
+    # Signature verification at the hub's door. Anchors and intermediates are PEM/DER
     # files (in the environment: comma-separated paths).
     trust_anchors: Annotated[tuple[str, ...], NoDecode] = ()
     trust_intermediates: Annotated[tuple[str, ...], NoDecode] = ()

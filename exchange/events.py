@@ -19,7 +19,7 @@ __all__ = ["EVENT_KINDS", "Event", "canonical_leaf"]
 EVENT_KINDS = frozenset(
     {
         "submitted",  # accepted by the hub
-        "verified",  # signature verification report (issue 4)
+        "verified",  # signature verification report made at the door
         "routed",  # published to the broker, confirmed
         "delivered",  # in the recipient's inbox
         "fetched",  # first download by the recipient

@@ -23,12 +23,12 @@ from asn1crypto import x509 as asn1_x509
 
 from exchange.config import Settings
 from exchange.errors import HubError
-from exchange.signers import signer_allowed
+from exchange.signers import SignerVerdict, signer_allowed
 from exchange.store.registry import PostgresRegistry
 from signing.validate import INDETERMINATE, TOTAL_FAILED
 from signing.validate_package import AttachmentReport, PackageReport
 
-__all__ = ["Policy", "Verdict"]
+__all__ = ["Policy", "Verdict", "decide"]
 
 
 @dataclass(frozen=True)
@@ -63,67 +63,80 @@ class Policy:
         self.registry = registry
 
     async def judge(self, sender: str, report: PackageReport) -> Verdict:
-        """Apply the sender's policy; raises :class:`HubError` when the package is refused.
-
-        Under ``enforce`` only one kind of doubt may be accepted (``verify_indeterminate``):
-        TRY_LATER, a revocation service that could not be asked right now. A missing package
-        signature, a chain to no trust anchor or any other indeterminate verdict is refused.
-        Unsigned attachments are reported, not judged: only signatures that exist are.
-        """
-        own = await self.registry.verify_policy(sender)
-        policy = own or self.settings.verify_policy
-        data = dataclasses.asdict(report)
-        report_bytes = json.dumps(
-            {"schema": data.pop("schema"), **data}, ensure_ascii=False, sort_keys=True
-        ).encode()
-        problem, retryable = await self._problem(sender, report)
-        if problem is None:
-            return Verdict(report, report_bytes, policy, _unsigned_note(report))
-        if policy == "report-only":
-            return Verdict(report, report_bytes, policy, f"recorded only: {problem.message}")
-        if retryable and self.settings.verify_indeterminate == "accept":
-            return Verdict(report, report_bytes, policy, problem.message)
-        problem.detail = {
-            "indication": report.indication,
-            "sub_indication": report.sub_indication,
-            "report_digest": hashlib.sha256(report_bytes).hexdigest(),
-        }
-        raise problem
-
-    async def _problem(self, sender: str, report: PackageReport) -> tuple[HubError | None, bool]:
-        """What is wrong with the signatures, and whether it is only TRY_LATER."""
-        xml = report.xml_signature
-        if xml.indication == INDETERMINATE and xml.sub_indication == _UNSIGNED:
-            return HubError(
-                "signature.missing",
-                "Từ chối: gói tin không có chữ ký số (the package carries no XML signature; "
-                "the sender's policy requires one)",
-            ), False
-        sub = f"{report.sub_indication}: " if report.sub_indication else ""
-        if report.indication == TOTAL_FAILED:
-            return HubError(
-                "signature.invalid",
-                f"Từ chối: không bảo đảm tính xác thực, toàn vẹn. {sub}{report.message}",
-            ), False
-        cert_b64 = xml.signer_certificate
+        """Apply the sender's policy; raises :class:`HubError` when the package is refused."""
+        policy = await self.registry.verify_policy(sender) or self.settings.verify_policy
+        signer = None
+        cert_b64 = report.xml_signature.signer_certificate
         if cert_b64:  # whoever signed, valid or not yet confirmed, must be allowed to
             cert = asn1_x509.Certificate.load(base64.b64decode(cert_b64))
-            verdict = signer_allowed(await self.registry.signer_rules(sender), sender, cert)
-            if not verdict.allowed:
-                return HubError("signature.wrong_signer", verdict.reason), False
-        undecided = [
-            (name, sub_indication, message)
-            for name, indication, sub_indication, message in _judged_parts(report)
-            if indication == INDETERMINATE
-        ]
-        if not undecided:
-            return None, False
-        name, first_sub, message = undecided[0]
-        retryable = all(part[1] == _TRY_LATER for part in undecided)
+            signer = signer_allowed(await self.registry.signer_rules(sender), sender, cert)
+        return decide(report, policy, self.settings.verify_indeterminate, signer)
+
+
+def decide(
+    report: PackageReport,
+    policy: str,
+    verify_indeterminate: str,
+    signer: SignerVerdict | None,
+) -> Verdict:
+    """What the policy makes of a report (``signer``: whether the package's signer may sign
+    for its sender, None when nobody signed); raises :class:`HubError` to refuse.
+
+    Under ``enforce`` only one kind of doubt may be accepted (``verify_indeterminate``):
+    TRY_LATER, a revocation service that could not be asked right now. A missing package
+    signature, a chain to no trust anchor or any other indeterminate verdict is refused.
+    Unsigned attachments are reported, not judged: only signatures that exist are.
+    ``report-only`` refuses nothing and records what ``enforce`` would have said.
+    """
+    data = dataclasses.asdict(report)
+    report_bytes = json.dumps(
+        {"schema": data.pop("schema"), **data}, ensure_ascii=False, sort_keys=True
+    ).encode()
+    problem, retryable = _problem(report, signer)
+    if problem is None:
+        return Verdict(report, report_bytes, policy, _unsigned_note(report))
+    if policy == "report-only":
+        return Verdict(report, report_bytes, policy, f"recorded only: {problem.message}")
+    if retryable and verify_indeterminate == "accept":
+        return Verdict(report, report_bytes, policy, problem.message)
+    problem.detail = {
+        "indication": report.indication,
+        "sub_indication": report.sub_indication,
+        "report_digest": hashlib.sha256(report_bytes).hexdigest(),
+    }
+    raise problem
+
+
+def _problem(report: PackageReport, signer: SignerVerdict | None) -> tuple[HubError | None, bool]:
+    """What is wrong with the signatures, and whether it is only TRY_LATER."""
+    xml = report.xml_signature
+    if xml.indication == INDETERMINATE and xml.sub_indication == _UNSIGNED:
         return HubError(
-            "signature.indeterminate",
-            f"the signatures could not be confirmed: {name}: {first_sub}: {message}",
-        ), retryable
+            "signature.missing",
+            "Từ chối: gói tin không có chữ ký số (the package carries no XML signature; "
+            "the sender's policy requires one)",
+        ), False
+    sub = f"{report.sub_indication}: " if report.sub_indication else ""
+    if report.indication == TOTAL_FAILED:
+        return HubError(
+            "signature.invalid",
+            f"Từ chối: không bảo đảm tính xác thực, toàn vẹn. {sub}{report.message}",
+        ), False
+    if signer is not None and not signer.allowed:
+        return HubError("signature.wrong_signer", signer.reason), False
+    undecided = [
+        (name, sub_indication, message)
+        for name, indication, sub_indication, message in _judged_parts(report)
+        if indication == INDETERMINATE
+    ]
+    if not undecided:
+        return None, False
+    name, first_sub, message = undecided[0]
+    retryable = all(part[1] == _TRY_LATER for part in undecided)
+    return HubError(
+        "signature.indeterminate",
+        f"the signatures could not be confirmed: {name}: {first_sub}: {message}",
+    ), retryable
 
 
 _UNSIGNED = "SIGNED_DATA_NOT_FOUND"

@@ -22,7 +22,7 @@ from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from exchange.store import database as db
 
-# A copy of ../shared/fixtures/edxml-field (public field samples; see its SOURCE.md).
+# Public field samples of edXML packages (see tests/fixtures/edxml-field/SOURCE.md).
 FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
 
 

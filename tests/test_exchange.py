@@ -76,7 +76,9 @@ async def test_three_levels_reach_exactly_three_inboxes(exchange, agencies):
         item = await wait_for_inbox(agencies[code], sent["id"])
         assert item["sender"] == MINISTRY and item["kind"] == "edoc"
         assert item["digest"] == sent["digest"]
-    await asyncio.sleep(0.3)  # give a wrong route time to show up
+    # A sentinel for the bystander, sent after: once it is in, a wrong route would have been too.
+    sentinel = await agencies[MINISTRY].submit(document("101s", recipients=[BYSTANDER]))
+    await wait_for_inbox(agencies[BYSTANDER], sentinel["id"])
     stray = [i for i in (await agencies[BYSTANDER].inbox())["items"] if i["id"] == sent["id"]]
     assert stray == []
     trail = await agencies[MINISTRY].trail(sent["id"])
@@ -316,7 +318,9 @@ async def test_a_redelivered_message_makes_one_inbox_entry(exchange, agencies):
             bytes.fromhex(sent["digest"]),
         )
     )
-    await asyncio.sleep(0.5)
+    # A sentinel behind it in the same queue: once it is delivered, the copy was consumed.
+    sentinel = await agencies[MINISTRY].submit(document("302s", recipients=[BYSTANDER]))
+    await wait_for_inbox(agencies[BYSTANDER], sentinel["id"])
     after = await exchange.hub.pool.fetchrow(
         "SELECT inbox_seq FROM deliveries WHERE id = $1", row["id"]
     )

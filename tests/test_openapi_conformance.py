@@ -155,3 +155,18 @@ async def test_schemathesis_finds_nothing(exchange, token, tmp_path):
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-12000:]
+
+
+def test_the_document_describes_exactly_the_router():
+    """Every route is documented, and nothing is documented that is not served."""
+    from exchange.http.openapi import openapi_document
+    from exchange.http.v1 import ROUTES
+
+    document = openapi_document(500)
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    assert documented == {(method, path) for method, path, _ in ROUTES}

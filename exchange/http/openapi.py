@@ -63,6 +63,17 @@ _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"
 _XML_BODY = {"schema": {"type": "string", "format": "binary"}}
 
 
+_HEALTH = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string"},
+        "database": {"type": "string"},
+        "broker": {"type": "string"},
+    },
+}
+
+
 @cache
 def openapi_document(inbox_max_limit: int = 500) -> dict:
     """The document, built once per inbox limit (the one setting that shows in it)."""
@@ -286,6 +297,43 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     ],
                     "responses": {
                         "200": _json({"type": "object"}, "proof (hex)"),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the process answers, whatever its dependencies",
+                    "security": [],
+                    "responses": {"200": _json(_HEALTH, "alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the database and the broker are both usable",
+                    "security": [],
+                    "responses": {
+                        "200": _json(_HEALTH, "ready"),
+                        "503": _json(_HEALTH, "not ready; each dependency says why"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (a bearer token when metrics_token is set)",
+                    "security": [{}, {"bearer": []}],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
                         **_errors(401),
                     },
                 }

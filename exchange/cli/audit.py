@@ -16,7 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from exchange.config import Settings, load_settings
+from exchange.cli.common import settings_of
+from exchange.config import Settings
 from exchange.store import database as db
 from exchange.store.ledger import PostgresLedger
 from signing.keys import SigningError
@@ -30,10 +31,6 @@ def _quiet() -> None:
     setup_logging("ERROR")
     for name in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
 
 
 def _verdict_table(checks, title: str) -> int:
@@ -104,7 +101,7 @@ def cmd_audit_check(args: argparse.Namespace) -> int:
     from exchange.ledger_check import KINDS, HeadChecker, check_ledger
 
     _quiet()
-    settings = _settings(args)
+    settings = settings_of(args)
     note = current = None
     if args.trust:
         anchors = load_anchors(args.trust)
@@ -154,7 +151,7 @@ def cmd_hub_certificate(args: argparse.Namespace) -> int:
     from exchange.hubkeys import chain_of, key_id, pem_chain
 
     _quiet()
-    settings = _settings(args)
+    settings = settings_of(args)
     if not args.all:
         from exchange.hub import open_hub_key
 

@@ -1,0 +1,7 @@
+"""``python -m exchange.cli``."""
+
+import sys
+
+from exchange.cli import main
+
+sys.exit(main())
