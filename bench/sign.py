@@ -6,12 +6,12 @@ against PKCS#11, beside the raw cost of one private-key operation on the same ke
     .venv/bin/python bench/sign.py --count 200 --json
     .venv/bin/python bench/sign.py --profile pdf-p12-1p-B-B-box   # cProfile of one row
 
-The test PKI (``tests.pki``, its TSA on 127.0.0.1 in a thread of this process) and a SoftHSM2
-token holding the same "leader" key (RSA-2048) are created in a temporary folder and removed at
-the end. Each configuration signs the same input ``--count`` times in a row, one at a time, after
-one warm-up signature. Before each document, ``--raw-count``/``--count`` (rounded up) calls of
-the key's own ``signer.async_sign_raw(data, "sha256")`` give the raw private-key cost of that
-key store, so both are measured on the same machine at the same moments.
+The test PKI (``tests.support.pki``, its TSA on 127.0.0.1 in a thread of this process) and a
+SoftHSM2 token holding the same "leader" key (RSA-2048) are created in a temporary folder and
+removed at the end. Each configuration signs the same input ``--count`` times in a row, one at a
+time, after one warm-up signature. Before each document, ``--raw-count``/``--count`` (rounded
+up) calls of the key's own ``signer.async_sign_raw(data, "sha256")`` give the raw private-key
+cost of that key store, so both are measured on the same machine at the same moments.
 ``ratio`` = ms per document / ms per raw operation.
 """
 
@@ -43,9 +43,9 @@ from signing.appearance import AnchorPlacement, BoxPlacement  # noqa: E402
 from signing.keys import KeyHandle, KeySource, open_key  # noqa: E402
 from signing.pdf import SignOptions, sign_pdf  # noqa: E402
 from signing.xmldsig import sign_package_async, verify_package_async  # noqa: E402
-from tests.hsm import make_token  # noqa: E402
-from tests.pdfgen import official_document, signature_png  # noqa: E402
-from tests.pki import P12_PASSWORD, TestPKI, running_pki  # noqa: E402
+from tests.support.hsm import make_token  # noqa: E402
+from tests.support.pdfgen import official_document, signature_png  # noqa: E402
+from tests.support.pki import P12_PASSWORD, TestPKI, running_pki  # noqa: E402
 
 #: Where the leader's signature goes on the last page: the box the tests use (no text search).
 LEADER_BOX = BoxPlacement(-1, 350, 170, 500, 235)

@@ -5,10 +5,11 @@
     .venv/bin/python bench/verify.py --json       # every number, as JSON on stdout
     .venv/bin/python bench/verify.py --profile 12 # then cProfile's top functions per file
 
-Files, made once per run with the test PKI (``python -m tests.pki``, a separate process so its
-OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: a 1-page and a 50-page
-decision signed PAdES B-T with RSASSA-PSS, and a 400 KB edXML package (one non-PDF attachment)
-signed with RSASSA-PSS and with RSA-SHA256 (xmlsec1 before 1.3 has no RSA-PSS; we verify both).
+Files, made once per run with the test PKI (``python -m tests.support.pki``, a separate process
+so its OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: a 1-page and a
+50-page decision signed PAdES B-T with RSASSA-PSS, and a 400 KB edXML package (one non-PDF
+attachment) signed with RSASSA-PSS and with RSA-SHA256 (xmlsec1 before 1.3 has no RSA-PSS; we
+verify both).
 
 Ours: :func:`signing.validate.validate_pdf_sync` / :func:`signing.validate_package.
 validate_package_sync` in a loop in this process (one core), full validation with revocation
@@ -111,12 +112,12 @@ class Case:
 
 
 class PKIProcess:
-    """``python -m tests.pki DIR``: generates the PKI in DIR and serves TSA, OCSP and CRLs."""
+    """``python -m tests.support.pki DIR``: makes the PKI in DIR and serves TSA, OCSP and CRLs."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "tests.pki", str(directory)],
+            [sys.executable, "-u", "-m", "tests.support.pki", str(directory)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -159,9 +160,9 @@ async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     from signing.keys import KeySource, open_key
     from signing.pdf import SignOptions, sign_pdf
     from signing.xmldsig import sign_package_async
-    from tests.attacks import make_pdf
-    from tests.pdfgen import official_document, signature_png
-    from tests.pki import P12_PASSWORD
+    from tests.support.attacks import make_pdf
+    from tests.support.pdfgen import official_document, signature_png
+    from tests.support.pki import P12_PASSWORD
 
     folder.mkdir(parents=True, exist_ok=True)
     secret = P12_PASSWORD.decode()

@@ -104,7 +104,7 @@ async def cleanup_broker(settings: Settings, codes: list[str]) -> None:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     """The test PKI (CAs, clerks, agencies, TSA, OCSP, CRL) served on 127.0.0.1."""
-    from tests.pki import running_pki
+    from tests.support.pki import running_pki
 
     with running_pki(tmp_path_factory.mktemp("pki")) as served:
         yield served
@@ -113,7 +113,7 @@ def pki(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hsm_token(pki, tmp_path_factory):
     """A SoftHSM2 token with the clerk's, the seal's and the hub's keys and certificates."""
-    from tests.hsm import make_token
+    from tests.support.hsm import make_token
 
     names = ("clerk", "seal", "hub", "revoked")
     return make_token(tmp_path_factory.mktemp("hsm"), [pki.identity(n) for n in names])

@@ -1,4 +1,4 @@
-"""Attacks on PDF signatures (tests/attacks.py) must never come out TOTAL-PASSED.
+"""Attacks on PDF signatures (tests/support/attacks.py) must never come out TOTAL-PASSED.
 
 Each sample is made from a validly signed original; the test checks our indication and
 sub-indication (or the modification finding) and compares with poppler's ``pdfsig -nocert``.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from signing.validate import INDETERMINATE, TOTAL_FAILED, TOTAL_PASSED, validate_pdf_sync
-from tests.attacks import ATTACKS, EVIL, Attack, Originals, make_pdf, sign_pdf, signer_for
+from tests.support.attacks import ATTACKS, EVIL, Attack, Originals, make_pdf, sign_pdf, signer_for
 
 PDFSIG_VERDICT = {
     "valid": "Signature is Valid",

@@ -29,7 +29,7 @@ from signing.cms import sign_detached
 from signing.devkey import ensure_dev_key
 from signing.keys import KeySource, open_key
 from tests.conftest import cleanup_broker, make_settings
-from tests.pki import P12_PASSWORD
+from tests.support.pki import P12_PASSWORD
 
 SENDER, RECIPIENT = "000.00.00.G22", "000.00.00.H49"
 

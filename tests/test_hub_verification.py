@@ -21,8 +21,8 @@ from signing.keys import KeySource, open_key
 from signing.pdf import SignOptions, sign_pdf
 from signing.xmldsig import sign_package_async
 from tests.conftest import cleanup_broker, make_settings, sample
-from tests.pdfgen import official_document, signature_png
-from tests.pki import P12_PASSWORD
+from tests.support.pdfgen import official_document, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 G22, H49, H41 = "000.00.00.G22", "000.00.00.H49", "000.00.00.H41"
@@ -176,7 +176,7 @@ def self_signed_p12(pki, organ_id: str):
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
 
-    from tests.pki import ORGANIZATION_IDENTIFIER
+    from tests.support.pki import ORGANIZATION_IDENTIFIER
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
@@ -215,7 +215,7 @@ async def signed_by(p12, data: bytes) -> bytes:
 async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate):
     """A revocation service that cannot be reached right now (TRY_LATER) is the one doubt the
     policy may accept; refused when verify_indeterminate = refuse."""
-    from tests.pki import running_pki
+    from tests.support.pki import running_pki
 
     with running_pki(tmp_path / "gone") as gone:  # its OCSP and CRL stop with the block
         roots = (str(gone.root_pem),), (str(gone.issuing_pem),)

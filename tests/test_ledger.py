@@ -23,7 +23,7 @@ from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
-from tests.pki import P12_PASSWORD
+from tests.support.pki import P12_PASSWORD
 
 SENDER, PROVINCE, COMMUNE = "000.00.00.G22", "000.00.00.H49", "000.05.10.H49"
 

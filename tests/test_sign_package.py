@@ -27,7 +27,7 @@ from schemas import DSIG_NS, NS, build_document, build_status, parse_package
 from signing.keys import KeySource, SigningError, open_key
 from signing.xmldsig import sign_package, sign_package_async, verify_package, verify_package_async
 from tests.conftest import sample
-from tests.pki import P12_PASSWORD
+from tests.support.pki import P12_PASSWORD
 
 PSS = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"

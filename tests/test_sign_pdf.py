@@ -48,8 +48,8 @@ from signing.pdf import (
     sign_pdf,
     sign_pdf_sync,
 )
-from tests.pdfgen import official_document, seal_png, signature_png
-from tests.pki import P12_PASSWORD
+from tests.support.pdfgen import official_document, seal_png, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -13,8 +13,8 @@ from signing.pdf import SignOptions, sign_pdf
 from signing.validate_package import package_report_json, validate_package
 from signing.xmldsig import sign_package_async
 from tests.conftest import sample
-from tests.pdfgen import official_document, signature_png
-from tests.pki import P12_PASSWORD
+from tests.support.pdfgen import official_document, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 

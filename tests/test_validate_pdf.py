@@ -1,6 +1,6 @@
 """The PDF validation service against the real test PKI (TSA, OCSP, CRL on 127.0.0.1).
 
-Originals are signed with pyHanko directly (tests/attacks.py), not with signing/pdf.py.
+Originals are signed with pyHanko directly (tests/support/attacks.py), not with signing/pdf.py.
 poppler's ``pdfsig`` is the independent oracle for the cryptographic part where it can speak
 (``-nocert``: it cannot be told our test root, and does no modification analysis).
 """
@@ -42,8 +42,8 @@ from signing.validate import (
     validate_pdf_in_pool,
     validate_pdf_sync,
 )
-from tests.attacks import make_pdf, sign_pdf, signer_for, tsa_at
-from tests.pdfgen import pillow_pdf
+from tests.support.attacks import make_pdf, sign_pdf, signer_for, tsa_at
+from tests.support.pdfgen import pillow_pdf
 
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "xsd" / "validation-report.schema.json"
 UTC = dt.UTC

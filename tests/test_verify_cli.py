@@ -36,8 +36,15 @@ from signing.verify_cli import (
     document_report_from_dict,
 )
 from signing.xmldsig import sign_package
-from tests.attacks import ATTACKS, Originals, flip_signed_byte, make_pdf, sign_pdf, signer_for
-from tests.pki import P12_PASSWORD
+from tests.support.attacks import (
+    ATTACKS,
+    Originals,
+    flip_signed_byte,
+    make_pdf,
+    sign_pdf,
+    signer_for,
+)
+from tests.support.pki import P12_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSED, FAILED, INDET = "TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"

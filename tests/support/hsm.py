@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.pki import Identity
+from tests.support.pki import Identity
 
 __all__ = ["SOFTHSM_MODULE", "Token", "make_token"]
 

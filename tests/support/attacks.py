@@ -662,7 +662,7 @@ ATTACKS: list[Attack] = [
 
 def signer_for(identity, *, pss: bool = True) -> signers.SimpleSigner:
     """A pyHanko signer from a test PKI identity (its PKCS#12 file)."""
-    from tests.pki import P12_PASSWORD
+    from tests.support.pki import P12_PASSWORD
 
     signer = signers.SimpleSigner.load_pkcs12(identity.p12, passphrase=P12_PASSWORD, prefer_pss=pss)
     assert signer is not None

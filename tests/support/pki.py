@@ -8,8 +8,8 @@ Everything is generated at start-up (nothing secret is kept in the repository):
         pki.tsa_url, pki.ocsp_url, pki.crl_url, pki.root_pem, pki.issuing_pem
 
 Built on real libraries only: ``cryptography`` for keys, certificates, OCSP and CRLs, pyHanko's
-time-stamper for RFC 3161 tokens, aiohttp for HTTP. ``python -m tests.pki DIR`` serves one until
-interrupted (for trying the CLI by hand).
+time-stamper for RFC 3161 tokens, aiohttp for HTTP. ``python -m tests.support.pki DIR`` serves one
+until interrupted (for trying the CLI by hand).
 """
 
 from __future__ import annotations
