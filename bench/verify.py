@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from signing.fastpaths import install_fast_paths  # noqa: E402
 from signing.trust import TrustSettings, clear_caches  # noqa: E402
 from signing.validate import validate_pdf_sync  # noqa: E402
 from signing.validate_package import validate_package_sync  # noqa: E402
@@ -465,6 +466,7 @@ def main() -> int:
         print(f"missing tools: {', '.join(missing)} (apt install poppler-utils xmlsec1)")
         return 1
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
+    fast = install_fast_paths()  # as the hub's workers and ``lienthong verify`` do
     work = Path(tempfile.mkdtemp(prefix="lienthong-bench-verify-"))
     pki = None
     try:
@@ -504,6 +506,7 @@ def main() -> int:
                         tool_runs,
                     )
         result = summary(cases)
+        result["fast_hex_reader"] = fast
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:
@@ -531,6 +534,8 @@ def _notes(cases: list[Case], result: dict, console: Console, runs: int, tool_ru
         "process-start baseline, which is subtracted); ours includes chain, timestamp, "
         "revocation and modification checks, pdfsig -nocert only the digest and signature value."
     )
+    state = "installed" if result["fast_hex_reader"] else "not installed (pyHanko not vetted)"
+    console.print(f"fast hex-string reader (signing/fastpaths.py): {state}.")
     package = next(c for c in cases if c.kind == "package")
     console.print(
         f"packages: the XML signature's chain check shares the trust caches (no OCSP/CRL request "

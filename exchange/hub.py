@@ -446,9 +446,11 @@ def open_hub_key(settings: Settings, *, create: bool = True) -> Iterator[KeyHand
 
 
 def warm_worker() -> None:
-    """Load what parsing and verification need in a worker process."""
+    """Load what parsing and verification need in a worker process; install the fast paths."""
     from schemas import load_schema
     from signing import validate_package  # noqa: F401
+    from signing.fastpaths import install_fast_paths
 
+    install_fast_paths()
     load_schema("edxml")
     load_schema("status")

@@ -228,8 +228,10 @@ def _summary(results: list[_Outcome]) -> int:
 
 
 def cmd_sign_pdf(args: argparse.Namespace) -> int:
+    from signing.fastpaths import install_fast_paths
     from signing.pdf import SignOptions, sign_pdf_detailed
 
+    install_fast_paths()  # B-LT/B-LTA with missing revocation data validate what was signed
     options = SignOptions(
         allow_missing_revocation=args.allow_missing_revocation,
         role=args.role,

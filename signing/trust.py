@@ -31,10 +31,6 @@ Caching (per process, safe by construction):
   at most ``revinfo_cache_seconds`` and never past their own ``nextUpdate``. Cached responses are
   fed back through the fetcher interface, so the validator still checks their signatures and
   freshness exactly as for a fresh download; only the network round trip is saved;
-* successful certificate path validations (signer, TSA, package signer), keyed by everything
-  they read and replayed only while the revocation cache above answers with byte-identical
-  data: see :class:`signing.fastpaths._PathCache` for the key and why a cached result always
-  equals a fresh one. Failures are never cached;
 * one verifying TLS context for the HTTP sessions (each context still opens its own session,
   and only when a fetch misses the revocation cache).
 
@@ -72,9 +68,6 @@ from pyhanko_certvalidator.fetchers.api import (
     OwnedFetcherBackend,
 )
 from pyhanko_certvalidator.policy_decl import AlgorithmUsagePolicy, DisallowWeakAlgorithmsPolicy
-
-from signing import fastpaths
-from signing.fastpaths import REPLAY_OFFLINE, Fetch, ReplayMiss, clear_path_cache
 
 __all__ = [
     "LoadedTrust",
@@ -249,77 +242,27 @@ _REVINFO = _RevinfoCache()
 
 
 def clear_caches() -> None:
-    """Forget cached trust files, revocation data and path validations (tests, CA incident)."""
+    """Forget cached trust files and revocation data (tests, a CA incident)."""
     with _FILE_CACHE_LOCK:
         _FILE_CACHE.clear()
     _REVINFO.clear()
-    clear_path_cache()
 
 
-class _CachingFetcherMixin:
-    """What :mod:`signing.fastpaths` reads of a caching fetcher (see ``_PathCache``)."""
-
-    kind: str
-    _mine: dict
-
-    def _init_log(self) -> None:
-        self.log: list[Fetch] = []
-
-    @staticmethod
-    def _digest(value) -> tuple[bytes, ...]:
-        raise NotImplementedError
-
-    def _shared(self, cert):
-        raise NotImplementedError
-
-    def peek_shared(self, cert) -> tuple[bytes, ...] | None:
-        """Digest of what the process cache would answer for ``cert`` now (no network)."""
-        hit = self._shared(cert)
-        return None if hit is None else self._digest(hit)
-
-    def mine_digest(self, cert) -> tuple[bytes, ...] | None:
-        hit = self._mine.get(_RevinfoCache._key(cert))
-        return None if hit is None else self._digest(hit)
-
-    def snapshot(self) -> frozenset:
-        """What this context fetched so far: (certificate key, digest of the answer)."""
-        return frozenset((key, self._digest(value)) for key, value in self._mine.items())
-
-    def _record(self, cert, authority, value) -> None:
-        digest = None if value is None else self._digest(value)
-        self.log.append(Fetch(self.kind, cert, authority, digest))
-
-
-class _CachingOCSPFetcher(_CachingFetcherMixin, OCSPFetcher):
-    kind = "ocsp"
+class _CachingOCSPFetcher(OCSPFetcher):
+    """pyhanko-certvalidator's OCSP fetcher behind the process revocation cache."""
 
     def __init__(self, inner: OCSPFetcher, max_age: float) -> None:
         self._inner = inner
         self._max_age = max_age
         self._mine: dict[bytes, ocsp.OCSPResponse] = {}
-        self._init_log()
-
-    @staticmethod
-    def _digest(value: ocsp.OCSPResponse) -> tuple[bytes, ...]:
-        return (hashlib.sha256(value.dump()).digest(),)
-
-    def _shared(self, cert) -> ocsp.OCSPResponse | None:
-        return _REVINFO.get_ocsp(cert)
 
     async def fetch(self, cert, authority: Authority) -> ocsp.OCSPResponse:
         key = _RevinfoCache._key(cert)
         cached = self._mine.get(key) or _REVINFO.get_ocsp(cert)
         if cached is None:
-            if REPLAY_OFFLINE.get():
-                raise ReplayMiss
-            try:
-                cached = await self._inner.fetch(cert, authority)
-            except BaseException:
-                self._record(cert, authority, None)
-                raise
+            cached = await self._inner.fetch(cert, authority)
             _REVINFO.put_ocsp(cert, cached, self._max_age)
         self._mine[key] = cached
-        self._record(cert, authority, cached)
         return cached
 
     def fetched_responses(self) -> Iterable[ocsp.OCSPResponse]:
@@ -329,40 +272,22 @@ class _CachingOCSPFetcher(_CachingFetcherMixin, OCSPFetcher):
         hit = self._mine.get(_RevinfoCache._key(cert))
         return [hit] if hit is not None else []
 
-    def held(self) -> list[ocsp.OCSPResponse]:
-        return list(self._mine.values())
 
-
-class _CachingCRLFetcher(_CachingFetcherMixin, CRLFetcher):
-    kind = "crl"
+class _CachingCRLFetcher(CRLFetcher):
+    """pyhanko-certvalidator's CRL fetcher behind the process revocation cache."""
 
     def __init__(self, inner: CRLFetcher, max_age: float) -> None:
         self._inner = inner
         self._max_age = max_age
         self._mine: dict[bytes, list[crl.CertificateList]] = {}
-        self._init_log()
-
-    @staticmethod
-    def _digest(value: list[crl.CertificateList]) -> tuple[bytes, ...]:
-        return tuple(item.sha256 for item in value)
-
-    def _shared(self, cert) -> list[crl.CertificateList] | None:
-        return _REVINFO.get_crls(cert)
 
     async def fetch(self, cert, *, use_deltas=None) -> Iterable[crl.CertificateList]:
         key = _RevinfoCache._key(cert)
         cached = self._mine.get(key) or _REVINFO.get_crls(cert)
         if cached is None:
-            if REPLAY_OFFLINE.get():
-                raise ReplayMiss
-            try:
-                cached = list(await self._inner.fetch(cert, use_deltas=use_deltas))
-            except BaseException:
-                self._record(cert, None, None)
-                raise
+            cached = list(await self._inner.fetch(cert, use_deltas=use_deltas))
             _REVINFO.put_crls(cert, cached, self._max_age)
         self._mine[key] = cached
-        self._record(cert, None, cached)
         return cached
 
     def fetched_crls(self) -> Iterable[crl.CertificateList]:
@@ -374,9 +299,6 @@ class _CachingCRLFetcher(_CachingFetcherMixin, CRLFetcher):
 
     def fetched_crls_for_cert(self, cert) -> Iterable[crl.CertificateList]:
         return self._mine[_RevinfoCache._key(cert)]  # KeyError when never fetched: by contract
-
-    def held(self) -> list[crl.CertificateList]:
-        return [item for crls in self._mine.values() for item in crls]
 
 
 class _NoCertificateFetcher(CertificateFetcher):
@@ -548,13 +470,12 @@ def make_validation_context(
     """A ``ValidationContext`` on the process caches (what :class:`TrustSettings` and the
     package verifier use).
 
-    OCSP/CRL fetches go through the revocation cache and path validations through the path
-    cache of :mod:`signing.fastpaths`; the HTTP session is opened only on a cache miss.
+    OCSP/CRL fetches go through the revocation cache; the HTTP session is opened only on a
+    cache miss.
     ``revocation_mode`` is certvalidator's: ``require`` wants an answer for every certificate
     below the anchor, ``hard-fail`` only for those that name an OCSP responder or CRL.
     ``algorithm_policy`` defaults to :func:`lenient_algorithm_policy`.
     """
-    fastpaths.install()
     policy = algorithm_policy or lenient_algorithm_policy()
     kwargs: dict = {}
     ocsp_fetcher = crl_fetcher = None
@@ -585,28 +506,5 @@ def make_validation_context(
         time_tolerance=time_tolerance,
         **kwargs,
     )
-    if not (allow_fetching and fetch_certificates):  # fetched certificates: not keyed
-        fastpaths.register_context(
-            vc,
-            anchors=frozenset(c.sha256 for c in anchors),
-            algorithms=_policy_name(policy),
-            ocsp_fetcher=ocsp_fetcher,
-            crl_fetcher=crl_fetcher,
-        )
     return vc
 
-
-def _policy_name(policy: AlgorithmUsagePolicy) -> str:
-    """A key for the algorithm policy: its type and settings (dataclass fields or attributes)."""
-
-    def text(value: object) -> str:
-        if isinstance(value, set | frozenset):
-            return repr(sorted(map(repr, value)))
-        return repr(value)
-
-    if dataclasses.is_dataclass(policy):
-        items = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
-    else:
-        items = vars(policy)
-    fields = tuple(sorted((k, text(v)) for k, v in items.items()))
-    return f"{type(policy).__module__}.{type(policy).__qualname__}{fields!r}"

@@ -99,8 +99,6 @@ from signing.pdfread import open_pdf
 from signing.revinfo_gaps import names_no_revocation_source, silent_certificates
 from signing.trust import TrustSettings, lenient_algorithm_policy
 
-fastpaths.install()
-
 __all__ = [
     "CIRCULAR_15_EFFECTIVE",
     "INDETERMINATE",

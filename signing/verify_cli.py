@@ -46,6 +46,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from signing.fastpaths import install_fast_paths
 from signing.trust import TrustError, TrustSettings
 from signing.validate import (
     INDETERMINATE,
@@ -265,7 +266,9 @@ def _quiet_logging() -> Iterator[None]:
 
 
 def _worker_init() -> None:
-    """Pool workers: quiet logging, and Ctrl-C left to the parent, which stops the pool."""
+    """Pool workers: the fast paths, quiet logging, and Ctrl-C left to the parent, which stops
+    the pool."""
+    install_fast_paths()
     logging.disable(logging.CRITICAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -296,6 +299,7 @@ def verify_files(
     process that dies makes its files ``INDETERMINATE/GENERIC``.
     """
     done = on_done or (lambda _result: None)
+    install_fast_paths()  # a batch entry point: this process validates too
     if jobs <= 1 or len(files) <= 1:
         results = []
         with _quiet_logging():

@@ -466,9 +466,8 @@ async def _check_chain(
 
     The context comes from :func:`signing.trust.make_validation_context`, like a PDF's: OCSP
     and CRL answers come from the process revocation cache (the HTTP session opens only on a
-    miss), a chain validated a moment ago with the same inputs is not checked again (see
-    :mod:`signing.fastpaths`), and certificates named in the package's AIA are not fetched
-    unless ``fetch_certificates``. ``revocation``: ``off`` (nothing fetched or required),
+    miss), and certificates named in the package's AIA are not fetched unless
+    ``fetch_certificates``. ``revocation``: ``off`` (nothing fetched or required),
     ``soft-fail`` (fetched when named, not required), ``hard-fail`` (fetched and required for
     every certificate below the anchor, even one that names no OCSP/CRL), ``embedded-only``
     (required, nothing fetched).

@@ -22,6 +22,14 @@ from exchange.serve import running_hub
 FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate as the hub's workers and ``lienthong verify`` do: with the fast hex reader
+    installed (from the start, so the whole run sees the same code whatever the test order)."""
+    from signing.fastpaths import install_fast_paths
+
+    install_fast_paths()
+
+
 def sample(name: str) -> bytes:
     """The bytes of a field sample from ``shared/fixtures/edxml-field``."""
     return (FIXTURES / name).read_bytes()

@@ -511,13 +511,12 @@ def test_chain_check_uses_the_process_caches(pki, monkeypatch):
     """A second check with revocation asks no responder and opens no HTTP session."""
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import util as aiohttp_util
 
-    from signing import fastpaths, trust
+    from signing import trust
 
     trust.clear_caches()
     signed = sign_p12(pki, "clerk", package())
     assert verify(pki, signed, check_revocation=True).valid
     asked = dict(pki.requests)
-    hits = fastpaths.cache_stats()["path_hits"]
 
     def no_session(*args, **kwargs):
         raise AssertionError("an HTTP session was opened")
@@ -527,7 +526,6 @@ def test_chain_check_uses_the_process_caches(pki, monkeypatch):
     for _ in range(2):
         assert verify(pki, signed, check_revocation=True).valid
     assert pki.requests == asked
-    assert fastpaths.cache_stats()["path_hits"] >= hits + 2
     monkeypatch.undo()
     # a revoked signer is still refused with the caches warm, and twice
     for _ in range(2):

@@ -603,7 +603,7 @@ async def test_async_api_and_process_pool(docs, trust):
     assert pooled.signatures[0].signer == report.signatures[0].signer
 
 
-# ----- fast paths and caches (signing/fastpaths.py) --------------------------------------------
+# ----- the fast hex reader (signing/fastpaths.py), the revocation cache ----------------------
 
 
 def _hex_outcome(reader, data: bytes, fast: bool):
@@ -659,51 +659,13 @@ def test_fast_hex_reader_matches_pyhanko():
 
     from signing import fastpaths
 
-    assert fastpaths.install()["hex"]
+    assert fastpaths.install_fast_paths()
     fast = generic.read_hex_string_from_stream
     original = fast.__wrapped__
     for data in _hex_cases():
         assert _hex_outcome(fast, data, True) == _hex_outcome(original, data, False), data[:80]
     # outside validate_pdf the original runs
     assert _hex_outcome(fast, b"<ab>", False) == _hex_outcome(original, b"<ab>", False)
-
-
-def test_name_memo_matches_asn1crypto():
-    """Name.hashable / Name.__eq__ / string prep give what asn1crypto computes, errors included."""
-    from asn1crypto import x509 as asn1_x509
-
-    from signing import fastpaths
-
-    assert fastpaths.install()["name_prep"]
-    hashable = asn1_x509.Name.hashable.fget.__wrapped__
-    equal = asn1_x509.Name.__eq__.__wrapped__
-    values = [
-        {"common_name": "Nguyễn Văn An", "country_name": "VN"},
-        {"common_name": "NGUYỄN  VĂN AN ", "country_name": "vn"},
-        {"common_name": "Nguyễn Văn An", "country_name": "VN", "organization_name": "VPCP"},
-        {"common_name": "x" * 300},
-        {"common_name": "Văn phòng\u00adChính phủ"},
-    ]
-    names = [asn1_x509.Name.build(v) for v in values]
-    for _ in range(2):  # the second round is served by the memo
-        for a in names:
-            fresh_a = asn1_x509.Name.load(a.dump())
-            assert a.hashable == hashable(fresh_a)
-            for b in names:
-                fresh_b = asn1_x509.Name.load(b.dump())
-                assert (a == b) == equal(fresh_a, fresh_b)
-                assert (a != b) == (not equal(fresh_a, fresh_b))
-    assert names[0] == names[1]  # RFC 4518: case and spaces do not count
-    assert names[0] != "CN=Nguyễn Văn An"
-    bad = asn1_x509.Name.build({"common_name": "a\ufffdb"})
-    same_shape = asn1_x509.Name.build({"common_name": "ab"})
-    with pytest.raises(ValueError):
-        equal(asn1_x509.Name.load(bad.dump()), same_shape)
-    for _ in range(2):  # a failure is not memoized: it raises every time
-        with pytest.raises(ValueError):
-            bad.hashable  # noqa: B018
-        with pytest.raises(ValueError):
-            bad == same_shape  # noqa: B015
 
 
 def _stable(report: DocumentReport) -> dict:
@@ -718,24 +680,18 @@ def _stable(report: DocumentReport) -> dict:
     return data
 
 
-def test_path_cache_hit_gives_the_same_report(docs, trust):
-    from signing import fastpaths
-
+def test_warm_caches_give_the_same_report(docs, trust):
     trust_mod.clear_caches()
     for name in ("bt", "lt", "lta"):
         first = validate_pdf_sync(docs[name], trust)
-        hits = fastpaths.cache_stats()["path_hits"]
-        second = validate_pdf_sync(docs[name], trust)
-        assert fastpaths.cache_stats()["path_hits"] > hits, name  # served from the cache
+        second = validate_pdf_sync(docs[name], trust)  # revocation data from the cache
         assert first.summary.indication == TOTAL_PASSED, first.summary
         assert _stable(second) == _stable(first), name
     trust_mod.clear_caches()
 
 
-def test_path_cache_never_outlives_a_changed_revocation_answer(pki, trust, docs):
-    """A cached success is used only while the revocation cache answers with the same bytes."""
-    from signing import fastpaths
-
+def test_a_changed_revocation_answer_is_seen_once_fetched(pki, trust, docs):
+    """A cached OCSP/CRL answer stands for its lifetime; a fresh one changes the verdict."""
     trust_mod.clear_caches()
     assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
     serial = pki.identity("clerk").cert.serial_number
@@ -743,39 +699,28 @@ def test_path_cache_never_outlives_a_changed_revocation_answer(pki, trust, docs)
     try:
         # within the revocation cache's lifetime the old answer stands, cached or not
         assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
-        trust_mod._REVINFO.clear()  # new OCSP/CRL answers are fetched; the path cache stays
-        replays = fastpaths.cache_stats()["path_hits"]
+        trust_mod._REVINFO.clear()  # new OCSP/CRL answers are fetched
         (sig,) = validate_pdf_sync(docs["bt"], trust).signatures
         assert (sig.indication, sig.sub_indication) == (TOTAL_FAILED, "REVOKED"), sig.messages
         assert sig.revocation.status == "revoked"
         (again,) = validate_pdf_sync(docs["bt"], trust).signatures
         assert (again.indication, again.sub_indication) == (TOTAL_FAILED, "REVOKED")
-        assert fastpaths.cache_stats()["path_hits"] - replays <= 2  # the TSA path at most
     finally:
         del pki.revoked[serial]
         trust_mod.clear_caches()
 
 
-def test_path_cache_keeps_no_failure(pki, trust):
-    from signing import fastpaths
-
+def test_a_failure_stays_a_failure_with_warm_caches(pki, trust):
     data = sign_pdf(make_pdf(), signer_for(pki.identity("revoked")))
     trust_mod.clear_caches()
     first = validate_pdf_sync(data, trust)
-    before = fastpaths.cache_stats()
     second = validate_pdf_sync(data, trust)
-    after = fastpaths.cache_stats()
     assert first.summary.sub_indication == "REVOKED_NO_POE"
     assert _stable(second) == _stable(first)
-    assert after["path_stores"] == before["path_stores"]
-    assert after["path_hits"] == before["path_hits"]
-    assert after["path_misses"] > before["path_misses"]
     trust_mod.clear_caches()
 
 
-def test_path_cache_is_keyed_by_the_point_in_time(docs, trust, pki):
-    from signing import fastpaths
-
+def test_each_point_in_time_is_judged_on_its_own(docs, trust, pki):
     trust_mod.clear_caches()
     at = dt.datetime.now(UTC)
     assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
@@ -783,17 +728,13 @@ def test_path_cache_is_keyed_by_the_point_in_time(docs, trust, pki):
     later = validate_pdf_sync(docs["bt"], trust.replace(at=expiry + dt.timedelta(days=1)))
     (sig,) = later.signatures
     assert sig.indication != TOTAL_PASSED
-    hits = fastpaths.cache_stats()["path_hits"]
     assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
-    assert fastpaths.cache_stats()["path_hits"] > hits  # the same moment: served again
     trust_mod.clear_caches()
 
 
 def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
     """An unreachable responder passes in soft-fail mode, but that pass is never reused."""
     from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
-
-    from signing import fastpaths
 
     async def no_ocsp(self, cert, authority):
         raise OCSPFetchError("responder unreachable")
@@ -804,13 +745,9 @@ def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
     trust_mod.clear_caches()
     monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
     monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
-    before = fastpaths.cache_stats()
     for _ in range(2):
         (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
         assert soft.indication == TOTAL_PASSED and soft.revocation.status == "unknown"
-    after = fastpaths.cache_stats()
-    assert after["path_hits"] == before["path_hits"]
-    assert after["path_stores"] == before["path_stores"]
     monkeypatch.undo()
     (good,) = validate_pdf_sync(docs["bt"], trust).signatures  # responders back: checked
     assert good.revocation.status == "good" and good.revocation.checked
