@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from signing.keys import SigningError
+from signing.errors import SigningError
 
 __all__ = ["Rect", "TextHit", "find_text", "find_text_in_bytes"]
 

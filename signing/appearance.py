@@ -37,7 +37,7 @@ from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import BaseStamp, BaseStampStyle
 
-from signing.keys import SigningError
+from signing.errors import SigningError
 
 __all__ = [
     "MM",

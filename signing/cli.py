@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from signing.keys import KeyHandle, KeySource, SigningError, open_key
+from signing.errors import SigningError
+from signing.keys import KeyHandle, KeySource, open_key
 from signing.outputs import check_output, same_file, write_output
 
 __all__ = ["add_sign_commands"]

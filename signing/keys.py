@@ -21,16 +21,9 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign import signers
 
-__all__ = ["KeyHandle", "KeySource", "SigningError", "open_key"]
+from signing.errors import SigningError
 
-
-class SigningError(Exception):
-    """A signing or key failure with a stable ``code`` (``signing.*``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = ["KeyHandle", "KeySource", "open_key"]
 
 
 @dataclass(frozen=True)

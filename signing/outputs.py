@@ -24,7 +24,7 @@ import os
 import secrets
 from pathlib import Path
 
-from signing.keys import SigningError
+from signing.errors import SigningError
 
 __all__ = ["check_output", "same_file", "write_output"]
 

@@ -47,7 +47,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from signing.anchor import TextHit, find_text_in_bytes
@@ -70,8 +69,10 @@ from signing.appearance import (
     leader_box,
     load_png,
 )
-from signing.keys import KeyHandle, KeySource, SigningError, open_key
+from signing.errors import SigningError, TrustError
+from signing.keys import KeyHandle, KeySource, open_key
 from signing.revinfo_gaps import ACCEPT_HINT, offline_gaps, unreachable_revocation
+from signing.trust import certificates, make_validation_context
 
 __all__ = [
     "LEVELS",
@@ -175,46 +176,30 @@ class SignOptions:
 
 
 def load_certificates(paths: Sequence[Path]) -> list[asn1_x509.Certificate]:
-    """Certificates from PEM (one or many per file) or DER files."""
-    certs = []
-    for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise SigningError(
-                "signing.bad_option", f"cannot read certificate file {path}: {exc}"
-            ) from None
-        try:
-            if pem.detect(data):
-                certs.extend(
-                    asn1_x509.Certificate.load(der)
-                    for kind, _, der in pem.unarmor(data, multiple=True)
-                    if kind == "CERTIFICATE"
-                )
-            else:
-                cert = asn1_x509.Certificate.load(data)
-                cert.native  # noqa: B018 - parse fully now, not later
-                certs.append(cert)
-        except (ValueError, TypeError) as exc:
-            raise SigningError(
-                "signing.bad_option", f"{path} is not a certificate file: {exc}"
-            ) from None
-    return certs
+    """Certificates from PEM (one or many per file) or DER files, or folders of them
+    (:func:`signing.trust.certificates`); an unusable file is ``signing.bad_option``."""
+    try:
+        return certificates(paths)
+    except TrustError as exc:
+        raise SigningError("signing.bad_option", str(exc)) from None
 
 
 def _validation_context(roots, others, *, mode: str, timeout: float):
     """certvalidator's ``require`` (an answer for every certificate below the anchor),
-    ``hard-fail`` (for those naming an OCSP responder or CRL) or ``soft-fail``."""
-    from pyhanko_certvalidator import ValidationContext
-    from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-    from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
+    ``hard-fail`` (for those naming an OCSP responder or CRL) or ``soft-fail``; fresh answers
+    from the network (nothing from the verifier's cache), AIA certificates fetched, and
+    certvalidator's default algorithm policy."""
+    from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
-    return ValidationContext(
-        trust_roots=roots,
-        other_certs=others,
-        allow_fetching=True,
+    return make_validation_context(
+        roots,
+        others,
         revocation_mode=mode,
-        fetcher_backend=OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=timeout)),
+        allow_fetching=True,
+        fetch_timeout=timeout,
+        revinfo_cache_seconds=0,
+        fetch_certificates=True,
+        algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )
 
 

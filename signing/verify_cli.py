@@ -46,8 +46,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from signing.errors import TrustError
 from signing.fastpaths import install_fast_paths
-from signing.trust import TrustError, TrustSettings
+from signing.trust import TrustSettings
 from signing.validate import (
     INDETERMINATE,
     TOTAL_FAILED,

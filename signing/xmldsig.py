@@ -26,7 +26,6 @@ import copy
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 from xml.parsers import expat
 
@@ -37,7 +36,6 @@ from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator import errors as cv
@@ -49,8 +47,9 @@ from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 # The hub's hardened reader (no DTD or entities, no network, size and depth limits), on purpose.
 from schemas import DSIG_NS, NS, FormatError, Limits, ParsedPackage, read_xml
 from schemas.rules import validate
-from signing.keys import KeyHandle, SigningError
-from signing.trust import make_validation_context
+from signing.errors import SigningError
+from signing.keys import KeyHandle
+from signing.trust import CertLike, certificates, make_validation_context
 
 __all__ = [
     "ALGORITHMS",
@@ -91,7 +90,6 @@ _CHAIN_FAILURES = [  # most specific first
     ((cv.PathError, cv.ValidationError), "CHAIN_CONSTRAINTS_FAILURE"),
 ]  # fmt: skip
 Run = Callable[[Coroutine[Any, Any, bytes]], bytes]
-CertLike = x509.Certificate | Path | str
 
 
 def _parser() -> etree.XMLParser:
@@ -315,16 +313,16 @@ def verify_package(
 ) -> PackageSignatureResult:
     """Verify a package's Signature; ``data`` may come from anyone (read with the hardened parser).
 
-    ``trust_roots``/``intermediates``: certificates, or PEM/DER files. ``at`` (timezone-aware,
-    default now): when the certificates must be valid. ``check_revocation``: ask the OCSP/CRL
-    services the certificates name (hard fail), through the process revocation cache.
-    ``fetch_certificates``: follow the certificates' AIA URLs for missing CA certificates (off:
-    a package must not steer our requests). ``revocation`` (overrides ``check_revocation``): the
+    ``trust_roots``/``intermediates``: certificates, or PEM/DER files or folders (read by
+    :func:`signing.trust.certificates`, :class:`~signing.errors.TrustError` if unusable). ``at``
+    (timezone-aware, default now): when the certificates must be valid. ``check_revocation``: ask
+    the OCSP/CRL services the certificates name (hard fail), through the process revocation cache.
+    ``fetch_certificates``: follow the certificates' AIA URLs for missing CA certificates (off: a
+    package must not steer our requests). ``revocation`` (overrides ``check_revocation``): the
     trust setting's mode, ``soft-fail``, ``hard-fail`` or ``embedded-only`` (no network: an XML
-    signature embeds no revocation data, so its chain cannot be confirmed). ``limits``: the
-    parser limits of the caller (default: :class:`schemas.Limits`); a
-    :class:`schemas.ParsedPackage` is verified on its tree, without reading it again. Outside
-    event loops.
+    signature embeds no revocation data, so its chain cannot be confirmed). ``limits``: the parser
+    limits of the caller (default: :class:`schemas.Limits`); a :class:`schemas.ParsedPackage` is
+    verified on its tree, without reading it again. Outside event loops.
     """
     options = dict(
         intermediates=intermediates, at=at, check_revocation=check_revocation,
@@ -359,8 +357,8 @@ async def verify_package_async(
         found["signer_cert"] = certs[0]
         _check_crypto(root, certs[0])
         found["covers_whole_document"] = True
-        others = certs[1:] + _load(intermediates)
-        roots = _load(trust_roots)
+        others = certificates([*certs[1:], *intermediates])
+        roots = certificates(trust_roots)
         mode = revocation or ("hard-fail" if check_revocation else "off")
         await _check_chain(certs[0], others, roots, at, mode, fetch_certificates)
     except FormatError as exc:
@@ -475,14 +473,15 @@ async def _check_chain(
     policy (no MD5/SHA-1, RSA >= 2048) applies to the chain.
     """
     context = make_validation_context(
-        [_to_asn1(c) for c in roots], [_to_asn1(c) for c in others], moment=at,
+        roots, others, moment=at,
         allow_fetching=revocation in ("soft-fail", "hard-fail"),
         fetch_certificates=fetch_certificates,
         revocation_mode="soft-fail" if revocation in ("off", "soft-fail") else "require",
         retroactive_revinfo=False, algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )  # fmt: skip
     async with contextlib.aclosing(context):
-        validator = CertificateValidator(_to_asn1(signer), validation_context=context)
+        (leaf,) = certificates([signer])
+        validator = CertificateValidator(leaf, validation_context=context)
         try:
             await validator.async_validate_usage({"digital_signature"})
         except (cv.PathError, cv.ValidationError) as exc:
@@ -490,32 +489,6 @@ async def _check_chain(
             raise _Failure(reason, f"the signer's certificate: {exc}") from None
 
 
-def _load(items: Iterable[CertLike]) -> list[x509.Certificate]:
-    """Certificates as given, or read from PEM (one or more) or DER files."""
-    certs: list[x509.Certificate] = []
-    for item in items:
-        if isinstance(item, x509.Certificate):
-            certs.append(item)
-        elif b"-----BEGIN" in (raw := Path(item).read_bytes()):
-            certs += x509.load_pem_x509_certificates(raw)
-        else:
-            certs.append(x509.load_der_x509_certificate(raw))
-    return certs
-
-
 def _to_crypto(cert: asn1_x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(cert.dump())
 
-
-_ASN1: dict[bytes, asn1_x509.Certificate] = {}
-
-
-def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-    """asn1crypto's view of ``cert``, shared per DER like the trust files' (parsed once)."""
-    der = cert.public_bytes(Encoding.DER)
-    parsed = _ASN1.get(der)
-    if parsed is None:
-        if len(_ASN1) >= 512:
-            _ASN1.clear()
-        parsed = _ASN1[der] = asn1_x509.Certificate.load(der)
-    return parsed

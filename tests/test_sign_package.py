@@ -511,7 +511,7 @@ def test_chain_check_uses_the_process_caches(pki, monkeypatch):
     """A second check with revocation asks no responder and opens no HTTP session."""
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import util as aiohttp_util
 
-    from signing import trust
+    from signing import fetchers, trust
 
     trust.clear_caches()
     signed = sign_p12(pki, "clerk", package())
@@ -522,7 +522,7 @@ def test_chain_check_uses_the_process_caches(pki, monkeypatch):
         raise AssertionError("an HTTP session was opened")
 
     monkeypatch.setattr(aiohttp_util.LazySession, "get_session", no_session)
-    monkeypatch.setattr(trust._LazySession, "get_session", no_session)
+    monkeypatch.setattr(fetchers._LazySession, "get_session", no_session)
     for _ in range(2):
         assert verify(pki, signed, check_revocation=True).valid
     assert pki.requests == asked

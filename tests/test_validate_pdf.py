@@ -25,6 +25,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
+from signing import fetchers as fetchers_mod
 from signing import trust as trust_mod
 from signing.etsi import NS_DS, NS_VR
 from signing.pdfread import UnreadablePdf, open_pdf
@@ -301,8 +302,8 @@ def test_unreachable_responders_soft_and_hard_fail(docs, trust, monkeypatch):
         raise CRLFetchError("CRL unreachable")
 
     trust_mod.clear_caches()
-    monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
-    monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
+    monkeypatch.setattr(fetchers_mod._CachingOCSPFetcher, "fetch", no_ocsp)
+    monkeypatch.setattr(fetchers_mod._CachingCRLFetcher, "fetch", no_crl)
     (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
     assert soft.indication == TOTAL_PASSED, soft.messages
     assert soft.revocation.status == "unknown" and not soft.revocation.checked
@@ -699,7 +700,7 @@ def test_a_changed_revocation_answer_is_seen_once_fetched(pki, trust, docs):
     try:
         # within the revocation cache's lifetime the old answer stands, cached or not
         assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
-        trust_mod._REVINFO.clear()  # new OCSP/CRL answers are fetched
+        fetchers_mod.clear_revocation_cache()  # new OCSP/CRL answers are fetched
         (sig,) = validate_pdf_sync(docs["bt"], trust).signatures
         assert (sig.indication, sig.sub_indication) == (TOTAL_FAILED, "REVOKED"), sig.messages
         assert sig.revocation.status == "revoked"
@@ -743,8 +744,8 @@ def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
         raise CRLFetchError("CRL unreachable")
 
     trust_mod.clear_caches()
-    monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
-    monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
+    monkeypatch.setattr(fetchers_mod._CachingOCSPFetcher, "fetch", no_ocsp)
+    monkeypatch.setattr(fetchers_mod._CachingCRLFetcher, "fetch", no_crl)
     for _ in range(2):
         (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
         assert soft.indication == TOTAL_PASSED and soft.revocation.status == "unknown"
