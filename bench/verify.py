@@ -11,11 +11,10 @@ so its OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: 
 attachment) signed with RSASSA-PSS and with RSA-SHA256 (xmlsec1 before 1.3 has no RSA-PSS; we
 verify both).
 
-Ours: :func:`signing.validate.validate_pdf_sync` / :func:`signing.validate_package.
-validate_package_sync` in a loop in this process (one core), full validation with revocation
-``soft-fail``. *Cold* is the first call after :func:`signing.trust.clear_caches` (trust files
-parsed, OCSP/CRL fetched over HTTP from the PKI); *warm* is the median of the following calls
-(revocation data from our cache; the package path fetches every time, see the output).
+Ours: :func:`signing.validate_pdf` / :func:`signing.validate_package` in a loop in this process
+(one core), full validation with revocation ``soft-fail``. *Cold* is the first call after
+:func:`signing.trust.clear_caches` (trust files parsed, OCSP/CRL fetched over HTTP from the PKI);
+*warm* is the median of the following calls (OCSP responses and CRLs from our revocation cache).
 
 Tools, same files, same run: ``pdfsig -nocert FILE`` (digest and signature value only: no chain,
 no revocation, no modification analysis) and ``xmlsec1 --verify`` with the test root trusted.
@@ -57,10 +56,13 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from signing.fastpaths import install_fast_paths  # noqa: E402
-from signing.trust import TrustSettings, clear_caches  # noqa: E402
-from signing.validate import validate_pdf_sync  # noqa: E402
-from signing.validate_package import validate_package_sync  # noqa: E402
+from signing import (  # noqa: E402
+    TrustSettings,
+    install_fast_paths,
+    validate_package,
+    validate_pdf,
+)
+from signing.trust import clear_caches  # noqa: E402
 
 PACKAGE_SIZE = 400 * 1024
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -157,10 +159,14 @@ class PKIProcess:
 async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     """The signed files (PAdES B-T RSA-PSS; packages RSA-PSS and RSA-SHA256) and the baselines."""
     from schemas import build_document
-    from signing.appearance import AnchorPlacement
-    from signing.keys import KeySource, open_key
-    from signing.pdf import SignOptions, sign_pdf
-    from signing.xmldsig import sign_package_async
+    from signing import (
+        AnchorPlacement,
+        KeySource,
+        SignOptions,
+        async_sign_package,
+        async_sign_pdf,
+        open_key,
+    )
     from tests.support.attacks import make_pdf
     from tests.support.pdfgen import official_document, signature_png
     from tests.support.pki import P12_PASSWORD
@@ -178,12 +184,12 @@ async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     with open_key(KeySource(p12=pki.dir / "leader.p12"), secret) as key:
         for pages in (1, 50):
             files[f"pdf-{pages}"] = folder / f"quyet-dinh-{pages}-trang.pdf"
-            signed = await sign_pdf(official_document(pages), key, options)
+            signed = await async_sign_pdf(official_document(pages), key, options)
             files[f"pdf-{pages}"].write_bytes(signed)
         package = _package(build_document)
         for name, algorithm in (("package-pss", None), ("package-rsa", RSA_SHA256)):
             files[name] = folder / f"goi-400kb-{name.removeprefix('package-')}.edxml"
-            signed = await sign_package_async(package, key, algorithm=algorithm)
+            signed = await async_sign_package(package, key, algorithm=algorithm)
             files[name].write_bytes(signed)
     files["tiny-pdf"] = folder / "tiny-unsigned.pdf"
     files["tiny-pdf"].write_bytes(make_pdf())
@@ -217,9 +223,9 @@ def _package(build_document: Callable[..., bytes]) -> bytes:
 def _verify(case: Case, trust: TrustSettings) -> tuple[str, str]:
     data = case.path.read_bytes()
     if case.kind == "pdf":
-        report = validate_pdf_sync(data, trust)
+        report = validate_pdf(data, trust)
         return report.summary.indication, report.summary.message
-    package = validate_package_sync(data, trust)
+    package = validate_package(data, trust)
     return package.indication, package.message
 
 
@@ -231,9 +237,9 @@ def measure_ours(case: Case, trust: TrustSettings, runs: int) -> None:
     def once() -> tuple[str, float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         if case.kind == "pdf":
-            indication = validate_pdf_sync(data, trust).summary.indication
+            indication = validate_pdf(data, trust).summary.indication
         else:
-            indication = validate_package_sync(data, trust).indication
+            indication = validate_package(data, trust).indication
         return (
             indication,
             (time.process_time() - cpu) * 1000,
@@ -318,17 +324,17 @@ def measure_offline(case: Case, trust: TrustSettings, runs: int) -> None:
     not checked), to show what the per-call fetching costs."""
     data = case.path.read_bytes()
     offline = trust.replace(revocation="embedded-only")
-    validate_package_sync(data, offline)
+    validate_package(data, offline)
     for _ in range(runs):
         cpu = time.process_time()
-        validate_package_sync(data, offline)
+        validate_package(data, offline)
         case.offline_cpu_ms.append((time.process_time() - cpu) * 1000)
 
 
 def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
     """cProfile's top functions (own time, then cumulative) over ``runs`` warm validations."""
     data = case.path.read_bytes()
-    call = validate_pdf_sync if case.kind == "pdf" else validate_package_sync
+    call = validate_pdf if case.kind == "pdf" else validate_package
     call(data, trust)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -535,7 +541,7 @@ def _notes(cases: list[Case], result: dict, console: Console, runs: int, tool_ru
         "revocation and modification checks, pdfsig -nocert only the digest and signature value."
     )
     state = "installed" if result["fast_hex_reader"] else "not installed (pyHanko not vetted)"
-    console.print(f"fast hex-string reader (signing/fastpaths.py): {state}.")
+    console.print(f"fast hex-string reader (signing/pdf/fasthex.py): {state}.")
     package = next(c for c in cases if c.kind == "package")
     console.print(
         f"packages: the XML signature's chain check shares the trust caches (no OCSP/CRL request "

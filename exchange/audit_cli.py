@@ -18,7 +18,7 @@ import asyncpg
 
 from exchange import db
 from exchange.config import Settings, load_settings
-from signing.keys import SigningError
+from signing import SigningError
 
 __all__ = ["add_audit_commands"]
 

@@ -16,9 +16,7 @@ from exchange.audit_cli import add_audit_commands
 from exchange.config import Settings, load_settings
 from exchange.errors import HubError
 from exchange.logs import setup_logging
-from signing.cli import add_sign_commands
-from signing.keys import SigningError
-from signing.verify_cli import add_verify_command
+from signing import SigningError, add_sign_commands, add_verify_command
 
 __all__ = ["main"]
 

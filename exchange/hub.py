@@ -32,8 +32,7 @@ from exchange.receipts import Claims, issue_receipt, load_receipt, sign_receipt
 from exchange.verification import Verifier, inspect_package
 from exchange.workers import CpuPool
 from schemas import FormatError, Limits
-from signing.devkey import ensure_dev_key
-from signing.keys import KeyHandle, KeySource, open_key
+from signing import KeyHandle, KeySource, ensure_dev_key, install_fast_paths, open_key
 
 __all__ = ["Hub", "Metrics"]
 
@@ -448,8 +447,6 @@ def open_hub_key(settings: Settings, *, create: bool = True) -> Iterator[KeyHand
 def warm_worker() -> None:
     """Load what parsing and verification need in a worker process; install the fast paths."""
     from schemas import load_schema
-    from signing import validate_package  # noqa: F401
-    from signing.fastpaths import install_fast_paths
 
     install_fast_paths()
     load_schema("edxml")

@@ -28,8 +28,7 @@ import asyncpg
 from exchange import merkle
 from exchange.hubkeys import key_id, record_key
 from exchange.tasks import BackgroundLoop, log_failure
-from signing.cms import sign_detached
-from signing.keys import KeyHandle
+from signing import KeyHandle, sign_detached
 
 __all__ = ["Ledger", "TreeHead", "head_bytes", "tree_head"]
 

@@ -17,8 +17,7 @@ import asyncpg
 
 from exchange.errors import HubError
 from exchange.hubkeys import key_id
-from signing.cms import sign_detached
-from signing.keys import KeyHandle
+from signing import KeyHandle, sign_detached
 
 __all__ = ["Claims", "issue_receipt", "load_receipt", "receipt_json", "sign_receipt"]
 

@@ -1,6 +1,6 @@
 """Signature verification at the hub's door, by the deployment's policy, off the event loop.
 
-Each package is validated in a process pool (:func:`signing.validate_package.validate_package`):
+Each package is validated in a process pool (:func:`signing.validate_package`):
 its XML signature and every signed PDF inside. Then the policy decides:
 
 * ``enforce`` (default): a package without an XML signature is refused (``signature.missing``);
@@ -34,9 +34,14 @@ from exchange.config import Settings
 from exchange.errors import HubError
 from exchange.signers import signer_allowed
 from schemas import Limits, Package, read_package
-from signing.trust import TrustSettings
-from signing.validate import INDETERMINATE, TOTAL_FAILED
-from signing.validate_package import AttachmentReport, PackageReport, validate_package_sync
+from signing import (
+    INDETERMINATE,
+    TOTAL_FAILED,
+    AttachmentReport,
+    PackageReport,
+    TrustSettings,
+    validate_package,
+)
 
 __all__ = ["Verdict", "Verifier"]
 
@@ -75,7 +80,7 @@ def inspect_package(
     parsed = read_package(path, limits)
     if trust is None or parsed.package.sender.organ_id != sender:
         return parsed.package, None  # the hub refuses a wrong sender without verifying
-    return parsed.package, validate_package_sync(parsed, trust, limits, digest=digest)
+    return parsed.package, validate_package(parsed, trust, limits, digest=digest)
 
 
 class Verifier:

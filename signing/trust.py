@@ -304,6 +304,7 @@ class TrustSettings:
 
 # ----- validation contexts -------------------------------------------------------------------
 
+
 def make_validation_context(
     anchors: Iterable[asn1_x509.Certificate],
     other_certs: Iterable[asn1_x509.Certificate] = (),

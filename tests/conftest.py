@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
 def pytest_configure(config: pytest.Config) -> None:
     """Validate as the hub's workers and ``lienthong verify`` do: with the fast hex reader
     installed (from the start, so the whole run sees the same code whatever the test order)."""
-    from signing.fastpaths import install_fast_paths
+    from signing import install_fast_paths
 
     install_fast_paths()
 
@@ -130,7 +130,7 @@ def hsm_token(pki, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trust(pki):
     """Trust in the test PKI: its root as anchor, its issuing CA as intermediate."""
-    from signing.trust import TrustSettings
+    from signing import TrustSettings
 
     return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
 

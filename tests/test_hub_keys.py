@@ -25,9 +25,7 @@ from exchange.ledger import head_bytes
 from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
 from schemas import build_document
-from signing.cms import sign_detached
-from signing.devkey import ensure_dev_key
-from signing.keys import KeySource, open_key
+from signing import KeySource, ensure_dev_key, open_key, sign_detached
 from tests.conftest import cleanup_broker, make_settings
 from tests.support.pki import P12_PASSWORD
 

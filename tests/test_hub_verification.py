@@ -16,10 +16,14 @@ from exchange.registry import Agency, upsert_agencies
 from exchange.serve import running_hub
 from exchange.signers import add_signer_rule
 from schemas import build_document
-from signing.appearance import AnchorPlacement
-from signing.keys import KeySource, open_key
-from signing.pdf import SignOptions, sign_pdf
-from signing.xmldsig import sign_package_async
+from signing import (
+    AnchorPlacement,
+    KeySource,
+    SignOptions,
+    async_sign_package,
+    async_sign_pdf,
+    open_key,
+)
 from tests.conftest import cleanup_broker, make_settings, sample
 from tests.support.pdfgen import official_document, signature_png
 from tests.support.pki import P12_PASSWORD
@@ -73,7 +77,7 @@ def document(number: str, sender=G22, attachments=()) -> bytes:
 
 async def signed(pki, data: bytes, who: str = "clerk") -> bytes:
     with open_key(KeySource(p12=pki.identity(who).p12), SECRET) as key:
-        return await sign_package_async(data, key)
+        return await async_sign_package(data, key)
 
 
 async def rejected_leaves(h, digest: str) -> list[dict]:
@@ -208,7 +212,7 @@ def self_signed_p12(pki, organ_id: str):
 
 async def signed_by(p12, data: bytes) -> bytes:
     with open_key(KeySource(p12=p12), SECRET) as key:
-        return await sign_package_async(data, key)
+        return await async_sign_package(data, key)
 
 
 @pytest.mark.parametrize("indeterminate", ["accept", "refuse"])
@@ -263,7 +267,7 @@ async def test_a_tampered_signed_pdf_inside_is_refused(hub, pki):
         placement=AnchorPlacement("BỘ TRƯỞNG"),
     )
     with open_key(KeySource(p12=pki.identity("leader").p12), SECRET) as key:
-        pdf = bytearray(await sign_pdf(official_document(), key, options))
+        pdf = bytearray(await async_sign_pdf(official_document(), key, options))
     pdf[300] ^= 0x01
     data = await signed(pki, document("5", attachments=[("qd.pdf", "application/pdf", bytes(pdf))]))
     with pytest.raises(HubClientError) as info:

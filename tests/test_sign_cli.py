@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from signing.xmldsig import verify_package
+from signing import verify_package
 from tests.support.pdfgen import official_document, pillow_pdf, seal_png, signature_png
 from tests.support.pki import P12_PASSWORD
 

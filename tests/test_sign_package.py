@@ -24,8 +24,15 @@ from lxml import etree
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
 
 from schemas import DSIG_NS, NS, build_document, build_status, parse_package
-from signing.keys import KeySource, SigningError, open_key
-from signing.xmldsig import sign_package, sign_package_async, verify_package, verify_package_async
+from signing import (
+    KeySource,
+    SigningError,
+    async_sign_package,
+    async_verify_package,
+    open_key,
+    sign_package,
+    verify_package,
+)
 from tests.conftest import sample
 from tests.support.pki import P12_PASSWORD
 
@@ -196,8 +203,8 @@ def test_unsigned_and_field_samples_are_not_valid(pki):
 async def test_async_variants(pki):
     source = KeySource(p12=pki.identity("clerk").p12)
     with open_key(source, P12_PASSWORD.decode()) as key:
-        signed = await sign_package_async(package(), key)
-    result = await verify_package_async(signed, trust_roots=[pki.root.cert])
+        signed = await async_sign_package(package(), key)
+    result = await async_verify_package(signed, trust_roots=[pki.root.cert])
     assert result.valid
 
 
@@ -538,7 +545,7 @@ def test_chain_check_keeps_certvalidator_algorithm_policy(pki, monkeypatch):
     """The package chain keeps certvalidator's default algorithm policy (not the PDF one)."""
     from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
-    from signing import xmldsig
+    from signing import xml as xmldsig
 
     seen = []
     original = xmldsig.make_validation_context

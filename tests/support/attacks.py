@@ -19,7 +19,7 @@ pyHanko's writer (or a few lines of byte surgery) can reproduce them:
 * plain cases: a flipped byte inside the signed range, untrusted/revoked/expired signers, and a
   second signature by a rogue key on a certified document.
 
-Nothing here signs with ``signing/pdf.py``: originals are made with pyHanko directly.
+Nothing here signs with ``signing.pdf``: originals are made with pyHanko directly.
 """
 
 from __future__ import annotations

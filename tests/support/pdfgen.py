@@ -5,7 +5,7 @@ top, number/notation and place-date line, a title, body text, then the "Nơi nh�
 left and the signer's title line (``BỘ TRƯỞNG, CHỦ NHIỆM``) with the signer's name under a gap
 for the signature on the right of the last page. DejaVu Sans is embedded (subset, with a
 ToUnicode map) so that poppler's text extraction finds the Vietnamese words; it goes through
-:class:`signing.appearance.FontProgram`, which rescales it to the 1000 units/em pyHanko assumes.
+:class:`signing.pdf.appearance.FontProgram`, which rescales it to the 1000 units/em pyHanko assumes.
 
     data = official_document(pages=50)
     data = official_document(sig_field=("ChuKyLanhDao", (330, 150, 520, 230)))
@@ -24,7 +24,7 @@ from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
-from signing.appearance import FontProgram
+from signing.pdf.appearance import FontProgram
 
 __all__ = [
     "A4",

@@ -19,7 +19,7 @@ function pyHanko's object parser looks up at call time) only when pyHanko is a v
 checked against (:data:`VETTED`) and its white space and hex digit sets are the ones expected;
 otherwise nothing is replaced and validation runs pyHanko's code unchanged, only slower. Even
 installed, the fast reader runs only inside :func:`fast_pdf_reading` (a context variable, so per
-task and per thread: ``validate_pdf`` enters it); everywhere else pyHanko's reader runs.
+task and per thread: ``async_validate_pdf`` enters it); everywhere else pyHanko's reader runs.
 """
 
 from __future__ import annotations

@@ -28,10 +28,16 @@ given in full in ``ds:SignatureValue``.
 from __future__ import annotations
 
 import base64
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
 
 from lxml import etree
 
-from signing.validate import (
+from signing.batch import SUFFIXES, FileResult, documents
+from signing.outputs import write_output
+from signing.validation.report import (
     INDETERMINATE,
     TOTAL_FAILED,
     TOTAL_PASSED,
@@ -41,7 +47,7 @@ from signing.validate import (
     SignatureReport,
 )
 
-__all__ = ["NS_DS", "NS_VR", "NS_XADES", "to_etsi_xml"]
+__all__ = ["NS_DS", "NS_VR", "NS_XADES", "to_etsi_xml", "write_etsi_reports"]
 
 NS_VR = "http://uri.etsi.org/19102/v1.2.1#"
 NS_DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -79,6 +85,7 @@ _SIG_URI = {
 _VO_CERT = "urn:etsi:019102:validationObject:certificate"
 _VO_TIMESTAMP = "urn:etsi:019102:validationObject:timestamp"
 _POLICY_CONSTRAINT = "urn:lienthong:validation-constraint:algorithm-policy"
+_UNSAFE = re.compile(r"[^\w.-]+")
 
 
 def _vr(tag: str) -> str:
@@ -305,3 +312,43 @@ def to_etsi_xml(report: DocumentReport) -> bytes:
     if len(objects) == 0:
         root.remove(objects)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def write_etsi_reports(results: Sequence[FileResult], folder: Path) -> dict[str, list[str]]:
+    """One ETSI TS 119 102-2 XML per PDF and per PDF attachment; returns the names per input.
+
+    Names come from the input names, reduced to letters, digits and ``._-`` (so they stay in
+    ``folder``), ``<file>.etsi.xml`` or ``<package>--<attachment>.etsi.xml``; a clash gets
+    ``-2``, ``-3``... Existing files of the same name are replaced.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    written: dict[str, list[str]] = {}
+    for result in results:
+        names: list[str] = []
+        for attachment, report in documents(result):
+            if report is None:
+                continue
+            stem = _safe_stem(result.display)
+            if attachment is not None:
+                stem += "--" + _safe_stem(attachment, "attachment")
+            name, n = f"{stem}.etsi.xml", 1
+            while name.lower() in taken:
+                n += 1
+                name = f"{stem}-{n}.etsi.xml"
+            taken.add(name.lower())
+            write_output(folder / name, to_etsi_xml(report), force=True)
+            names.append(name)
+        written[result.path] = names
+    return written
+
+
+def _safe_stem(name: str, fallback: str = "document") -> str:
+    """A file name part that cannot leave the folder or hide: letters, digits, ``._-`` only."""
+    stem = unicodedata.normalize("NFC", Path(name).name)
+    for suffix in SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:100]
+    return stem or fallback

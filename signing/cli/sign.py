@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
-import logging
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
+from cryptography import x509
+
+from signing.batch import quiet_library_logs, sign_all, sign_jobs
+from signing.cli.tables import progress, sign_summary
 from signing.errors import SigningError
 from signing.keys import KeyHandle, KeySource, open_key
-from signing.outputs import check_output, same_file, write_output
+from signing.pdf.fasthex import install_fast_paths
+from signing.pdf.options import LEVELS, ROLES, SignOptions
+from signing.pdf.placement import AnchorPlacement, BoxPlacement, FieldPlacement, Placement
+from signing.pdf.services import load_certificates
+from signing.pdf.sign import async_sign_pdf_detailed
+from signing.xml import async_sign_package
 
 __all__ = ["add_sign_commands"]
 
@@ -89,9 +94,7 @@ def _secret(args: argparse.Namespace, source: KeySource) -> str | None:
     return None  # an unencrypted PKCS#12 file
 
 
-def _placement(args: argparse.Namespace):
-    from signing.appearance import AnchorPlacement, BoxPlacement, FieldPlacement
-
+def _placement(args: argparse.Namespace) -> Placement | None:
     chosen = [x for x in (args.box, args.field, args.anchor) if x]
     if len(chosen) > 1:
         raise SigningError("signing.bad_option", "give one of --box, --field, --anchor")
@@ -108,130 +111,8 @@ def _placement(args: argparse.Namespace):
     return None
 
 
-def _jobs(src: Path, dst: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
-    if src.is_dir():
-        if same_file(src, dst):
-            raise SigningError(
-                "signing.output_is_input",
-                f"the output folder {dst} is the input folder: signing never modifies its "
-                "input; give another folder",
-            )
-        dst.mkdir(parents=True, exist_ok=True)
-        files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-        if not files:
-            raise SigningError("signing.nothing_to_sign", f"no {'/'.join(suffixes)} files in {src}")
-        return [(p, dst / p.name) for p in files]
-    if not src.is_file():
-        raise SigningError("signing.input_missing", f"{src} does not exist")
-    if dst.is_dir():
-        dst = dst / src.name
-    return [(src, dst)]
-
-
-class _Outcome(NamedTuple):
-    """One file's result: ``code`` is "signed" or a ``signing.*`` code."""
-
-    src: Path
-    code: str
-    detail: str  # the time taken, or the error message
-    warnings: tuple[str, ...] = ()
-
-
-async def _run_all(
-    jobs: list[tuple[Path, Path]],
-    work: Callable[[Path], Awaitable[tuple[bytes, Sequence[str]]]],
-    concurrency: int,
-    *,
-    force: bool = False,
-) -> list[_Outcome]:
-    """Sign every job (``work`` returns the signed bytes and warnings to show).
-
-    An output that is the input, or that exists without ``force``, is refused before its file
-    is signed; outputs are written atomically (:mod:`signing.outputs`).
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    results: list[_Outcome] = []
-    limit = asyncio.Semaphore(concurrency)
-    show = len(jobs) > 1 and sys.stderr.isatty()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not show,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("signing", total=len(jobs))
-
-        async def one(src: Path, dst: Path) -> None:
-            async with limit:
-                started = time.perf_counter()
-                try:
-                    check_output(src, dst, force=force)
-                    data, warnings = await work(src)
-                    check_output(src, dst, force=force)  # the clerk may have moved files
-                    write_output(dst, data, force=force)
-                    took = f"{(time.perf_counter() - started):.2f} s"
-                    results.append(_Outcome(src, "signed", took, tuple(warnings)))
-                except SigningError as exc:
-                    results.append(_Outcome(src, exc.code, exc.message))
-                progress.advance(task)
-
-        await asyncio.gather(*(one(s, d) for s, d in jobs))
-    return sorted(results)
-
-
-@contextlib.contextmanager
-def _quiet_library_logs() -> Iterator[None]:
-    """No library log lines while signing: pyHanko logs every failed certificate check with a
-    traceback, and each file's outcome is printed here, in plain words, with its code."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
-
-
-def _summary(results: list[_Outcome]) -> int:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    failed = [r for r in results if r.code != "signed"]
-    warned = [r for r in results if r.warnings]
-    if len(results) == 1:
-        (result,) = results
-        if failed:
-            print(f"error [{result.code}]: {result.detail}", file=sys.stderr)
-            return 1
-        print(f"signed {result.src.name} ({result.detail})")
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        return 0
-    table = Table("file", "result", "detail", title="Signing summary")
-    for result in results:
-        if result.code != "signed":
-            verdict = Text(result.code, style="red")
-        elif result.warnings:
-            verdict = Text(f"signed, {len(result.warnings)} warning(s)", style="yellow")
-        else:
-            verdict = Text("signed", style="green")
-        detail = "\n".join([result.detail, *(f"warning: {w}" for w in result.warnings)])
-        table.add_row(Text(result.src.name), verdict, Text(detail))
-    Console().print(table)
-    line = f"{len(results) - len(failed)} signed, {len(failed)} failed"
-    if warned:
-        line += f", {len(warned)} with warnings"
-    print(line)
-    return 1 if failed else 0
-
-
 def cmd_sign_pdf(args: argparse.Namespace) -> int:
-    from signing.fastpaths import install_fast_paths
-    from signing.pdf import SignOptions, sign_pdf_detailed
-
+    """Run ``lienthong sign pdf`` with parsed arguments; returns the exit code."""
     install_fast_paths()  # B-LT/B-LTA with missing revocation data validate what was signed
     options = SignOptions(
         allow_missing_revocation=args.allow_missing_revocation,
@@ -248,27 +129,21 @@ def cmd_sign_pdf(args: argparse.Namespace) -> int:
         agency_name=args.agency_name,
     )
     options.check()
-    jobs = _jobs(args.input, args.output, (".pdf",))
-    source = _source(args)
+    jobs = sign_jobs(args.input, args.output, (".pdf",))
 
     async def work(key: KeyHandle, src: Path) -> tuple[bytes, Sequence[str]]:
-        signed = await sign_pdf_detailed(src, key, options)
+        signed = await async_sign_pdf_detailed(src, key, options)
         return signed.data, signed.warnings
 
-    with open_key(source, _secret(args, source)) as key, _quiet_library_logs():
-        results = asyncio.run(
-            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source), force=args.force)
-        )
-    return _summary(results)
+    return _sign_files(args, jobs, work)
 
 
 def cmd_sign_package(args: argparse.Namespace) -> int:
-    from signing.pdf import load_certificates
-    from signing.xmldsig import sign_package_async
-
-    jobs = _jobs(args.input, args.output, (".edxml", ".xml"))
-    source = _source(args)
-    extra = [_to_crypto(c) for c in load_certificates(args.extra_cert or ())]
+    """Run ``lienthong sign package`` with parsed arguments; returns the exit code."""
+    jobs = sign_jobs(args.input, args.output, (".edxml", ".xml"))
+    extra = [
+        x509.load_der_x509_certificate(c.dump()) for c in load_certificates(args.extra_cert or ())
+    ]
 
     async def work(key: KeyHandle, src: Path) -> tuple[bytes, Sequence[str]]:
         try:
@@ -277,7 +152,7 @@ def cmd_sign_package(args: argparse.Namespace) -> int:
             raise SigningError(
                 "signing.input_unreadable", f"cannot read {src}: {exc.strerror or exc}"
             ) from None
-        signed = await sign_package_async(
+        signed = await async_sign_package(
             data,
             key,
             algorithm=args.algorithm,
@@ -286,22 +161,25 @@ def cmd_sign_package(args: argparse.Namespace) -> int:
         )
         return signed, ()
 
-    with open_key(source, _secret(args, source)) as key, _quiet_library_logs():
-        results = asyncio.run(
-            _run_all(jobs, lambda src: work(key, src), _concurrency(args, source), force=args.force)
-        )
-    return _summary(results)
+    return _sign_files(args, jobs, work)
 
 
-def _concurrency(args: argparse.Namespace, source: KeySource) -> int:
+def _sign_files(args: argparse.Namespace, jobs: list[tuple[Path, Path]], work) -> int:
+    """Open the key once, sign every job (a progress bar for a folder), print the summary."""
+    source = _source(args)
     # A token runs one private-key operation per session at a time.
-    return 1 if source.pkcs11_lib else max(1, args.jobs)
-
-
-def _to_crypto(cert):
-    from cryptography import x509
-
-    return x509.load_der_x509_certificate(cert.dump())
+    concurrency = 1 if source.pkcs11_lib else max(1, args.jobs)
+    with (
+        open_key(source, _secret(args, source)) as key,
+        quiet_library_logs(),
+        progress("signing", len(jobs)) as advance,
+    ):
+        results = asyncio.run(
+            sign_all(
+                jobs, lambda src: work(key, src), concurrency, force=args.force, on_done=advance
+            )
+        )
+    return sign_summary(results)
 
 
 def add_sign_commands(sub: argparse._SubParsersAction) -> None:
@@ -328,7 +206,7 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--role",
         required=True,
-        choices=["leader", "agency", "attachment"],
+        choices=list(ROLES),
         help="leader: handwritten signature image; agency: red seal over the left "
         "third of the leader's signature, agency name and time; attachment: top right "
         "of page 1, document number and time",
@@ -336,7 +214,7 @@ def add_sign_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--level",
         default="B-T",
-        choices=["B-B", "B-T", "B-LT", "B-LTA"],
+        choices=list(LEVELS),
         help="PAdES baseline level (default B-T; B-LT/B-LTA for archives)",
     )
     p.add_argument("--image", type=Path, help="PNG: the handwritten signature or the seal")

@@ -1,23 +1,15 @@
-"""Signature appearances of Decree 30/2020/NĐ-CP Appendix I and where they go on the page.
+"""What a signature shows (Decree 30/2020/NĐ-CP Appendix I) and how it is drawn.
 
-Three roles (DOMAIN.md §4):
+* ``leader``: the handwritten-signature image (PNG, transparent, blue);
+* ``agency``: the red seal image at its real size, with the agency name and signing time
+  (``hh:mm:ss dd/mm/yyyy``, +07:00) in small black text beside or under it;
+* ``attachment``: no image; the document number/notation and signing time.
 
-* ``leader``: the handwritten-signature image (PNG, transparent, blue), centred between the
-  signer's title line and name;
-* ``agency``: the red seal image at its real size (36 mm by default), overlapping the left third
-  of the leader's signature, with the agency name and signing time (``hh:mm:ss dd/mm/yyyy``,
-  +07:00) in small black text under the seal;
-* ``attachment``: no image; the document number/notation and signing time at the top right of
-  page 1 of an attached file.
-
-Placement is an explicit box (:class:`BoxPlacement`), an existing empty signature field
-(:class:`FieldPlacement`) or a text anchor such as the title line "BỘ TRƯỞNG"
-(:class:`AnchorPlacement`). Text is set in DejaVu Sans (configurable), embedded as a subset.
-
-pyHanko's OpenType support (``GlyphAccumulator``) writes glyph widths in font units as if every
-font had 1000 units per em; DejaVu has 2048, which doubles the spacing of every glyph. So the
-font is first subset to the characters needed and rescaled to 1000 units/em with fontTools
-(:class:`FontProgram`), then handed to ``GlyphAccumulator``.
+Text is set in DejaVu Sans (configurable), embedded as a subset. pyHanko's OpenType support
+(``GlyphAccumulator``) writes glyph widths in font units as if every font had 1000 units per em;
+DejaVu has 2048, which doubles the spacing of every glyph. So the font is first subset to the
+characters needed and rescaled to 1000 units/em with fontTools (:class:`FontProgram`), then
+handed to ``GlyphAccumulator``.
 """
 
 from __future__ import annotations
@@ -38,94 +30,31 @@ from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import BaseStamp, BaseStampStyle
 
 from signing.errors import SigningError
+from signing.pdf.placement import TEXT_GAP
 
 __all__ = [
-    "MM",
     "VN_TZ",
-    "AnchorPlacement",
     "Appearance",
-    "BoxPlacement",
-    "FieldPlacement",
     "FontProgram",
-    "Geometry",
     "OfficialStampStyle",
-    "Placement",
-    "Rect",
     "Role",
-    "agency_box",
-    "attachment_box",
     "default_font_path",
     "format_signing_time",
-    "leader_box",
     "load_png",
-    "seal_box",
 ]
-
-MM = 72 / 25.4
-"""One millimetre in PDF points."""
 
 VN_TZ = timezone(timedelta(hours=7), "+07:00")
 """Vietnam's time zone (no daylight saving)."""
+
 
 FONT_ENV = "LIENTHONG_SIGNATURE_FONT"
 DEBIAN_DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_SIDE = 1200  # pixels kept: 36 mm at ~850 dpi, plenty for print
-TEXT_GAP = 3.0  # points between the seal and its text
+
 
 Role = Literal["leader", "agency", "attachment"]
-Rect = tuple[float, float, float, float]
-"""(x1, y1, x2, y2) in PDF points, origin at the bottom left of the page."""
-
-
-@dataclass(frozen=True)
-class BoxPlacement:
-    """An explicit rectangle on ``page`` (1-based; -1 is the last page), in PDF points."""
-
-    page: int
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-
-@dataclass(frozen=True)
-class FieldPlacement:
-    """Sign into the existing, empty signature field called ``name``."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class AnchorPlacement:
-    """Place relative to the last occurrence of ``text`` (e.g. the title line "BỘ TRƯỞNG").
-
-    ``pages`` (1-based) limits the search; by default every page is searched, last page first.
-    The leader's signature goes under the anchor's line, centred on it; the agency's seal goes
-    over the left third of that leader box (or of the leader's signature widget already there).
-    """
-
-    text: str
-    pages: tuple[int, ...] | None = None
-
-
-Placement = BoxPlacement | FieldPlacement | AnchorPlacement
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Sizes (PDF points) of the appearances; defaults follow common practice under Decree 30."""
-
-    leader_width: float = 45 * MM
-    leader_height: float = 20 * MM
-    anchor_gap: float = 1.5 * MM  # between the title line and the top of the signature
-    seal_diameter: float = 36 * MM  # "real size" of the agency seal
-    seal_overlap: float = 1 / 3  # share of the leader's signature the seal covers, on its left
-    agency_font_size: float = 7.0
-    attachment_font_size: float = 9.0
-    attachment_width: float = 80 * MM
-    attachment_margin: float = 5 * MM  # from the top and right edges of page 1
 
 
 def default_font_path() -> Path:
@@ -138,9 +67,6 @@ def format_signing_time(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("the signing time must be timezone-aware")
     return when.astimezone(VN_TZ).strftime("%H:%M:%S %d/%m/%Y +07:00")
-
-
-# ----- fonts -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -225,9 +151,6 @@ def _load_font(path: str, chars: str) -> FontProgram:
     return FontProgram(out.getvalue(), advances, hhea.ascent / 1000, -hhea.descent / 1000)
 
 
-# ----- images ----------------------------------------------------------------------------
-
-
 def load_png(image: Path | bytes, what: str = "image"):
     """Open a PNG (path or bytes) as an RGBA/LA/L Pillow image; ``signing.image_invalid`` if not.
 
@@ -273,46 +196,6 @@ def load_png(image: Path | bytes, what: str = "image"):
     if max(img.size) > MAX_IMAGE_SIDE:
         img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     return img
-
-
-# ----- geometry --------------------------------------------------------------------------
-
-
-def leader_box(line_box: Rect, anchor_box: Rect, geometry: Geometry = Geometry()) -> Rect:
-    """The leader's signature box: under the anchor, centred on the anchor's whole line."""
-    cx = (line_box[0] + line_box[2]) / 2
-    top = anchor_box[1] - geometry.anchor_gap
-    w, h = geometry.leader_width, geometry.leader_height
-    return (cx - w / 2, top - h, cx + w / 2, top)
-
-
-def seal_box(leader: Rect, g: Geometry = Geometry()) -> Rect:
-    """The seal over the left third of ``leader``: its right edge at ``seal_overlap`` of the
-    leader box's width from the box's left edge, vertically centred on the box."""
-    d = g.seal_diameter
-    right = leader[0] + (leader[2] - leader[0]) * g.seal_overlap
-    cy = (leader[1] + leader[3]) / 2
-    return (right - d, cy - d / 2, right, cy + d / 2)
-
-
-def agency_box(
-    leader: Rect, text_width: float, text_height: float, g: Geometry = Geometry()
-) -> Rect:
-    """The agency widget: :func:`seal_box` plus, on its left, room for the text block
-    (agency name and signing time), vertically centred on the seal."""
-    x1, y1, x2, y2 = seal_box(leader, g)
-    extra = max(0.0, (text_height - (y2 - y1)) / 2)
-    return (x1 - text_width - TEXT_GAP, y1 - extra, x2, y2 + extra)
-
-
-def attachment_box(page_box: Rect, text_height: float, g: Geometry = Geometry()) -> Rect:
-    """Top right of the page, ``attachment_margin`` from both edges."""
-    x2 = page_box[2] - g.attachment_margin
-    y2 = page_box[3] - g.attachment_margin
-    return (x2 - g.attachment_width, y2 - text_height - 4, x2, y2)
-
-
-# ----- the appearance stream -------------------------------------------------------------
 
 
 @dataclass(frozen=True)

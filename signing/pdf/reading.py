@@ -1,6 +1,7 @@
 """Opening a PDF the one way both the signer and the verifier do, so they accept the same files.
 
     reader = open_pdf(data)          # a strict pyHanko PdfFileReader, or UnreadablePdf
+    reader = open_for_signing(data)  # the same, or the SigningError a clerk is shown
 
 The signer used to read leniently (pyHanko's ``strict=False``) and the verifier strictly, so a
 file could be signed and then fail verification: both now go through :func:`open_pdf`.
@@ -28,10 +29,21 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-__all__ = ["UnreadablePdf", "free_head_quirks", "open_pdf"]
+from signing.errors import SigningError
+
+__all__ = [
+    "UnreadablePdf",
+    "check_not_locked",
+    "free_head_quirks",
+    "open_for_signing",
+    "open_pdf",
+    "read_document",
+    "readable_output",
+]
 
 _CANONICAL = b"65535"
 # "xref", the first subsection starting at object 0, then entry 0: 10-digit offset, generation.
@@ -122,3 +134,74 @@ def open_pdf(data: bytes) -> PdfFileReader:
 
 def _reason(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+# ----- for the signer -------------------------------------------------------------------
+
+
+def read_document(pdf: bytes | Path) -> bytes:
+    """The bytes of ``pdf`` (bytes, or a file never modified); ``signing.pdf_invalid`` if not."""
+    if isinstance(pdf, bytes | bytearray | memoryview):
+        return bytes(pdf)
+    try:
+        return Path(pdf).read_bytes()
+    except OSError as exc:
+        raise SigningError("signing.pdf_invalid", f"cannot read {pdf}: {exc}") from None
+
+
+def open_for_signing(data: bytes) -> PdfFileReader:
+    """The strict reader the verifier uses too (:func:`open_pdf`), for a file about to be signed:
+    a file the verifier could not read is refused here, before anything is signed."""
+    try:
+        reader = open_pdf(data)
+        encrypted = reader.encrypted
+        if not encrypted:
+            count = int(reader.root["/Pages"]["/Count"])
+            if count < 1:
+                raise ValueError("the document has no pages")
+    except UnreadablePdf as exc:
+        raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
+    except Exception as exc:  # a malformed file can break the reader in many ways
+        raise SigningError("signing.pdf_invalid", f"cannot read the PDF: {exc}") from None
+    if encrypted:
+        raise SigningError(
+            "signing.pdf_encrypted",
+            "the PDF is encrypted: official documents are exchanged unencrypted; "
+            "remove the password before signing",
+        )
+    return reader
+
+
+def check_not_locked(reader: PdfFileReader) -> None:
+    """Refuse a document that no signature may be added to (``signing.pdf_locked``)."""
+    from pyhanko.sign.fields import MDPPerm
+    from pyhanko.sign.validation import read_certification_data
+
+    try:
+        certification = read_certification_data(reader)
+        locks = [s.docmdp_level for s in reader.embedded_signatures]
+    except Exception as exc:
+        raise SigningError("signing.pdf_invalid", f"cannot read its signatures: {exc}") from None
+    if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
+        raise SigningError(
+            "signing.pdf_locked",
+            "the PDF is certified with 'no changes allowed' (DocMDP P=1): "
+            "another signature would invalidate the certification",
+        )
+    if MDPPerm.NO_CHANGES in locks:
+        raise SigningError(
+            "signing.pdf_locked",
+            "an earlier signature locked the document (no changes allowed)",
+        )
+
+
+def readable_output(data: bytes) -> bytes:
+    """``data``, once it is known to open the way the verifier opens it (never hand out a file
+    that ``lienthong verify`` would call unreadable)."""
+    try:
+        open_pdf(data)
+    except UnreadablePdf as exc:
+        raise SigningError(
+            "signing.failed", f"the signed file would not read back as a PDF: {exc}"
+        ) from None
+    return data

@@ -1,4 +1,4 @@
-"""XML-DSig signatures of edXML packages (QCVN 102:2016; DOMAIN.md §3-4).
+"""XML-DSig signatures of edXML packages (QCVN 102:2016).
 
 Enveloped, where the format puts it: ``ds:Signature`` as the last child of ``edXML:edXMLHeader``,
 one Reference ``URI=""`` (the whole package, attachments included) with the transforms
@@ -10,7 +10,8 @@ KeyInfo the signer's certificate followed by its CA certificates.
     verify_package(signed, trust_roots=[Path("root.pem")]).status   # "valid"
 
 signxml does the XML work (C14N, digests, structure); the private-key operation goes through the
-key's pyHanko ``Signer`` (:class:`_SignerKey`), so a PKCS#11 token signs like a PKCS#12 file.
+key's pyHanko ``Signer`` (:meth:`~signing.keys.KeyHandle.cryptography_key`), so a PKCS#11 token
+signs like a PKCS#12 file.
 The output is the input, byte for byte, with the Signature spliced in. Verification accepts one
 whole-document Reference only (no signature wrapping), checks the mathematics with signxml and
 the certificate path with pyhanko-certvalidator.
@@ -23,19 +24,13 @@ import base64
 import collections
 import contextlib
 import copy
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 from xml.parsers import expat
 
-from asn1crypto import algos
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 from lxml import etree
 from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator import errors as cv
@@ -48,16 +43,16 @@ from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 from schemas import DSIG_NS, NS, FormatError, Limits, ParsedPackage, read_xml
 from schemas.rules import validate
 from signing.errors import SigningError
-from signing.keys import KeyHandle
+from signing.keys import KeyHandle, Run
 from signing.trust import CertLike, certificates, make_validation_context
 
 __all__ = [
     "ALGORITHMS",
     "PackageSignatureResult",
     "sign_package",
-    "sign_package_async",
+    "async_sign_package",
     "verify_package",
-    "verify_package_async",
+    "async_verify_package",
 ]
 
 M = SignatureMethod
@@ -89,7 +84,6 @@ _CHAIN_FAILURES = [  # most specific first
     (cv.DisallowedAlgorithmError, "CRYPTO_CONSTRAINTS_FAILURE"),
     ((cv.PathError, cv.ValidationError), "CHAIN_CONSTRAINTS_FAILURE"),
 ]  # fmt: skip
-Run = Callable[[Coroutine[Any, Any, bytes]], bytes]
 
 
 def _parser() -> etree.XMLParser:
@@ -108,17 +102,19 @@ def sign_package(
     intermediates: Iterable[x509.Certificate] = (),
     replace_existing: bool = False,
 ) -> bytes:
-    """Sign an edXML package; return it with the Signature inserted, other bytes unchanged.
+    """:func:`async_sign_package` for synchronous callers (not inside a running event loop)."""
+    return asyncio.run(
+        async_sign_package(
+            data,
+            key,
+            algorithm=algorithm,
+            intermediates=intermediates,
+            replace_existing=replace_existing,
+        )
+    )
 
-    ``algorithm``: a URI of :data:`ALGORITHMS`; by default RSASSA-PSS (``sha256-rsa-MGF1``) for
-    RSA, RSA-SHA256 if ``key.source.rsa_padding == "pkcs1v15"``, ECDSA with the curve's hash.
-    ``intermediates`` add CA certificates to KeyInfo (tokens rarely hold them). A signed package
-    raises ``signing.already_signed`` unless ``replace_existing``. Outside event loops only.
-    """
-    return _sign(data, key, algorithm, list(intermediates), replace_existing, asyncio.run)
 
-
-async def sign_package_async(
+async def async_sign_package(
     data: bytes,
     key: KeyHandle,
     *,
@@ -126,7 +122,14 @@ async def sign_package_async(
     intermediates: Iterable[x509.Certificate] = (),
     replace_existing: bool = False,
 ) -> bytes:
-    """:func:`sign_package` for async code: XML work in a thread, the key operation here."""
+    """Sign an edXML package; return it with the Signature inserted, other bytes unchanged.
+
+    ``algorithm``: a URI of :data:`ALGORITHMS`; by default RSASSA-PSS (``sha256-rsa-MGF1``) for
+    RSA, RSA-SHA256 if ``key.source.rsa_padding == "pkcs1v15"``, ECDSA with the curve's hash.
+    ``intermediates`` add CA certificates to KeyInfo (tokens rarely hold them). A signed package
+    raises ``signing.already_signed`` unless ``replace_existing``. The XML work runs in a
+    thread, the key operation on this event loop.
+    """
     loop = asyncio.get_running_loop()
 
     def run(coro: Coroutine[Any, Any, bytes]) -> bytes:
@@ -134,54 +137,6 @@ async def sign_package_async(
 
     args = (data, key, algorithm, list(intermediates), replace_existing, run)
     return await asyncio.to_thread(_sign, *args)
-
-
-class _SignerKey:
-    """Quacks like a cryptography RSA/EC private key for signxml; signs with ``KeyHandle.signer``.
-
-    signxml calls only ``sign()`` (and reads ``key_size`` for ECDSA). The padding and hash it asks
-    for become a pyHanko signature mechanism, and pyHanko's ``async_sign_raw`` does the rest on a
-    PKCS#12 key or a PKCS#11 token alike. PSS gets a salt as long as the hash, as RFC 6931's
-    ``…-rsa-MGF1`` URIs require (pyHanko's own default, the longest salt, would not verify).
-    """
-
-    def __init__(self, key: KeyHandle, run: Run) -> None:
-        self._key, self._run = key, run
-        self._public = _to_crypto(key.cert).public_key()
-        self.key_size: int = self._public.key_size
-
-    def sign(self, data: bytes, padding: Any = None, algorithm: Any = None, **kw: Any) -> bytes:
-        scheme = kw.get("signature_algorithm") or padding
-        if isinstance(scheme, ec.ECDSA):
-            algorithm, mechanism = scheme.algorithm, {"algorithm": f"{scheme.algorithm.name}_ecdsa"}
-        elif isinstance(scheme, PSS):
-            mechanism = {"algorithm": "rsassa_pss", "parameters": _pss(algorithm)}
-        elif isinstance(scheme, PKCS1v15):
-            mechanism = {"algorithm": f"{algorithm.name}_rsa"}
-        else:
-            raise SigningError("signing.bad_option", f"cannot sign with {scheme!r}")
-        signer = copy.copy(self._key.signer)  # the caller's signer keeps its own mechanism
-        signer._signature_mechanism = algos.SignedDigestAlgorithm(mechanism)  # no public setter
-        try:
-            signature = self._run(signer.async_sign_raw(data, algorithm.name))
-        except Exception as exc:  # a token error, a mechanism the key does not support...
-            raise SigningError("signing.failed", f"the key could not sign: {exc}") from exc
-        try:  # a certificate that does not match the key must not make a package
-            args = (scheme,) if isinstance(scheme, ec.ECDSA) else (scheme, algorithm)
-            self._public.verify(signature, data, *args)
-        except CryptoInvalidSignature:
-            message = "the key does not match its certificate"
-            raise SigningError("signing.key_mismatch", message) from None
-        return signature
-
-
-def _pss(digest: hashes.HashAlgorithm) -> algos.RSASSAPSSParams:
-    hash_algorithm = algos.DigestAlgorithm({"algorithm": digest.name})
-    mgf = algos.MaskGenAlgorithm({"algorithm": "mgf1", "parameters": hash_algorithm})
-    return algos.RSASSAPSSParams(
-        {"hash_algorithm": hash_algorithm, "mask_gen_algorithm": mgf,
-         "salt_length": digest.digest_size, "trailer_field": "trailer_field_bc"}
-    )  # fmt: skip
 
 
 class _Signer(XMLSigner):
@@ -206,7 +161,9 @@ def _sign(data, key, algorithm, intermediates, replace_existing, run: Run) -> by
         raise SigningError("signing.already_signed", "the package already carries a Signature")
     templated = data[:start] + _PLACEHOLDER + data[end:]  # an old Signature goes
     signed = _Signer(signature_algorithm=method, c14n_algorithm=_EXC_C14N).sign(
-        read_xml(templated, Limits()), key=_SignerKey(key, run), cert=_chain(key, intermediates)
+        read_xml(templated, Limits()),
+        key=key.cryptography_key(run),
+        cert=key.issuer_chain(intermediates),
     )
     signature = etree.fromstring(etree.tostring(signed.find(f"{_HEADER}/{_SIG}"), with_tail=False))
     etree.cleanup_namespaces(signature)  # drop the edXML declarations it inherited
@@ -247,23 +204,6 @@ def _header_tail(data: bytes) -> tuple[int, int]:
     return found.get("signature", found["end"]), found["end"]
 
 
-def _chain(key: KeyHandle, extra: list[x509.Certificate]) -> list[x509.Certificate]:
-    """The signer's certificate, then each CA above it that we hold (self-signed roots left out)."""
-    pool = [c for c in [_to_crypto(c) for c in key.chain] + extra if c.subject != c.issuer]
-    chain = [_to_crypto(key.cert)]
-    while issuer := next((c for c in pool if c not in chain and _issued(chain[-1], c)), None):
-        chain.append(issuer)
-    return chain
-
-
-def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except (ValueError, TypeError, CryptoInvalidSignature):
-        return False
-
-
 # ----- verification ----------------------------------------------------------------------------
 
 
@@ -301,7 +241,26 @@ class _Failure(Exception):
 
 
 def verify_package(
-    data: bytes,
+    data: bytes | ParsedPackage,
+    *,
+    trust_roots: Iterable[CertLike],
+    intermediates: Iterable[CertLike] = (),
+    at: datetime | None = None,
+    check_revocation: bool = False,
+    fetch_certificates: bool = False,
+    revocation: str | None = None,
+    limits: Limits | None = None,
+) -> PackageSignatureResult:
+    """:func:`async_verify_package` for synchronous callers (not inside a running event loop)."""
+    options = dict(
+        intermediates=intermediates, at=at, check_revocation=check_revocation,
+        fetch_certificates=fetch_certificates, revocation=revocation, limits=limits,
+    )  # fmt: skip
+    return asyncio.run(async_verify_package(data, trust_roots=trust_roots, **options))
+
+
+async def async_verify_package(
+    data: bytes | ParsedPackage,
     *,
     trust_roots: Iterable[CertLike],
     intermediates: Iterable[CertLike] = (),
@@ -322,27 +281,8 @@ def verify_package(
     trust setting's mode, ``soft-fail``, ``hard-fail`` or ``embedded-only`` (no network: an XML
     signature embeds no revocation data, so its chain cannot be confirmed). ``limits``: the parser
     limits of the caller (default: :class:`schemas.Limits`); a :class:`schemas.ParsedPackage` is
-    verified on its tree, without reading it again. Outside event loops.
+    verified on its tree, without reading it again.
     """
-    options = dict(
-        intermediates=intermediates, at=at, check_revocation=check_revocation,
-        fetch_certificates=fetch_certificates, revocation=revocation, limits=limits,
-    )  # fmt: skip
-    return asyncio.run(verify_package_async(data, trust_roots=trust_roots, **options))
-
-
-async def verify_package_async(
-    data: bytes | ParsedPackage,
-    *,
-    trust_roots: Iterable[CertLike],
-    intermediates: Iterable[CertLike] = (),
-    at: datetime | None = None,
-    check_revocation: bool = False,
-    fetch_certificates: bool = False,
-    revocation: str | None = None,
-    limits: Limits | None = None,
-) -> PackageSignatureResult:
-    """:func:`verify_package` for async code."""
     if at is not None and at.utcoffset() is None:
         raise ValueError("'at' must be timezone-aware")
     found: dict[str, Any] = {}
@@ -487,8 +427,3 @@ async def _check_chain(
         except (cv.PathError, cv.ValidationError) as exc:
             reason = next(code for kind, code in _CHAIN_FAILURES if isinstance(exc, kind))
             raise _Failure(reason, f"the signer's certificate: {exc}") from None
-
-
-def _to_crypto(cert: asn1_x509.Certificate) -> x509.Certificate:
-    return x509.load_der_x509_certificate(cert.dump())
-

@@ -8,16 +8,15 @@ signing time... The JSON report says each of these in its fields (``timestamps[]
 :func:`signature_warnings` collects them from exactly those fields, so the console table, the
 HTML pages and the summary line show every one of them.
 
-The sentences are made here and nowhere else: :mod:`signing.validate` writes its messages with
-the same functions, so a caveat found in a field and said in a message is listed once.
+The sentences are made here and nowhere else: the validator writes its messages with the same
+functions, so a caveat found in a field and said in a message is listed once.
 """
 
 from __future__ import annotations
 
 import typing
 
-if typing.TYPE_CHECKING:
-    from signing.validate import DocumentReport, SignatureReport
+from signing.validation.report import TOTAL_PASSED, DocumentReport, SignatureReport
 
 __all__ = [
     "REVOCATION_NOT_FOUND",
@@ -31,7 +30,6 @@ __all__ = [
     "with_warnings",
 ]
 
-_PASSED = "TOTAL-PASSED"  # signing.validate.TOTAL_PASSED (not imported: validate imports us)
 REVOCATION_SOFT_FAILED = "revocation status could not be checked (accepted in soft-fail mode)"
 REVOCATION_NOT_FOUND = "no revocation data for the certificate appears in the report"
 VALID_MESSAGES = frozenset({"the signature is valid", "the document timestamp is valid"})
@@ -71,7 +69,7 @@ def signature_warnings(sig: SignatureReport, revocation_mode: str = "soft-fail")
             out.append(text)
 
     messages = list(sig.messages)
-    if sig.indication != _PASSED and messages:
+    if sig.indication != TOTAL_PASSED and messages:
         messages = messages[1:]  # the first message is the reason for the verdict
     for message in messages:
         if message not in VALID_MESSAGES:
@@ -80,7 +78,7 @@ def signature_warnings(sig: SignatureReport, revocation_mode: str = "soft-fail")
         add(timestamp_warning(ts.kind, ts.intact, ts.valid, ts.trusted, ts.problem))
     if sig.chain.trusted and (not sig.revocation.checked or sig.revocation.status == "unknown"):
         add(REVOCATION_SOFT_FAILED if revocation_mode == "soft-fail" else REVOCATION_NOT_FOUND)
-    if sig.chain.trusted and sig.indication == _PASSED and sig.revocation.status == "revoked":
+    if sig.chain.trusted and sig.indication == TOTAL_PASSED and sig.revocation.status == "revoked":
         add(revoked_after_proof(sig.revocation.revoked_at, sig.signing_time.best))
     if sig.policy is not None and sig.policy.level == "warning":
         add(policy_warning(sig.policy.notes))

@@ -26,11 +26,9 @@ from pathlib import Path
 from lxml import etree
 
 from signing.errors import SigningError
+from signing.pdf.placement import Rect
 
-__all__ = ["Rect", "TextHit", "find_text", "find_text_in_bytes"]
-
-Rect = tuple[float, float, float, float]
-"""(x1, y1, x2, y2) in PDF user space points, origin at the bottom left, x1 < x2, y1 < y2."""
+__all__ = ["TextHit", "find_text", "find_text_in_bytes"]
 
 PDFTOTEXT = os.environ.get("LIENTHONG_PDFTOTEXT", "pdftotext")
 
