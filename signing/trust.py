@@ -190,6 +190,7 @@ class LoadedTrust:
     intermediates: tuple[asn1_x509.Certificate, ...]
 
     def anchor_fingerprints(self) -> frozenset[str]:
+        """The SHA-256 fingerprints (hex) of the anchors."""
         return frozenset(c.sha256.hex() for c in self.anchors)
 
 
@@ -250,6 +251,7 @@ class TrustSettings:
         )
 
     def replace(self, **changes: object) -> TrustSettings:
+        """These settings with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @property

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.content import ResourceType
@@ -31,6 +31,9 @@ from pyhanko.stamp import BaseStamp, BaseStampStyle
 
 from signing.errors import SigningError
 from signing.pdf.placement import TEXT_GAP
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "VN_TZ",
@@ -151,7 +154,7 @@ def _load_font(path: str, chars: str) -> FontProgram:
     return FontProgram(out.getvalue(), advances, hhea.ascent / 1000, -hhea.descent / 1000)
 
 
-def load_png(image: Path | bytes, what: str = "image"):
+def load_png(image: Path | bytes, what: str = "image") -> Image.Image:
     """Open a PNG (path or bytes) as an RGBA/LA/L Pillow image; ``signing.image_invalid`` if not.
 
     Transparent margins are trimmed (the seal is drawn at its real size, edge to edge), and
@@ -219,6 +222,7 @@ class Appearance:
         return len(self.lines) * self.leading
 
     def text_width(self) -> float:
+        """The width of the widest text line, in points."""
         if not self.lines or self.font is None:
             return 0.0
         return max(self.font.width(line, self.font_size) for line in self.lines)
@@ -234,6 +238,7 @@ class OfficialStampStyle(BaseStampStyle):
     def create_stamp(
         self, writer: BasePdfFileWriter, box: layout.BoxConstraints, text_params: dict
     ) -> OfficialStamp:
+        """The stamp pyHanko draws into the signature widget."""
         return OfficialStamp(writer=writer, style=self, box=box)
 
 

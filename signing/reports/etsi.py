@@ -86,6 +86,10 @@ _VO_CERT = "urn:etsi:019102:validationObject:certificate"
 _VO_TIMESTAMP = "urn:etsi:019102:validationObject:timestamp"
 _POLICY_CONSTRAINT = "urn:lienthong:validation-constraint:algorithm-policy"
 _UNSAFE = re.compile(r"[^\w.-]+")
+_TIMESTAMP_TAG = {
+    "signature-timestamp": "vr:SignatureTimeStamp",
+    "content-timestamp": "vr:AllDataObjectsTimeStamp",
+}
 
 
 def _vr(tag: str) -> str:
@@ -134,8 +138,32 @@ def _process_id(sig: SignatureReport) -> str:
 def _signature_report(
     parent: etree._Element, sig: SignatureReport, report: DocumentReport, tag: str
 ) -> etree._Element:
+    """One signature's (or document timestamp's) report, its elements in schema order."""
     svr = _sub(parent, tag)
-    # SignatureIdentifier
+    _identifier(svr, sig)
+    if sig.policy is not None:
+        _constraints(svr, sig)
+    _time_info(svr, sig, report)
+    if sig.document_digest is not None:
+        _digest(_sub(svr, "vr:SignersDocument"), "vr:DigestAlgAndValue", sig.document_digest)
+    _attributes(_sub(svr, "vr:SignatureAttributes"), sig)
+    if sig.signer is not None:
+        si = _sub(svr, "vr:SignerInformation")
+        _sub(si, "vr:SignerCertificate", VOReference=_cert_id(sig.signer))
+        _sub(si, "vr:Signer", sig.signer.subject)
+    svp = _sub(svr, "vr:SignatureValidationProcess")
+    _sub(svp, "vr:SignatureValidationProcessID", _process_id(sig))
+    status = _status(svr, "vr:SignatureValidationStatus", sig)
+    data = _sub(status, "vr:AssociatedValidationReportData")
+    _chain(data, sig)
+    _revocation(data, sig)
+    _crypto(data, sig)
+    if len(data) == 0:
+        status.remove(data)
+    return svr
+
+
+def _identifier(svr: etree._Element, sig: SignatureReport) -> None:
     ident = _sub(svr, "vr:SignatureIdentifier", id=sig.id)
     if sig.dtbsr_digest is not None:
         _digest(ident, "vr:DigestAlgAndValue", sig.dtbsr_digest)
@@ -143,22 +171,27 @@ def _signature_report(
         _sub(ident, "ds:SignatureValue", sig.signature_value)
     _sub(ident, "vr:HashOnly", "false")
     _sub(ident, "vr:DocHashOnly", "false")
-    # ValidationConstraintsEvaluationReport: the algorithm policy
-    if sig.policy is not None:
-        vcer = _sub(svr, "vr:ValidationConstraintsEvaluationReport")
-        vc = _sub(vcer, "vr:ValidationConstraint")
-        _sub(vc, "vr:ValidationConstraintIdentifier", f"{_POLICY_CONSTRAINT}:{sig.policy.name}")
-        param = _sub(vc, "vr:ValidationConstraintParameter")
-        _sub(param, "vr:Type", "urn:lienthong:policy-notes")
-        _sub(param, "vr:Value", "; ".join(sig.policy.notes) or sig.policy.level)
-        cs = _sub(vc, "vr:ConstraintStatus")
-        _sub(cs, "vr:Status", "urn:etsi:019102:constraintStatus:applied")
-        vs = _sub(vc, "vr:ValidationStatus")
-        ok = sig.policy.passed or sig.policy.level == "warning"
-        _sub(vs, "vr:MainIndication", _main(TOTAL_PASSED if ok else INDETERMINATE))
-        if not ok:
-            _sub(vs, "vr:SubIndication", "urn:etsi:019102:subindication:CRYPTO_CONSTRAINTS_FAILURE")
-    # ValidationTimeInfo
+
+
+def _constraints(svr: etree._Element, sig: SignatureReport) -> None:
+    """ValidationConstraintsEvaluationReport: the algorithm policy as a constraint."""
+    assert sig.policy is not None
+    vcer = _sub(svr, "vr:ValidationConstraintsEvaluationReport")
+    vc = _sub(vcer, "vr:ValidationConstraint")
+    _sub(vc, "vr:ValidationConstraintIdentifier", f"{_POLICY_CONSTRAINT}:{sig.policy.name}")
+    param = _sub(vc, "vr:ValidationConstraintParameter")
+    _sub(param, "vr:Type", "urn:lienthong:policy-notes")
+    _sub(param, "vr:Value", "; ".join(sig.policy.notes) or sig.policy.level)
+    cs = _sub(vc, "vr:ConstraintStatus")
+    _sub(cs, "vr:Status", "urn:etsi:019102:constraintStatus:applied")
+    vs = _sub(vc, "vr:ValidationStatus")
+    ok = sig.policy.passed or sig.policy.level == "warning"
+    _sub(vs, "vr:MainIndication", _main(TOTAL_PASSED if ok else INDETERMINATE))
+    if not ok:
+        _sub(vs, "vr:SubIndication", "urn:etsi:019102:subindication:CRYPTO_CONSTRAINTS_FAILURE")
+
+
+def _time_info(svr: etree._Element, sig: SignatureReport, report: DocumentReport) -> None:
     vti = _sub(svr, "vr:ValidationTimeInfo")
     _sub(vti, "vr:ValidationTime", report.validation_time)
     if sig.signing_time.best is not None:
@@ -170,12 +203,10 @@ def _signature_report(
             else "urn:etsi:019102:poetype:provided"
         )
         _sub(bst, "vr:TypeOfProof", proof)
-    # SignersDocument
-    if sig.document_digest is not None:
-        sd = _sub(svr, "vr:SignersDocument")
-        _digest(sd, "vr:DigestAlgAndValue", sig.document_digest)
-    # SignatureAttributes
-    attrs = _sub(svr, "vr:SignatureAttributes")
+
+
+def _attributes(attrs: etree._Element, sig: SignatureReport) -> None:
+    """SignatureAttributes: signing time, signing certificate, timestamps, the PDF's entries."""
     if sig.signing_time.claimed:
         st = _sub(attrs, "vr:SigningTime", Signed="true")
         _sub(st, "vr:Time", sig.signing_time.claimed)
@@ -185,10 +216,7 @@ def _signature_report(
         _sub(cid, "ds:DigestMethod", Algorithm=_DIGEST_URI["sha256"])
         _sub(cid, "ds:DigestValue", base64.b64encode(bytes.fromhex(sig.signer.sha256)).decode())
     for ts in sig.timestamps:
-        tag = {
-            "signature-timestamp": "vr:SignatureTimeStamp",
-            "content-timestamp": "vr:AllDataObjectsTimeStamp",
-        }.get(ts.kind)
+        tag = _TIMESTAMP_TAG.get(ts.kind)
         if tag is None or ts.time is None:
             continue
         el = _sub(attrs, tag, Signed="true" if ts.kind == "content-timestamp" else "false")
@@ -212,36 +240,34 @@ def _signature_report(
     if pdf is not None and pdf.filter:
         el = _sub(attrs, "vr:Filter")
         _sub(el, "vr:Filter", pdf.filter)
-    # SignerInformation
-    if sig.signer is not None:
-        si = _sub(svr, "vr:SignerInformation")
-        _sub(si, "vr:SignerCertificate", VOReference=_cert_id(sig.signer))
-        _sub(si, "vr:Signer", sig.signer.subject)
-    # SignatureValidationProcess
-    svp = _sub(svr, "vr:SignatureValidationProcess")
-    _sub(svp, "vr:SignatureValidationProcessID", _process_id(sig))
-    # SignatureValidationStatus
-    status = _status(svr, "vr:SignatureValidationStatus", sig)
-    data = _sub(status, "vr:AssociatedValidationReportData")
-    if sig.chain.anchor is not None:
-        _sub(data, "vr:TrustAnchor", VOReference=_cert_id(sig.chain.anchor))
-    if sig.chain.certificates:
-        chain = _sub(data, "vr:CertificateChain")
-        certs = sig.chain.certificates
-        _sub(chain, "vr:SigningCertificate", VOReference=_cert_id(certs[0]))
-        anchor = sig.chain.anchor
-        for cert in certs[1:]:
-            if anchor is not None and cert.sha256 == anchor.sha256:
-                continue
+
+
+def _chain(data: etree._Element, sig: SignatureReport) -> None:
+    anchor = sig.chain.anchor
+    if anchor is not None:
+        _sub(data, "vr:TrustAnchor", VOReference=_cert_id(anchor))
+    certs = sig.chain.certificates
+    if not certs:
+        return
+    chain = _sub(data, "vr:CertificateChain")
+    _sub(chain, "vr:SigningCertificate", VOReference=_cert_id(certs[0]))
+    for cert in certs[1:]:
+        if anchor is None or cert.sha256 != anchor.sha256:
             _sub(chain, "vr:IntermediateCertificate", VOReference=_cert_id(cert))
-        if anchor is not None:
-            _sub(chain, "vr:TrustAnchor", VOReference=_cert_id(anchor))
+    if anchor is not None:
+        _sub(chain, "vr:TrustAnchor", VOReference=_cert_id(anchor))
+
+
+def _revocation(data: etree._Element, sig: SignatureReport) -> None:
     if sig.revocation.status == "revoked" and sig.revocation.revoked_at and sig.signer:
         rsi = _sub(data, "vr:RevocationStatusInformation")
         _sub(rsi, "vr:ValidationObjectId", VOReference=_cert_id(sig.signer))
         _sub(rsi, "vr:RevocationTime", sig.revocation.revoked_at)
         if sig.revocation.reason:
             _sub(rsi, "vr:RevocationReason", sig.revocation.reason)
+
+
+def _crypto(data: etree._Element, sig: SignatureReport) -> None:
     algs = sig.algorithms
     if algs.signature and sig.signer is not None:
         ci = _sub(data, "vr:CryptoInformation")
@@ -253,9 +279,6 @@ def _signature_report(
         _sub(ci, "vr:Algorithm", uri)
         secure = sig.policy is not None and sig.policy.level != "failure"
         _sub(ci, "vr:SecureAlgorithm", "true" if secure else "false")
-    if len(data) == 0:
-        status.remove(data)
-    return svr
 
 
 def _cert_object(parent: etree._Element, cert: CertInfo) -> None:
@@ -269,7 +292,6 @@ def to_etsi_xml(report: DocumentReport) -> bytes:
     """The ETSI TS 119 102-2 report as UTF-8 XML bytes (with declaration)."""
     root = etree.Element(_vr("ValidationReport"), nsmap=_NSMAP)
     signatures = [s for s in report.signatures if s.kind != "document-timestamp"]
-    doc_timestamps = [s for s in report.signatures if s.kind == "document-timestamp"]
     for sig in signatures:
         _signature_report(root, sig, report, "vr:SignatureValidationReport")
     if not signatures:
@@ -278,12 +300,18 @@ def to_etsi_xml(report: DocumentReport) -> bytes:
         status = _sub(svr, "vr:SignatureValidationStatus")
         _sub(status, "vr:MainIndication", _main(report.summary.indication))
         if report.summary.sub_indication:
-            _sub(
-                status,
-                "vr:SubIndication",
-                f"urn:etsi:019102:subindication:{report.summary.sub_indication}",
-            )
+            sub = f"urn:etsi:019102:subindication:{report.summary.sub_indication}"
+            _sub(status, "vr:SubIndication", sub)
     objects = _sub(root, "vr:SignatureValidationObjects")
+    _certificate_objects(objects, report)
+    _timestamp_objects(objects, report)
+    if len(objects) == 0:
+        root.remove(objects)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _certificate_objects(objects: etree._Element, report: DocumentReport) -> None:
+    """Every certificate the report names, once."""
     seen: set[str] = set()
     for sig in report.signatures:
         certs = list(sig.chain.certificates)
@@ -291,14 +319,18 @@ def to_etsi_xml(report: DocumentReport) -> bytes:
             certs.append(sig.chain.anchor)
         if sig.signer is not None:
             certs.append(sig.signer)
-        for ts in sig.timestamps:
-            if ts.tsa is not None:
-                certs.append(ts.tsa)
+        certs += [ts.tsa for ts in sig.timestamps if ts.tsa is not None]
         for cert in certs:
             if cert.sha256 not in seen:
                 seen.add(cert.sha256)
                 _cert_object(objects, cert)
-    for ts in doc_timestamps:
+
+
+def _timestamp_objects(objects: etree._Element, report: DocumentReport) -> None:
+    """Each document timestamp, with its POE when it passed and its own validation report."""
+    for ts in report.signatures:
+        if ts.kind != "document-timestamp":
+            continue
         vo = _sub(objects, "vr:ValidationObject", id=f"ts-{ts.id}")
         _sub(vo, "vr:ObjectType", _VO_TIMESTAMP)
         rep = _sub(vo, "vr:ValidationObjectRepresentation")
@@ -309,9 +341,6 @@ def to_etsi_xml(report: DocumentReport) -> bytes:
             _sub(poe, "vr:POETime", ts.signing_time.best)
             _sub(poe, "vr:TypeOfProof", "urn:etsi:019102:poetype:validation")
         _signature_report(vo, ts, report, "vr:ValidationReport")
-    if len(objects) == 0:
-        root.remove(objects)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def write_etsi_reports(results: Sequence[FileResult], folder: Path) -> dict[str, list[str]]:

@@ -119,6 +119,7 @@ def _chain_from_cms(
 def path_certs(
     path: ValidationPath,
 ) -> tuple[list[asn1_x509.Certificate], asn1_x509.Certificate | None]:
+    """The path's certificates leaf first (anchor included), and the anchor's certificate."""
     certs = list(path.iter_certs(include_root=True))
     anchor_cert = getattr(path.trust_anchor, "certificate", None)
     ordered = list(reversed(certs))  # leaf first
@@ -132,6 +133,8 @@ def chain_info(
     trusted: bool,
     moment: dt.datetime | None,
 ) -> ChainInfo:
+    """The chain as reported: the validated ``path`` when there is one, else the issuer chain
+    the signature carries (``others``), untrusted."""
     if path is not None:
         certs, anchor = path_certs(path)
         if signer is not None and (not certs or certs[0].sha256 != signer.sha256):

@@ -109,6 +109,8 @@ def identity_digests(
 
 
 def pdf_attributes(sig_object: generic.DictionaryObject) -> PdfAttributes:
+    """The signature dictionary's ``/Filter``, ``/SubFilter``, ``/Reason`` and the like."""
+
     def get(key: str) -> str | None:
         try:
             value = sig_object.get(key)

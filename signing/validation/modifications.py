@@ -219,6 +219,7 @@ def modification_info(
 
 
 def docmdp_for(emb: EmbeddedPdfSignature, certification: EmbeddedPdfSignature | None) -> int | None:
+    """The DocMDP level ``P`` that binds ``emb``: its own, or an earlier certification's."""
     level = emb.docmdp_level
     if (
         level is None
@@ -231,6 +232,7 @@ def docmdp_for(emb: EmbeddedPdfSignature, certification: EmbeddedPdfSignature | 
 
 
 def is_certification(reader: PdfFileReader, emb: EmbeddedPdfSignature) -> bool:
+    """Whether ``emb`` is the document's certification signature (``/Perms /DocMDP``)."""
     try:
         perms = reader.root["/Perms"]
         ref = perms.raw_get("/DocMDP")

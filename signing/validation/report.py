@@ -109,6 +109,8 @@ class CertInfo:
 
 @dataclass(frozen=True)
 class Digest:
+    """A digest: algorithm name and hex value."""
+
     algorithm: str
     value: str  # hex
 
@@ -129,6 +131,8 @@ class TimestampInfo:
 
 @dataclass(frozen=True)
 class SigningTime:
+    """The best signing time, where it comes from, and the time the signer claims."""
+
     best: str | None
     source: str  # signature-timestamp | document-timestamp | signing-time-claimed | validation-time
     claimed: str | None
@@ -137,6 +141,8 @@ class SigningTime:
 
 @dataclass(frozen=True)
 class ChainInfo:
+    """The certificate chain and whether it leads to a trust anchor."""
+
     trusted: bool
     validated_at: str | None  # the moment the chain was validated at
     anchor: CertInfo | None
@@ -145,6 +151,8 @@ class ChainInfo:
 
 @dataclass(frozen=True)
 class RevocationInfo:
+    """What revocation data said about the certificate, and where it came from."""
+
     checked: bool
     source: str  # "embedded" | "online" | "none"
     kind: str | None  # "ocsp" | "crl"
@@ -165,6 +173,8 @@ class CoverageInfo:
 
 @dataclass(frozen=True)
 class Change:
+    """One object added, updated or freed in a revision after the signature."""
+
     revision: int
     object: str  # "12 0"
     type: str  # /Page, /Annot, /Sig, stream, ...
@@ -173,6 +183,8 @@ class Change:
 
 @dataclass(frozen=True)
 class ModificationInfo:
+    """What changed after signing and whether the PDF rules permit it."""
+
     level: str | None  # pyHanko ModificationLevel name
     permitted: bool | None  # by the PDF rules (DocMDP, diff policy)
     docmdp: int | None  # certification level P, when the signature sets or is bound by one
@@ -183,6 +195,8 @@ class ModificationInfo:
 
 @dataclass(frozen=True)
 class AlgorithmInfo:
+    """The digest, signature mechanism and key of a signature."""
+
     digest: str | None
     signature: str | None  # rsassa_pss | rsassa_pkcs1v15 | ecdsa | ...
     key_type: str | None  # rsa | ec | ...
@@ -192,6 +206,8 @@ class AlgorithmInfo:
 
 @dataclass(frozen=True)
 class PolicyResult:
+    """The verdict of the algorithm policy in force at signing time."""
+
     name: str  # "circular-15-2025" | "historical"
     passed: bool
     level: str  # "ok" | "warning" | "failure"
@@ -200,6 +216,8 @@ class PolicyResult:
 
 @dataclass(frozen=True)
 class PdfAttributes:
+    """Entries of the PDF signature dictionary."""
+
     filter: str | None
     sub_filter: str | None
     reason: str | None
@@ -238,6 +256,8 @@ class SignatureReport:
 
 @dataclass(frozen=True)
 class Summary:
+    """The document's verdict: the worst of its signatures', and why."""
+
     indication: str
     sub_indication: str | None
     signatures: int

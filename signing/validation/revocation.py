@@ -143,31 +143,8 @@ def revocation_info(
             reason = None
     if vc is None or cert is None or path is None:
         return RevocationInfo(False, "none", None, "unknown", revoked_at, reason)
-    issuer = None
-    try:
-        chain, _ = path_certs(path)
-        issuer = next((c for c in chain if c.subject == cert.issuer), None)
-    except Exception:  # noqa: BLE001
-        issuer = None
-    found: tuple[str, str, str] | None = None
-    for resp in vc.ocsps:
-        match = _ocsp_matches(resp, cert)
-        if match is not None:
-            source = "embedded" if hashlib.sha256(resp.dump()).digest() in embedded else "online"
-            found = (source, "ocsp", match[0])
-            if match[1] is not None and revoked_at is None:
-                revoked_at = iso(match[1])
-            if match[0] != "unknown":
-                break
-    if found is None or found[2] == "unknown":
-        for item in vc.crls:
-            state = _crl_matches(item, cert, issuer)
-            if state is not None:
-                source = (
-                    "embedded" if hashlib.sha256(item.dump()).digest() in embedded else "online"
-                )
-                found = (source, "crl", state)
-                break
+    found, ocsp_revoked_at = _answer(vc, cert, _issuer(path, cert), embedded)
+    revoked_at = revoked_at or ocsp_revoked_at
     if details is not None:
         source, kind = (found[0], found[1]) if found else ("online", None)
         return RevocationInfo(True, source, kind, "revoked", revoked_at, reason)
@@ -183,9 +160,49 @@ def revocation_info(
     )
 
 
+def _issuer(path: ValidationPath, cert: asn1_x509.Certificate) -> asn1_x509.Certificate | None:
+    try:
+        chain, _ = path_certs(path)
+        return next((c for c in chain if c.subject == cert.issuer), None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _answer(
+    vc: ValidationContext,
+    cert: asn1_x509.Certificate,
+    issuer: asn1_x509.Certificate | None,
+    embedded: set[bytes],
+) -> tuple[tuple[str, str, str] | None, str | None]:
+    """((source, kind, status) of the OCSP response or CRL that answers for ``cert``, if any;
+    the revocation time an OCSP response gives), OCSP first, a CRL when OCSP says nothing."""
+
+    def source(item) -> str:
+        return "embedded" if hashlib.sha256(item.dump()).digest() in embedded else "online"
+
+    found: tuple[str, str, str] | None = None
+    revoked_at = None
+    for resp in vc.ocsps:
+        match = _ocsp_matches(resp, cert)
+        if match is not None:
+            found = (source(resp), "ocsp", match[0])
+            if match[1] is not None and revoked_at is None:
+                revoked_at = iso(match[1])
+            if match[0] != "unknown":
+                break
+    if found is None or found[2] == "unknown":
+        for item in vc.crls:
+            state = _crl_matches(item, cert, issuer)
+            if state is not None:
+                return (source(item), "crl", state), revoked_at
+    return found, revoked_at
+
+
 def embedded_revinfo(
     reader: PdfFileReader, sigs: Sequence[EmbeddedPdfSignature]
 ) -> tuple[list[asn1_x509.Certificate], list[crl.CertificateList], list[ocsp.OCSPResponse]]:
+    """The certificates, CRLs and OCSP responses the document carries: its DSS and each
+    signature's signed revocation attribute (a broken item is left out, not fatal)."""
     certs: list[asn1_x509.Certificate] = []
     crls: list[crl.CertificateList] = []
     ocsps: list[ocsp.OCSPResponse] = []
