@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.content import ResourceType
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import BaseStamp, BaseStampStyle
@@ -34,6 +33,7 @@ from signing.pdf.placement import TEXT_GAP
 
 if TYPE_CHECKING:
     from PIL import Image
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 
 __all__ = [
     "VN_TZ",
@@ -107,6 +107,8 @@ class FontProgram:
 
     def engine(self, writer: BasePdfFileWriter, size: float) -> GlyphAccumulator:
         """A pyHanko font engine that embeds this program (subset again on write) in ``writer``."""
+        from pyhanko.pdf_utils.font.opentype import GlyphAccumulator  # fontTools: on first use
+
         return GlyphAccumulator(writer=writer, font_handle=io.BytesIO(self.data), font_size=size)
 
 

@@ -16,10 +16,12 @@ import datetime as dt
 import functools
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    import jinja2
 
 from signing.batch import FileResult, counts
 from signing.reports.json import RUN_SCHEMA
@@ -128,6 +130,8 @@ def _escaped(value: object) -> Markup:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # the first page rendered pays for it, not every command
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("signing.reports", "templates"),
         autoescape=True,
