@@ -6,12 +6,12 @@ against PKCS#11, beside the raw cost of one private-key operation on the same ke
     .venv/bin/python bench/sign.py --count 200 --json
     .venv/bin/python bench/sign.py --profile pdf-p12-1p-B-B-box   # cProfile of one row
 
-The test PKI (``tests.pki``, its TSA on 127.0.0.1 in a thread of this process) and a SoftHSM2
-token holding the same "leader" key (RSA-2048) are created in a temporary folder and removed at
-the end. Each configuration signs the same input ``--count`` times in a row, one at a time, after
-one warm-up signature. Before each document, ``--raw-count``/``--count`` (rounded up) calls of
-the key's own ``signer.async_sign_raw(data, "sha256")`` give the raw private-key cost of that
-key store, so both are measured on the same machine at the same moments.
+The test PKI (``tests.support.pki``, its TSA on 127.0.0.1 in a thread of this process) and a
+SoftHSM2 token holding the same "leader" key (RSA-2048) are created in a temporary folder and
+removed at the end. Each configuration signs the same input ``--count`` times in a row, one at a
+time, after one warm-up signature. Before each document, ``--raw-count``/``--count`` (rounded
+up) calls of the key's own ``signer.async_sign_raw(data, "sha256")`` give the raw private-key
+cost of that key store, so both are measured on the same machine at the same moments.
 ``ratio`` = ms per document / ms per raw operation.
 """
 
@@ -39,13 +39,20 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from schemas import build_document  # noqa: E402
-from signing.appearance import AnchorPlacement, BoxPlacement  # noqa: E402
-from signing.keys import KeyHandle, KeySource, open_key  # noqa: E402
-from signing.pdf import SignOptions, sign_pdf  # noqa: E402
-from signing.xmldsig import sign_package_async, verify_package_async  # noqa: E402
-from tests.hsm import make_token  # noqa: E402
-from tests.pdfgen import official_document, signature_png  # noqa: E402
-from tests.pki import P12_PASSWORD, TestPKI, running_pki  # noqa: E402
+from signing import (  # noqa: E402
+    AnchorPlacement,
+    BoxPlacement,
+    KeyHandle,
+    KeySource,
+    SignOptions,
+    async_sign_package,
+    async_sign_pdf,
+    async_verify_package,
+    open_key,
+)
+from tests.support.hsm import make_token  # noqa: E402
+from tests.support.pdfgen import official_document, signature_png  # noqa: E402
+from tests.support.pki import P12_PASSWORD, TestPKI, running_pki  # noqa: E402
 
 #: Where the leader's signature goes on the last page: the box the tests use (no text search).
 LEADER_BOX = BoxPlacement(-1, 350, 170, 500, 235)
@@ -133,7 +140,7 @@ def bare_cost(private_key: object, count: int) -> float:
 
 
 async def tsa_round_trip(pki: TestPKI, count: int) -> float:
-    """ms of one RFC 3161 request to the test TSA, a new client each time as ``sign_pdf`` does."""
+    """ms of one RFC 3161 request to the test TSA, a new client each time (as a signer would)."""
     import hashlib
 
     from pyhanko.sign.timestamps import HTTPTimeStamper
@@ -176,7 +183,7 @@ def check_pdf(signed: bytes, level: str) -> None:
 
 
 async def check_package(signed: bytes, pki: TestPKI) -> None:
-    result = await verify_package_async(
+    result = await async_verify_package(
         signed, trust_roots=[pki.root.cert], intermediates=[pki.issuing.cert]
     )
     if not result.valid:
@@ -219,7 +226,7 @@ def make_cases(
                             "1 page" if pages == "1p" else f"{pages[:-1]} pages",
                             level,
                             "box, last page" if name == "box" else f"anchor “{ANCHOR.text}”",
-                            lambda d=data, k=key, o=options: sign_pdf(d, k, o),
+                            lambda d=data, k=key, o=options: async_sign_pdf(d, k, o),
                         )
                     )
     size = f"{len(package) / 1000:.0f} KB"
@@ -240,7 +247,7 @@ def make_cases(
                 size,
                 "XML-DSig",
                 "—",
-                lambda k=key, c=chain: sign_package_async(package, k, intermediates=c),
+                lambda k=key, c=chain: async_sign_package(package, k, intermediates=c),
             )
         )
     return cases

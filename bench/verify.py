@@ -5,16 +5,16 @@
     .venv/bin/python bench/verify.py --json       # every number, as JSON on stdout
     .venv/bin/python bench/verify.py --profile 12 # then cProfile's top functions per file
 
-Files, made once per run with the test PKI (``python -m tests.pki``, a separate process so its
-OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: a 1-page and a 50-page
-decision signed PAdES B-T with RSASSA-PSS, and a 400 KB edXML package (one non-PDF attachment)
-signed with RSASSA-PSS and with RSA-SHA256 (xmlsec1 before 1.3 has no RSA-PSS; we verify both).
+Files, made once per run with the test PKI (``python -m tests.support.pki``, a separate process
+so its OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: a 1-page and a
+50-page decision signed PAdES B-T with RSASSA-PSS, and a 400 KB edXML package (one non-PDF
+attachment) signed with RSASSA-PSS and with RSA-SHA256 (xmlsec1 before 1.3 has no RSA-PSS; we
+verify both).
 
-Ours: :func:`signing.validate.validate_pdf_sync` / :func:`signing.validate_package.
-validate_package_sync` in a loop in this process (one core), full validation with revocation
-``soft-fail``. *Cold* is the first call after :func:`signing.trust.clear_caches` (trust files
-parsed, OCSP/CRL fetched over HTTP from the PKI); *warm* is the median of the following calls
-(revocation data from our cache; the package path fetches every time, see the output).
+Ours: :func:`signing.validate_pdf` / :func:`signing.validate_package` in a loop in this process
+(one core), full validation with revocation ``soft-fail``. *Cold* is the first call after
+:func:`signing.trust.clear_caches` (trust files parsed, OCSP/CRL fetched over HTTP from the PKI);
+*warm* is the median of the following calls (OCSP responses and CRLs from our revocation cache).
 
 Tools, same files, same run: ``pdfsig -nocert FILE`` (digest and signature value only: no chain,
 no revocation, no modification analysis) and ``xmlsec1 --verify`` with the test root trusted.
@@ -56,9 +56,13 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from signing.trust import TrustSettings, clear_caches  # noqa: E402
-from signing.validate import validate_pdf_sync  # noqa: E402
-from signing.validate_package import validate_package_sync  # noqa: E402
+from signing import (  # noqa: E402
+    TrustSettings,
+    install_fast_paths,
+    validate_package,
+    validate_pdf,
+)
+from signing.trust import clear_caches  # noqa: E402
 
 PACKAGE_SIZE = 400 * 1024
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -111,12 +115,12 @@ class Case:
 
 
 class PKIProcess:
-    """``python -m tests.pki DIR``: generates the PKI in DIR and serves TSA, OCSP and CRLs."""
+    """``python -m tests.support.pki DIR``: makes the PKI in DIR and serves TSA, OCSP and CRLs."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "tests.pki", str(directory)],
+            [sys.executable, "-u", "-m", "tests.support.pki", str(directory)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -155,13 +159,17 @@ class PKIProcess:
 async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     """The signed files (PAdES B-T RSA-PSS; packages RSA-PSS and RSA-SHA256) and the baselines."""
     from schemas import build_document
-    from signing.appearance import AnchorPlacement
-    from signing.keys import KeySource, open_key
-    from signing.pdf import SignOptions, sign_pdf
-    from signing.xmldsig import sign_package_async
-    from tests.attacks import make_pdf
-    from tests.pdfgen import official_document, signature_png
-    from tests.pki import P12_PASSWORD
+    from signing import (
+        AnchorPlacement,
+        KeySource,
+        SignOptions,
+        async_sign_package,
+        async_sign_pdf,
+        open_key,
+    )
+    from tests.support.attacks import make_pdf
+    from tests.support.pdfgen import official_document, signature_png
+    from tests.support.pki import P12_PASSWORD
 
     folder.mkdir(parents=True, exist_ok=True)
     secret = P12_PASSWORD.decode()
@@ -176,12 +184,12 @@ async def make_files(pki: PKIProcess, folder: Path) -> dict[str, Path]:
     with open_key(KeySource(p12=pki.dir / "leader.p12"), secret) as key:
         for pages in (1, 50):
             files[f"pdf-{pages}"] = folder / f"quyet-dinh-{pages}-trang.pdf"
-            signed = await sign_pdf(official_document(pages), key, options)
+            signed = await async_sign_pdf(official_document(pages), key, options)
             files[f"pdf-{pages}"].write_bytes(signed)
         package = _package(build_document)
         for name, algorithm in (("package-pss", None), ("package-rsa", RSA_SHA256)):
             files[name] = folder / f"goi-400kb-{name.removeprefix('package-')}.edxml"
-            signed = await sign_package_async(package, key, algorithm=algorithm)
+            signed = await async_sign_package(package, key, algorithm=algorithm)
             files[name].write_bytes(signed)
     files["tiny-pdf"] = folder / "tiny-unsigned.pdf"
     files["tiny-pdf"].write_bytes(make_pdf())
@@ -215,9 +223,9 @@ def _package(build_document: Callable[..., bytes]) -> bytes:
 def _verify(case: Case, trust: TrustSettings) -> tuple[str, str]:
     data = case.path.read_bytes()
     if case.kind == "pdf":
-        report = validate_pdf_sync(data, trust)
+        report = validate_pdf(data, trust)
         return report.summary.indication, report.summary.message
-    package = validate_package_sync(data, trust)
+    package = validate_package(data, trust)
     return package.indication, package.message
 
 
@@ -229,9 +237,9 @@ def measure_ours(case: Case, trust: TrustSettings, runs: int) -> None:
     def once() -> tuple[str, float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         if case.kind == "pdf":
-            indication = validate_pdf_sync(data, trust).summary.indication
+            indication = validate_pdf(data, trust).summary.indication
         else:
-            indication = validate_package_sync(data, trust).indication
+            indication = validate_package(data, trust).indication
         return (
             indication,
             (time.process_time() - cpu) * 1000,
@@ -316,17 +324,17 @@ def measure_offline(case: Case, trust: TrustSettings, runs: int) -> None:
     not checked), to show what the per-call fetching costs."""
     data = case.path.read_bytes()
     offline = trust.replace(revocation="embedded-only")
-    validate_package_sync(data, offline)
+    validate_package(data, offline)
     for _ in range(runs):
         cpu = time.process_time()
-        validate_package_sync(data, offline)
+        validate_package(data, offline)
         case.offline_cpu_ms.append((time.process_time() - cpu) * 1000)
 
 
 def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
     """cProfile's top functions (own time, then cumulative) over ``runs`` warm validations."""
     data = case.path.read_bytes()
-    call = validate_pdf_sync if case.kind == "pdf" else validate_package_sync
+    call = validate_pdf if case.kind == "pdf" else validate_package
     call(data, trust)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -464,6 +472,7 @@ def main() -> int:
         print(f"missing tools: {', '.join(missing)} (apt install poppler-utils xmlsec1)")
         return 1
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
+    fast = install_fast_paths()  # as the hub's workers and ``lienthong verify`` do
     work = Path(tempfile.mkdtemp(prefix="lienthong-bench-verify-"))
     pki = None
     try:
@@ -503,6 +512,7 @@ def main() -> int:
                         tool_runs,
                     )
         result = summary(cases)
+        result["fast_hex_reader"] = fast
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:
@@ -530,6 +540,8 @@ def _notes(cases: list[Case], result: dict, console: Console, runs: int, tool_ru
         "process-start baseline, which is subtracted); ours includes chain, timestamp, "
         "revocation and modification checks, pdfsig -nocert only the digest and signature value."
     )
+    state = "installed" if result["fast_hex_reader"] else "not installed (pyHanko not vetted)"
+    console.print(f"fast hex-string reader (signing/pdf/fasthex.py): {state}.")
     package = next(c for c in cases if c.kind == "package")
     console.print(
         f"packages: the XML signature's chain check shares the trust caches (no OCSP/CRL request "

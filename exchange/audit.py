@@ -33,7 +33,7 @@ from exchange.bundle import (
 )
 from exchange.evidence import MIMETYPE
 from exchange.hubkeys import key_id
-from signing.cms import CmsCheck, verify_detached
+from signing import CmsCheck, verify_detached
 
 __all__ = ["BundleError", "Check", "load_anchors", "verify_bundle"]
 

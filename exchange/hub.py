@@ -31,8 +31,7 @@ from exchange.submission import Submissions
 from exchange.verification import Inspector
 from exchange.workers import CpuPool
 from schemas import Limits
-from signing.devkey import ensure_dev_key
-from signing.keys import KeyHandle, KeySource, open_key
+from signing import KeyHandle, KeySource, ensure_dev_key, install_fast_paths, open_key
 
 __all__ = ["Hub", "open_hub_key"]
 
@@ -309,9 +308,9 @@ def open_hub_key(settings: Settings, *, create: bool = True) -> Iterator[KeyHand
 
 
 def warm_worker() -> None:
-    """Load what parsing and verification need in a worker process."""
+    """Load what parsing and verification need in a worker process; install the fast paths."""
     from schemas import load_schema
-    from signing import validate_package  # noqa: F401
 
+    install_fast_paths()
     load_schema("edxml")
     load_schema("status")

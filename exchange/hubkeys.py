@@ -19,7 +19,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from exchange.store.ledger import PostgresLedger
-from signing.keys import KeyHandle
+from signing import KeyHandle
 
 __all__ = [
     "HubKey",

@@ -29,8 +29,7 @@ from exchange import merkle
 from exchange.hubkeys import describe, key_id
 from exchange.store.ledger import PostgresLedger
 from exchange.tasks import BackgroundLoop, log_failure
-from signing.cms import sign_detached
-from signing.keys import KeyHandle
+from signing import KeyHandle, sign_detached
 
 __all__ = ["Ledger", "TreeHead", "head_bytes", "tree_head"]
 

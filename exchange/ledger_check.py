@@ -25,7 +25,7 @@ from exchange.events import Event, canonical_leaf
 from exchange.hubkeys import HubKey, key_id
 from exchange.ledger import TreeHead, head_bytes, tree_head
 from exchange.store.ledger import PostgresLedger
-from signing.cms import verify_detached
+from signing import verify_detached
 
 __all__ = ["KINDS", "Finding", "HeadChecker", "TamperReport", "check_ledger"]
 

@@ -25,8 +25,7 @@ from exchange.config import Settings
 from exchange.errors import HubError
 from exchange.signers import SignerVerdict, signer_allowed
 from exchange.store.registry import PostgresRegistry
-from signing.validate import INDETERMINATE, TOTAL_FAILED
-from signing.validate_package import AttachmentReport, PackageReport
+from signing import INDETERMINATE, TOTAL_FAILED, AttachmentReport, PackageReport
 
 __all__ = ["Policy", "Verdict", "decide"]
 

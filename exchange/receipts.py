@@ -19,8 +19,7 @@ from exchange.hubkeys import key_id
 from exchange.ledger import Ledger
 from exchange.ports import Submission
 from exchange.store.ledger import PostgresLedger
-from signing.cms import sign_detached
-from signing.keys import KeyHandle
+from signing import KeyHandle, sign_detached
 
 __all__ = ["Claims", "Receipts", "receipt_json"]
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from exchange.config import Settings
 from exchange.workers import CpuPool
 from schemas import Limits, Package, read_package
-from signing.trust import TrustSettings
-from signing.validate_package import PackageReport, validate_package_sync
+from signing import PackageReport, TrustSettings, validate_package
 
 __all__ = ["Inspector", "inspect_package"]
 
@@ -29,7 +28,7 @@ def inspect_package(
     parsed = read_package(path, limits)
     if trust is None or parsed.package.sender.organ_id != sender:
         return parsed.package, None  # the hub refuses a wrong sender without verifying
-    return parsed.package, validate_package_sync(parsed, trust, limits, digest=digest)
+    return parsed.package, validate_package(parsed, trust, limits, digest=digest)
 
 
 class Inspector:

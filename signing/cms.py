@@ -13,9 +13,10 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
-from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from signing.keys import KeyHandle
+from signing.trust import make_validation_context
 
 __all__ = ["CmsCheck", "sign_detached", "verify_detached"]
 
@@ -96,11 +97,14 @@ async def verify_detached(
             raise ValueError("not a CMS SignedData")
     except (ValueError, TypeError) as exc:
         raise ValueError(f"the signature is not CMS: {exc}") from None
-    context = ValidationContext(
-        trust_roots=trust_roots,
+    context = make_validation_context(
+        trust_roots,
+        revocation_mode="soft-fail",
         moment=at,
         allow_fetching=allow_fetching,
-        revocation_mode="soft-fail",
+        revinfo_cache_seconds=0,
+        fetch_certificates=True,
+        algorithm_policy=DisallowWeakAlgorithmsPolicy(),
     )
     try:
         status = await async_validate_detached_cms(
@@ -111,6 +115,8 @@ async def verify_detached(
         # (AttributeError for an unknown digest OID, UnicodeDecodeError, ...): all of them mean
         # that this signature cannot be checked, which the caller reports as such.
         raise ValueError(f"the signature cannot be checked: {exc or type(exc).__name__}") from None
+    finally:
+        await context.aclose()
     timestamp = status.timestamp_validity.timestamp if status.timestamp_validity else None
     problem = None
     if not status.intact:

@@ -12,25 +12,26 @@ code and a message a clerk can act on.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import algos
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign import signers
 
-__all__ = ["KeyHandle", "KeySource", "SigningError", "open_key"]
+from signing.errors import SigningError
 
+__all__ = ["KeyHandle", "KeySource", "open_key"]
 
-class SigningError(Exception):
-    """A signing or key failure with a stable ``code`` (``signing.*``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+Run = Callable[[Coroutine[Any, Any, bytes]], bytes]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,50 @@ class KeyHandle:
     source: KeySource
     # The key itself when it lives in memory (PKCS#12), for fast detached CMS; None on a token.
     private_key: object | None = None
+    # Makes a signer for the same key with another signature mechanism (pyHanko's signers take
+    # their mechanism at construction only).
+    remake: Callable[[algos.SignedDigestAlgorithm], signers.Signer] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def signer_with(
+        self, mechanism: algos.SignedDigestAlgorithm, digest_algorithm: str
+    ) -> signers.Signer:
+        """A signer for this key that signs with ``mechanism`` (:attr:`signer` when it does)."""
+        current = self.signer.get_signature_mechanism_for_digest(digest_algorithm)
+        if current.dump() == mechanism.dump():
+            return self.signer
+        if self.remake is None:
+            name = mechanism["algorithm"].native
+            raise SigningError("signing.bad_option", f"this key cannot sign with {name}")
+        return self.remake(mechanism)
+
+    def cryptography_key(self, run: Run) -> _CryptographyKey:
+        """This key as a cryptography RSA/EC private key offering ``sign()`` (for signxml).
+
+        ``run`` runs the signer's coroutine to its result from synchronous code (the caller's
+        event loop, or ``asyncio.run``). A signature that does not verify with :attr:`cert`
+        is refused (``signing.key_mismatch``).
+        """
+        return _CryptographyKey(self, run)
+
+    def issuer_chain(self, extra: Iterable[x509.Certificate] = ()) -> list[x509.Certificate]:
+        """:attr:`cert`, then each CA above it among :attr:`chain` and ``extra`` (self-signed
+        roots left out), as cryptography certificates."""
+        ours = [x509.load_der_x509_certificate(c.dump()) for c in self.chain]
+        pool = [c for c in [*ours, *extra] if c.subject != c.issuer]
+        chain = [x509.load_der_x509_certificate(self.cert.dump())]
+        while issuer := next((c for c in pool if c not in chain and _issued(chain[-1], c)), None):
+            chain.append(issuer)
+        return chain
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def _pss_sha256() -> algos.SignedDigestAlgorithm:
@@ -101,12 +146,17 @@ class _InMemorySigner(signers.SimpleSigner):
     RSA (PKCS#1 v1.5, PSS) and ECDSA sign with the parsed key; anything else is left to pyHanko.
     """
 
-    def __init__(self, key, signer: signers.SimpleSigner) -> None:
+    def __init__(
+        self,
+        key,
+        signer: signers.SimpleSigner,
+        mechanism: algos.SignedDigestAlgorithm | None = None,
+    ) -> None:
         super().__init__(
             signing_cert=signer.signing_cert,
             signing_key=signer.signing_key,
             cert_registry=signer.cert_registry,
-            signature_mechanism=signer.signature_mechanism,
+            signature_mechanism=mechanism or signer.signature_mechanism,
             prefer_pss=signer.prefer_pss,
         )
         self._key = key
@@ -165,7 +215,11 @@ def _open_p12(source: KeySource, secret: str | None) -> KeyHandle:
         raise SigningError("signing.wrong_passphrase", f"cannot open {path.name}")
     signer = _InMemorySigner(key, loaded)
     chain = list(signer.cert_registry)
-    return KeyHandle(signer, signer.signing_cert, chain, source, private_key=key)
+
+    def remake(mechanism: algos.SignedDigestAlgorithm) -> signers.Signer:
+        return _InMemorySigner(key, loaded, mechanism)
+
+    return KeyHandle(signer, signer.signing_cert, chain, source, key, remake)
 
 
 @contextlib.contextmanager
@@ -208,11 +262,13 @@ def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
                 signature_mechanism=mechanism,
             )
 
+        raw = False
         try:
             signer = make_signer(raw=False)
             cert = signer.signing_cert
             if cert is not None and cert.public_key.algorithm == "ec":
                 # Many tokens (SoftHSM2 among them) offer only raw ECDSA: hash on the host.
+                raw = True
                 signer = make_signer(raw=True)
                 cert = signer.signing_cert
             elif cert is not None and _mechanism(source, cert) is not None:
@@ -232,7 +288,13 @@ def _open_pkcs11(source: KeySource, secret: str | None) -> Iterator[KeyHandle]:
                 "signing.certificate_missing",
                 f"token {source.token!r} has no certificate for key {cert_label!r}",
             )
-        yield KeyHandle(signer, cert, list(signer.cert_registry), source)
+        yield KeyHandle(
+            signer,
+            cert,
+            list(signer.cert_registry),
+            source,
+            remake=lambda mechanism: make_signer(raw, mechanism),
+        )
     finally:
         session.close()
 
@@ -249,3 +311,54 @@ def open_key(source: KeySource, secret: str | None = None) -> Iterator[KeyHandle
             yield handle
     else:
         raise SigningError("signing.bad_option", "give a PKCS#12 file or a PKCS#11 token")
+
+
+# ----- the key as cryptography sees it ----------------------------------------------------
+
+
+class _CryptographyKey:
+    """Quacks like a cryptography RSA/EC private key (what signxml signs with); signs with the
+    :class:`KeyHandle`'s pyHanko signer.
+
+    Only ``sign()`` and ``key_size`` are offered (all signxml uses). The padding and hash it asks
+    for become a pyHanko signature mechanism, and pyHanko's ``async_sign_raw`` does the rest on a
+    PKCS#12 key or a PKCS#11 token alike. PSS gets a salt as long as the hash, as RFC 6931's
+    ``…-rsa-MGF1`` URIs require (pyHanko's own default, the longest salt, would not verify).
+    """
+
+    def __init__(self, key: KeyHandle, run: Run) -> None:
+        self._key, self._run = key, run
+        self._public = x509.load_der_x509_certificate(key.cert.dump()).public_key()
+        self.key_size: int = self._public.key_size
+
+    def sign(self, data: bytes, padding: Any = None, algorithm: Any = None, **kw: Any) -> bytes:
+        scheme = kw.get("signature_algorithm") or padding
+        if isinstance(scheme, ec.ECDSA):
+            algorithm, mechanism = scheme.algorithm, {"algorithm": f"{scheme.algorithm.name}_ecdsa"}
+        elif isinstance(scheme, PSS):
+            mechanism = {"algorithm": "rsassa_pss", "parameters": _pss(algorithm)}
+        elif isinstance(scheme, PKCS1v15):
+            mechanism = {"algorithm": f"{algorithm.name}_rsa"}
+        else:
+            raise SigningError("signing.bad_option", f"cannot sign with {scheme!r}")
+        signer = self._key.signer_with(algos.SignedDigestAlgorithm(mechanism), algorithm.name)
+        try:
+            signature = self._run(signer.async_sign_raw(data, algorithm.name))
+        except Exception as exc:  # a token error, a mechanism the key does not support...
+            raise SigningError("signing.failed", f"the key could not sign: {exc}") from exc
+        try:  # a certificate that does not match the key must not make a package
+            args = (scheme,) if isinstance(scheme, ec.ECDSA) else (scheme, algorithm)
+            self._public.verify(signature, data, *args)
+        except InvalidSignature:
+            message = "the key does not match its certificate"
+            raise SigningError("signing.key_mismatch", message) from None
+        return signature
+
+
+def _pss(digest: hashes.HashAlgorithm) -> algos.RSASSAPSSParams:
+    hash_algorithm = algos.DigestAlgorithm({"algorithm": digest.name})
+    mgf = algos.MaskGenAlgorithm({"algorithm": "mgf1", "parameters": hash_algorithm})
+    return algos.RSASSAPSSParams(
+        {"hash_algorithm": hash_algorithm, "mask_gen_algorithm": mgf,
+         "salt_length": digest.digest_size, "trailer_field": "trailer_field_bc"}
+    )  # fmt: skip

@@ -10,7 +10,7 @@ either the old ``dst`` or none, never part of one. Without ``force`` the new nam
 hard link, which fails if ``dst`` appeared meanwhile (another run, another clerk), so the
 check before signing is confirmed atomically at the end; with ``force`` the rename replaces it.
 
-Codes (:class:`~signing.keys.SigningError`): ``signing.output_is_input`` (``dst`` is ``src``,
+Codes (:class:`~signing.errors.SigningError`): ``signing.output_is_input`` (``dst`` is ``src``,
 by name, link or symbolic link; even ``force`` does not allow it: signing never modifies its
 input), ``signing.output_exists`` (``dst`` exists and ``force`` is off, or is a folder),
 ``signing.output_unwritable`` (the folder is missing or not writable, the disk is full, ...).
@@ -24,7 +24,7 @@ import os
 import secrets
 from pathlib import Path
 
-from signing.keys import SigningError
+from signing.errors import SigningError
 
 __all__ = ["check_output", "same_file", "write_output"]
 

@@ -24,22 +24,14 @@ Revocation modes:
     counts, and it is required for every certificate, as in ``hard-fail``: the mode for
     auditors checking archived PAdES B-LT/B-LTA files offline.
 
-Caching (per process, safe by construction):
+One certificate loader and one context factory serve the whole package:
 
-* the parsed anchor/intermediate files, keyed by path, size and modification time;
-* OCSP responses and CRLs fetched online, keyed by the certificate's issuer and serial, kept for
-  at most ``revinfo_cache_seconds`` and never past their own ``nextUpdate``. Cached responses are
-  fed back through the fetcher interface, so the validator still checks their signatures and
-  freshness exactly as for a fresh download; only the network round trip is saved;
-* successful certificate path validations (signer, TSA, package signer), keyed by everything
-  they read and replayed only while the revocation cache above answers with byte-identical
-  data: see :class:`signing.fastpaths._PathCache` for the key and why a cached result always
-  equals a fresh one. Failures are never cached;
-* one verifying TLS context for the HTTP sessions (each context still opens its own session,
-  and only when a fetch misses the revocation cache).
-
-Contexts are built by :func:`make_validation_context` (used by :class:`TrustSettings` and by the
-package verifier, :mod:`signing.xmldsig`), so both share these caches.
+* :func:`load_certificates` / :func:`certificates` read every certificate the configuration,
+  a signer's options or a caller names (PEM with one or many, DER, folders of them); the files
+  are parsed once per version (path, size, modification time);
+* :func:`make_validation_context` builds every pyhanko-certvalidator ``ValidationContext`` (PDF
+  and package validation, detached CMS, the signer's own checks), its revocation fetches going
+  through the process cache of :mod:`signing.fetchers` unless asked not to.
 
 Validation contexts themselves are *not* shared between documents: they accumulate state (the
 certificates a document brought along, the POE it proved) that must not leak from one
@@ -50,37 +42,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import ssl
 import threading
-import time
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from asn1crypto import cms, crl, ocsp, pem
+from asn1crypto import crl, ocsp, pem
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.authority import Authority
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
-from pyhanko_certvalidator.fetchers.api import (
-    CertificateFetcher,
-    CRLFetcher,
-    Fetchers,
-    OCSPFetcher,
-    OwnedFetcherBackend,
-)
+from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.policy_decl import AlgorithmUsagePolicy, DisallowWeakAlgorithmsPolicy
 
-from signing import fastpaths
-from signing.fastpaths import REPLAY_OFFLINE, Fetch, ReplayMiss, clear_path_cache
+from signing.errors import TrustError
+from signing.fetchers import clear_revocation_cache, make_fetchers
 
 __all__ = [
+    "CertLike",
     "LoadedTrust",
     "RevocationMode",
-    "TrustError",
     "TrustSettings",
+    "certificates",
     "clear_caches",
     "lenient_algorithm_policy",
     "load_certificates",
@@ -90,10 +74,8 @@ __all__ = [
 RevocationMode = Literal["hard-fail", "soft-fail", "embedded-only"]
 _MODES = ("hard-fail", "soft-fail", "embedded-only")
 _CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
-
-
-class TrustError(Exception):
-    """The trust configuration cannot be used (missing file, not a certificate, ...)."""
+CertLike = Path | str | asn1_x509.Certificate | x509.Certificate
+"""A certificate, or a PEM/DER file (or folder) holding some."""
 
 
 def lenient_algorithm_policy() -> DisallowWeakAlgorithmsPolicy:
@@ -102,7 +84,7 @@ def lenient_algorithm_policy() -> DisallowWeakAlgorithmsPolicy:
     Everything else (SHA-1, PKCS#1 v1.5, RSA-1024) verifies, because documents signed years ago
     under the historical rules must still be verifiable; the policy in force at signing time
     (Circular 15/2025 or the older rules) is judged separately and reported, see
-    :func:`signing.validate.evaluate_policy`.
+    :func:`signing.validation.policy.evaluate_policy`.
     """
     return DisallowWeakAlgorithmsPolicy(
         weak_hash_algos=frozenset({"md2", "md5"}), rsa_key_size_threshold=1024
@@ -167,6 +149,39 @@ def _cached_load(path: Path) -> tuple[asn1_x509.Certificate, ...]:
     return hit
 
 
+_PARSED: dict[bytes, asn1_x509.Certificate] = {}
+_PARSED_LOCK = threading.Lock()
+_PARSED_MAX = 512
+
+
+def _from_der(der: bytes) -> asn1_x509.Certificate:
+    """asn1crypto's view of a certificate given as DER, shared per DER (parsed once)."""
+    with _PARSED_LOCK:
+        parsed = _PARSED.get(der)
+    if parsed is None:
+        parsed = asn1_x509.Certificate.load(der)
+        with _PARSED_LOCK:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[der] = parsed
+    return parsed
+
+
+def certificates(items: Iterable[CertLike]) -> list[asn1_x509.Certificate]:
+    """The certificates ``items`` name, in order: certificate objects as they are (cryptography
+    ones converted), files and folders read by :func:`load_certificates` (parsed once per file
+    version). Raises :class:`TrustError` for a file that is missing or holds no certificate."""
+    out: list[asn1_x509.Certificate] = []
+    for item in items:
+        if isinstance(item, asn1_x509.Certificate):
+            out.append(item)
+        elif isinstance(item, x509.Certificate):
+            out.append(_from_der(item.public_bytes(Encoding.DER)))
+        else:
+            out += _cached_load(Path(item))
+    return out
+
+
 @dataclass(frozen=True)
 class LoadedTrust:
     """The parsed certificates of a :class:`TrustSettings`."""
@@ -175,225 +190,17 @@ class LoadedTrust:
     intermediates: tuple[asn1_x509.Certificate, ...]
 
     def anchor_fingerprints(self) -> frozenset[str]:
+        """The SHA-256 fingerprints (hex) of the anchors."""
         return frozenset(c.sha256.hex() for c in self.anchors)
 
 
-# ----- revocation data cache -----------------------------------------------------------------
-
-
-class _RevinfoCache:
-    """Process-wide store of fetched OCSP responses and CRLs (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ocsp: dict[bytes, tuple[float, ocsp.OCSPResponse]] = {}
-        self._crl: dict[bytes, tuple[float, list[crl.CertificateList]]] = {}
-
-    @staticmethod
-    def _key(cert: asn1_x509.Certificate | cms.AttributeCertificateV2) -> bytes:
-        value = cert.issuer_serial
-        return hashlib.sha256(value.encode() if isinstance(value, str) else value).digest()
-
-    @staticmethod
-    def _deadline(next_update: dt.datetime | None, max_age: float) -> float:
-        deadline = time.time() + max_age
-        if next_update is not None:
-            deadline = min(deadline, next_update.timestamp())
-        return deadline
-
-    def get_ocsp(self, cert) -> ocsp.OCSPResponse | None:
-        with self._lock:
-            hit = self._ocsp.get(self._key(cert))
-        if hit and hit[0] > time.time():
-            return hit[1]
-        return None
-
-    def put_ocsp(self, cert, response: ocsp.OCSPResponse, max_age: float) -> None:
-        if max_age <= 0 or response["response_status"].native != "successful":
-            return
-        try:
-            tbs = response.basic_ocsp_response["tbs_response_data"]
-            next_updates = [r["next_update"].native for r in tbs["responses"]]
-        except (ValueError, KeyError, TypeError):
-            return
-        if any(n is None for n in next_updates):
-            return  # no stated validity: do not keep it
-        deadline = self._deadline(min(next_updates), max_age)
-        with self._lock:
-            self._ocsp[self._key(cert)] = (deadline, response)
-
-    def get_crls(self, cert) -> list[crl.CertificateList] | None:
-        with self._lock:
-            hit = self._crl.get(self._key(cert))
-        if hit and hit[0] > time.time():
-            return hit[1]
-        return None
-
-    def put_crls(self, cert, crls: list[crl.CertificateList], max_age: float) -> None:
-        if max_age <= 0 or not crls:
-            return
-        nexts = [c["tbs_cert_list"]["next_update"].native for c in crls]
-        if any(n is None for n in nexts):
-            return
-        deadline = self._deadline(min(nexts), max_age)
-        with self._lock:
-            self._crl[self._key(cert)] = (deadline, list(crls))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._ocsp.clear()
-            self._crl.clear()
-
-
-_REVINFO = _RevinfoCache()
-
-
 def clear_caches() -> None:
-    """Forget cached trust files, revocation data and path validations (tests, CA incident)."""
+    """Forget cached trust files and revocation data (tests, a CA incident)."""
     with _FILE_CACHE_LOCK:
         _FILE_CACHE.clear()
-    _REVINFO.clear()
-    clear_path_cache()
-
-
-class _CachingFetcherMixin:
-    """What :mod:`signing.fastpaths` reads of a caching fetcher (see ``_PathCache``)."""
-
-    kind: str
-    _mine: dict
-
-    def _init_log(self) -> None:
-        self.log: list[Fetch] = []
-
-    @staticmethod
-    def _digest(value) -> tuple[bytes, ...]:
-        raise NotImplementedError
-
-    def _shared(self, cert):
-        raise NotImplementedError
-
-    def peek_shared(self, cert) -> tuple[bytes, ...] | None:
-        """Digest of what the process cache would answer for ``cert`` now (no network)."""
-        hit = self._shared(cert)
-        return None if hit is None else self._digest(hit)
-
-    def mine_digest(self, cert) -> tuple[bytes, ...] | None:
-        hit = self._mine.get(_RevinfoCache._key(cert))
-        return None if hit is None else self._digest(hit)
-
-    def snapshot(self) -> frozenset:
-        """What this context fetched so far: (certificate key, digest of the answer)."""
-        return frozenset((key, self._digest(value)) for key, value in self._mine.items())
-
-    def _record(self, cert, authority, value) -> None:
-        digest = None if value is None else self._digest(value)
-        self.log.append(Fetch(self.kind, cert, authority, digest))
-
-
-class _CachingOCSPFetcher(_CachingFetcherMixin, OCSPFetcher):
-    kind = "ocsp"
-
-    def __init__(self, inner: OCSPFetcher, max_age: float) -> None:
-        self._inner = inner
-        self._max_age = max_age
-        self._mine: dict[bytes, ocsp.OCSPResponse] = {}
-        self._init_log()
-
-    @staticmethod
-    def _digest(value: ocsp.OCSPResponse) -> tuple[bytes, ...]:
-        return (hashlib.sha256(value.dump()).digest(),)
-
-    def _shared(self, cert) -> ocsp.OCSPResponse | None:
-        return _REVINFO.get_ocsp(cert)
-
-    async def fetch(self, cert, authority: Authority) -> ocsp.OCSPResponse:
-        key = _RevinfoCache._key(cert)
-        cached = self._mine.get(key) or _REVINFO.get_ocsp(cert)
-        if cached is None:
-            if REPLAY_OFFLINE.get():
-                raise ReplayMiss
-            try:
-                cached = await self._inner.fetch(cert, authority)
-            except BaseException:
-                self._record(cert, authority, None)
-                raise
-            _REVINFO.put_ocsp(cert, cached, self._max_age)
-        self._mine[key] = cached
-        self._record(cert, authority, cached)
-        return cached
-
-    def fetched_responses(self) -> Iterable[ocsp.OCSPResponse]:
-        return list(self._mine.values())
-
-    def fetched_responses_for_cert(self, cert) -> Iterable[ocsp.OCSPResponse]:
-        hit = self._mine.get(_RevinfoCache._key(cert))
-        return [hit] if hit is not None else []
-
-    def held(self) -> list[ocsp.OCSPResponse]:
-        return list(self._mine.values())
-
-
-class _CachingCRLFetcher(_CachingFetcherMixin, CRLFetcher):
-    kind = "crl"
-
-    def __init__(self, inner: CRLFetcher, max_age: float) -> None:
-        self._inner = inner
-        self._max_age = max_age
-        self._mine: dict[bytes, list[crl.CertificateList]] = {}
-        self._init_log()
-
-    @staticmethod
-    def _digest(value: list[crl.CertificateList]) -> tuple[bytes, ...]:
-        return tuple(item.sha256 for item in value)
-
-    def _shared(self, cert) -> list[crl.CertificateList] | None:
-        return _REVINFO.get_crls(cert)
-
-    async def fetch(self, cert, *, use_deltas=None) -> Iterable[crl.CertificateList]:
-        key = _RevinfoCache._key(cert)
-        cached = self._mine.get(key) or _REVINFO.get_crls(cert)
-        if cached is None:
-            if REPLAY_OFFLINE.get():
-                raise ReplayMiss
-            try:
-                cached = list(await self._inner.fetch(cert, use_deltas=use_deltas))
-            except BaseException:
-                self._record(cert, None, None)
-                raise
-            _REVINFO.put_crls(cert, cached, self._max_age)
-        self._mine[key] = cached
-        self._record(cert, None, cached)
-        return cached
-
-    def fetched_crls(self) -> Iterable[crl.CertificateList]:
-        seen: dict[bytes, crl.CertificateList] = {}
-        for crls in self._mine.values():
-            for item in crls:
-                seen.setdefault(item.sha256, item)
-        return list(seen.values())
-
-    def fetched_crls_for_cert(self, cert) -> Iterable[crl.CertificateList]:
-        return self._mine[_RevinfoCache._key(cert)]  # KeyError when never fetched: by contract
-
-    def held(self) -> list[crl.CertificateList]:
-        return [item for crls in self._mine.values() for item in crls]
-
-
-class _NoCertificateFetcher(CertificateFetcher):
-    """Refuses AIA chasing: URLs in an untrusted document must not steer our requests."""
-
-    async def fetch_cert_issuers(self, cert) -> AsyncGenerator[asn1_x509.Certificate, None]:
-        return
-        yield  # pragma: no cover - makes this an async generator
-
-    async def fetch_crl_issuers(
-        self, certificate_list
-    ) -> AsyncGenerator[asn1_x509.Certificate, None]:
-        return
-        yield  # pragma: no cover
-
-    def fetched_certs(self) -> Iterable[asn1_x509.Certificate]:
-        return []
+    with _PARSED_LOCK:
+        _PARSED.clear()
+    clear_revocation_cache()
 
 
 # ----- settings ------------------------------------------------------------------------------
@@ -444,6 +251,7 @@ class TrustSettings:
         )
 
     def replace(self, **changes: object) -> TrustSettings:
+        """These settings with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @property
@@ -498,39 +306,9 @@ class TrustSettings:
 
 # ----- validation contexts -------------------------------------------------------------------
 
-_SSL_CONTEXT: ssl.SSLContext | None = None
-_SSL_LOCK = threading.Lock()
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process (loading the CA bundle costs ~20 ms each time)."""
-    global _SSL_CONTEXT
-    with _SSL_LOCK:
-        if _SSL_CONTEXT is None:
-            import certifi
-
-            _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
-        return _SSL_CONTEXT
-
-
-class _LazySession(LazySession):
-    """pyhanko-certvalidator's lazy HTTP session, with the process-wide TLS context.
-
-    The session itself stays per context (an aiohttp session belongs to one event loop) and is
-    only opened when a fetch misses the revocation cache.
-    """
-
-    def get_session(self):
-        if self._session is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(ssl=_ssl_context())
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
 
 def make_validation_context(
-    anchors: Sequence[asn1_x509.Certificate],
+    anchors: Iterable[asn1_x509.Certificate],
     other_certs: Iterable[asn1_x509.Certificate] = (),
     *,
     revocation_mode: Literal["soft-fail", "hard-fail", "require"],
@@ -545,35 +323,26 @@ def make_validation_context(
     time_tolerance: dt.timedelta = dt.timedelta(seconds=1),
     algorithm_policy: AlgorithmUsagePolicy | None = None,
 ) -> ValidationContext:
-    """A ``ValidationContext`` on the process caches (what :class:`TrustSettings` and the
-    package verifier use).
+    """The one way :mod:`signing` makes a pyhanko-certvalidator ``ValidationContext``.
 
-    OCSP/CRL fetches go through the revocation cache and path validations through the path
-    cache of :mod:`signing.fastpaths`; the HTTP session is opened only on a cache miss.
     ``revocation_mode`` is certvalidator's: ``require`` wants an answer for every certificate
-    below the anchor, ``hard-fail`` only for those that name an OCSP responder or CRL.
-    ``algorithm_policy`` defaults to :func:`lenient_algorithm_policy`.
+    below the anchor, ``hard-fail`` only for those that name an OCSP responder or CRL. With
+    ``allow_fetching``, OCSP/CRL answers come from the process cache of :mod:`signing.fetchers`
+    for up to ``revinfo_cache_seconds`` (0: always from the network) and the HTTP session opens
+    only on a miss; AIA certificates are fetched only with ``fetch_certificates``.
+    ``algorithm_policy`` defaults to :func:`lenient_algorithm_policy`. Close the context with
+    ``await vc.aclose()`` (it owns its HTTP session).
     """
-    fastpaths.install()
-    policy = algorithm_policy or lenient_algorithm_policy()
     kwargs: dict = {}
-    ocsp_fetcher = crl_fetcher = None
     if allow_fetching:
-        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-
-        backend = AIOHttpFetcherBackend(session=_LazySession(), per_request_timeout=fetch_timeout)
-        inner = backend.get_fetchers()
-        ocsp_fetcher = _CachingOCSPFetcher(inner.ocsp_fetcher, revinfo_cache_seconds)
-        crl_fetcher = _CachingCRLFetcher(inner.crl_fetcher, revinfo_cache_seconds)
-        fetchers = Fetchers(
-            ocsp_fetcher=ocsp_fetcher,
-            crl_fetcher=crl_fetcher,
-            cert_fetcher=inner.cert_fetcher if fetch_certificates else _NoCertificateFetcher(),
+        fetchers, backend = make_fetchers(
+            timeout=fetch_timeout,
+            cache_seconds=revinfo_cache_seconds,
+            fetch_certificates=fetch_certificates,
         )
         kwargs.update(fetchers=fetchers, fetcher_backend=OwnedFetcherBackend(backend))
-    anchors = list(anchors)
-    vc = ValidationContext(
-        trust_roots=anchors,
+    return ValidationContext(
+        trust_roots=list(anchors),
         other_certs=list(other_certs),
         moment=moment,
         allow_fetching=allow_fetching,
@@ -581,32 +350,7 @@ def make_validation_context(
         ocsps=list(ocsps),
         revocation_mode=revocation_mode,
         retroactive_revinfo=retroactive_revinfo,
-        algorithm_usage_policy=policy,
+        algorithm_usage_policy=algorithm_policy or lenient_algorithm_policy(),
         time_tolerance=time_tolerance,
         **kwargs,
     )
-    if not (allow_fetching and fetch_certificates):  # fetched certificates: not keyed
-        fastpaths.register_context(
-            vc,
-            anchors=frozenset(c.sha256 for c in anchors),
-            algorithms=_policy_name(policy),
-            ocsp_fetcher=ocsp_fetcher,
-            crl_fetcher=crl_fetcher,
-        )
-    return vc
-
-
-def _policy_name(policy: AlgorithmUsagePolicy) -> str:
-    """A key for the algorithm policy: its type and settings (dataclass fields or attributes)."""
-
-    def text(value: object) -> str:
-        if isinstance(value, set | frozenset):
-            return repr(sorted(map(repr, value)))
-        return repr(value)
-
-    if dataclasses.is_dataclass(policy):
-        items = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
-    else:
-        items = vars(policy)
-    fields = tuple(sorted((k, text(v)) for k, v in items.items()))
-    return f"{type(policy).__module__}.{type(policy).__qualname__}{fields!r}"

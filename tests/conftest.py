@@ -26,6 +26,14 @@ from exchange.store import database as db
 FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate as the hub's workers and ``lienthong verify`` do: with the fast hex reader
+    installed (from the start, so the whole run sees the same code whatever the test order)."""
+    from signing import install_fast_paths
+
+    install_fast_paths()
+
+
 def sample(name: str) -> bytes:
     """The bytes of a field sample from ``shared/fixtures/edxml-field``."""
     return (FIXTURES / name).read_bytes()
@@ -112,7 +120,7 @@ async def cleanup_broker(settings: Settings, codes: list[str]) -> None:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     """The test PKI (CAs, clerks, agencies, TSA, OCSP, CRL) served on 127.0.0.1."""
-    from tests.pki import running_pki
+    from tests.support.pki import running_pki
 
     with running_pki(tmp_path_factory.mktemp("pki")) as served:
         yield served
@@ -121,7 +129,7 @@ def pki(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hsm_token(pki, tmp_path_factory):
     """A SoftHSM2 token with the clerk's, the seal's and the hub's keys and certificates."""
-    from tests.hsm import make_token
+    from tests.support.hsm import make_token
 
     names = ("clerk", "seal", "hub", "revoked")
     return make_token(tmp_path_factory.mktemp("hsm"), [pki.identity(n) for n in names])
@@ -130,7 +138,7 @@ def hsm_token(pki, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trust(pki):
     """Trust in the test PKI: its root as anchor, its issuing CA as intermediate."""
-    from signing.trust import TrustSettings
+    from signing import TrustSettings
 
     return TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
 

@@ -1,4 +1,4 @@
-"""Attacks on PDF signatures (tests/attacks.py) must never come out TOTAL-PASSED.
+"""Attacks on PDF signatures (tests/support/attacks.py) must never come out TOTAL-PASSED.
 
 Each sample is made from a validly signed original; the test checks our indication and
 sub-indication (or the modification finding) and compares with poppler's ``pdfsig -nocert``.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from signing.validate import INDETERMINATE, TOTAL_FAILED, TOTAL_PASSED, validate_pdf_sync
-from tests.attacks import ATTACKS, EVIL, Attack, Originals, make_pdf, sign_pdf, signer_for
+from signing import INDETERMINATE, TOTAL_FAILED, TOTAL_PASSED, validate_pdf
+from tests.support.attacks import ATTACKS, EVIL, Attack, Originals, make_pdf, sign_pdf, signer_for
 
 PDFSIG_VERDICT = {
     "valid": "Signature is Valid",
@@ -66,7 +66,7 @@ def pdftotext(data: bytes, tmp_path: Path) -> str:
 def test_originals_are_valid(originals, trust, tmp_path):
     for name in Originals.__dataclass_fields__:
         data = getattr(originals, name)
-        report = validate_pdf_sync(data, trust)
+        report = validate_pdf(data, trust)
         assert report.summary.indication == TOTAL_PASSED, (name, report.summary)
         out = pdfsig(data, tmp_path)
         assert "Signature is Valid" in out and "Total document signed" in out, name
@@ -75,7 +75,7 @@ def test_originals_are_valid(originals, trust, tmp_path):
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_does_not_pass(attack: Attack, originals, trust, tmp_path):
     data = attack.make(originals)
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     assert report.summary.indication != TOTAL_PASSED, report.summary
     sig = next(s for s in report.signatures if s.field == "Sig1")
     assert sig.indication == attack.indication, (sig.indication, sig.sub_indication, sig.messages)
@@ -114,7 +114,7 @@ def test_attack_really_changes_what_is_shown(name, originals, tmp_path):
 )
 def test_bad_signers(identity, indication, sub, pki, stamper, trust, tmp_path):
     data = sign_pdf(make_pdf(), signer_for(pki.identity(identity)), timestamper=stamper)
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     (sig,) = report.signatures
     assert (sig.indication, sig.sub_indication) == (indication, sub), sig.messages
     assert sig.signing_time.source == "signature-timestamp"
@@ -135,7 +135,7 @@ def test_rogue_approval_on_certified_document(originals, pki, stamper, trust, tm
                          timestamper=stamper)  # fmt: skip
     data = sign_pdf(certified, signer_for(pki.identity("untrusted")), field="Sig2",
                     timestamper=stamper)  # fmt: skip
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     first, second = report.signatures
     assert first.kind == "certification" and first.indication == TOTAL_PASSED
     assert first.modifications.docmdp == 2
@@ -156,7 +156,7 @@ def test_legitimate_second_signature_passes(pki, stamper, trust):
                          timestamper=stamper)  # fmt: skip
     data = sign_pdf(certified, signer_for(pki.identity("leader")), field="Sig2",
                     timestamper=stamper)  # fmt: skip
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     assert report.summary.indication == TOTAL_PASSED, report.summary
     assert [s.kind for s in report.signatures] == ["certification", "signature"]
 
@@ -171,7 +171,7 @@ def test_no_changes_allowed_certification(pki, stamper, trust, monkeypatch):
     monkeypatch.setattr(PdfSigner, "_enforce_certification_constraints", lambda self, r: None)
     data = sign_pdf(certified, signer_for(pki.identity("leader")), field="Sig2",
                     timestamper=stamper)  # fmt: skip
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     first = report.signatures[0]
     assert (first.indication, first.sub_indication) == (TOTAL_FAILED, "FORMAT_FAILURE")
     assert first.modifications.docmdp == 1 and first.modifications.permitted is False

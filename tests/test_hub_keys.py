@@ -25,11 +25,9 @@ from exchange.ledger import head_bytes
 from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
-from signing.cms import sign_detached
-from signing.devkey import ensure_dev_key
-from signing.keys import KeySource, open_key
+from signing import KeySource, ensure_dev_key, open_key, sign_detached
 from tests.conftest import cleanup_broker, make_settings
-from tests.pki import P12_PASSWORD
+from tests.support.pki import P12_PASSWORD
 
 SENDER, RECIPIENT = "000.00.00.G22", "000.00.00.H49"
 

@@ -15,13 +15,17 @@ from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
-from signing.appearance import AnchorPlacement
-from signing.keys import KeySource, open_key
-from signing.pdf import SignOptions, sign_pdf
-from signing.xmldsig import sign_package_async
+from signing import (
+    AnchorPlacement,
+    KeySource,
+    SignOptions,
+    async_sign_package,
+    async_sign_pdf,
+    open_key,
+)
 from tests.conftest import cleanup_broker, make_settings, sample
-from tests.pdfgen import official_document, signature_png
-from tests.pki import P12_PASSWORD
+from tests.support.pdfgen import official_document, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 G22, H49, H41 = "000.00.00.G22", "000.00.00.H49", "000.00.00.H41"
@@ -71,7 +75,7 @@ def document(number: str, sender=G22, attachments=()) -> bytes:
 
 async def signed(pki, data: bytes, who: str = "clerk") -> bytes:
     with open_key(KeySource(p12=pki.identity(who).p12), SECRET) as key:
-        return await sign_package_async(data, key)
+        return await async_sign_package(data, key)
 
 
 async def rejected_leaves(h, digest: str) -> list[dict]:
@@ -174,7 +178,7 @@ def self_signed_p12(pki, organ_id: str):
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
 
-    from tests.pki import ORGANIZATION_IDENTIFIER
+    from tests.support.pki import ORGANIZATION_IDENTIFIER
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
@@ -206,14 +210,14 @@ def self_signed_p12(pki, organ_id: str):
 
 async def signed_by(p12, data: bytes) -> bytes:
     with open_key(KeySource(p12=p12), SECRET) as key:
-        return await sign_package_async(data, key)
+        return await async_sign_package(data, key)
 
 
 @pytest.mark.parametrize("indeterminate", ["accept", "refuse"])
 async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate):
     """A revocation service that cannot be reached right now (TRY_LATER) is the one doubt the
     policy may accept; refused when verify_indeterminate = refuse."""
-    from tests.pki import running_pki
+    from tests.support.pki import running_pki
 
     with running_pki(tmp_path / "gone") as gone:  # its OCSP and CRL stop with the block
         roots = (str(gone.root_pem),), (str(gone.issuing_pem),)
@@ -260,7 +264,7 @@ async def test_a_tampered_signed_pdf_inside_is_refused(hub, pki):
         placement=AnchorPlacement("BỘ TRƯỞNG"),
     )
     with open_key(KeySource(p12=pki.identity("leader").p12), SECRET) as key:
-        pdf = bytearray(await sign_pdf(official_document(), key, options))
+        pdf = bytearray(await async_sign_pdf(official_document(), key, options))
     pdf[300] ^= 0x01
     data = await signed(pki, document("5", attachments=[("qd.pdf", "application/pdf", bytes(pdf))]))
     with pytest.raises(HubClientError) as info:

@@ -24,7 +24,7 @@ from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
-from tests.pki import P12_PASSWORD
+from tests.support.pki import P12_PASSWORD
 
 SENDER, PROVINCE, COMMUNE = "000.00.00.G22", "000.00.00.H49", "000.05.10.H49"
 
@@ -343,8 +343,7 @@ async def test_doctored_bundles_are_refused(ledger_hub, pki, tmp_path):
     other_zip = zipfile.ZipFile(io.BytesIO(other))
     anchor = _hub_anchor(pki, tmp_path)
     # A head signed by another (even trusted-CA) key.
-    from signing.cms import sign_detached
-    from signing.keys import KeySource, open_key
+    from signing import KeySource, open_key, sign_detached
 
     head = zipfile.ZipFile(io.BytesIO(data)).read("ledger/head.json")
     with open_key(KeySource(p12=pki.identity("clerk").p12), P12_PASSWORD.decode()) as key:

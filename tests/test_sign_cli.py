@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-from signing.xmldsig import verify_package
-from tests.pdfgen import official_document, pillow_pdf, seal_png, signature_png
-from tests.pki import P12_PASSWORD
+from signing import verify_package
+from tests.support.pdfgen import official_document, pillow_pdf, seal_png, signature_png
+from tests.support.pki import P12_PASSWORD
 
 
 def lienthong(*args: str, secret: str | None = None, env: dict | None = None):

@@ -31,25 +31,23 @@ import pytest
 from asn1crypto import cms
 from PIL import Image
 
-from signing.appearance import (
-    VN_TZ,
+from signing import (
     AnchorPlacement,
     BoxPlacement,
     FieldPlacement,
-    format_signing_time,
-)
-from signing.keys import KeySource, SigningError, open_key
-from signing.pdf import (
-    LEVELS,
-    ROLES,
+    KeySource,
+    SigningError,
     SignOptions,
     add_archive_timestamp,
-    add_archive_timestamp_sync,
+    async_add_archive_timestamp,
+    async_sign_pdf,
+    open_key,
     sign_pdf,
-    sign_pdf_sync,
 )
-from tests.pdfgen import official_document, seal_png, signature_png
-from tests.pki import P12_PASSWORD
+from signing.pdf.appearance import VN_TZ, format_signing_time
+from signing.pdf.options import LEVELS, ROLES
+from tests.support.pdfgen import official_document, seal_png, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -100,7 +98,7 @@ def options(pki, docs: Docs, role: str, level: str, **changes) -> SignOptions:
 async def sign_as(pki, name: str, data, opts: SignOptions, padding: str = "pss") -> bytes:
     source = KeySource(p12=pki.identity(name).p12, rsa_padding=padding)
     with open_key(source, SECRET) as key:
-        return await sign_pdf(data, key, opts)
+        return await async_sign_pdf(data, key, opts)
 
 
 # ----- oracles ---------------------------------------------------------------------------
@@ -306,7 +304,7 @@ async def test_pkcs11_token_keys(pki, hsm_token, docs, tmp_path, name, algorithm
     source = KeySource(pkcs11_lib=hsm_token.module, token=hsm_token.label, key_label=name)
     # The token holds only the signer's certificate: the issuing CA comes from extra_certs.
     opts = options(pki, docs, role, "B-LT", extra_certs=[pki.issuing_pem])
-    signed = await sign_pdf(docs.one, source, opts, secret=hsm_token.pin)
+    signed = await async_sign_pdf(docs.one, source, opts, secret=hsm_token.pin)
     assert_pdfsig_ok(signed, tmp_path)
     assert openssl_verify(signed, pki, tmp_path) == [algorithm]
     await pyhanko_verify(signed, pki, "B-LT")
@@ -354,7 +352,7 @@ async def test_tampering_is_detected_by_the_oracles(pki, docs, tmp_path, name, r
 async def test_leader_then_agency_then_archive_timestamp(pki, docs, tmp_path):
     leader = await sign_as(pki, "leader", docs.one, options(pki, docs, "leader", "B-LT"))
     both = await sign_as(pki, "seal", leader, options(pki, docs, "agency", "B-LT"))
-    final = await add_archive_timestamp(both, tsa_url=pki.tsa_url, trust_roots=[pki.root_pem])
+    final = await async_add_archive_timestamp(both, tsa_url=pki.tsa_url, trust_roots=[pki.root_pem])
     assert both.startswith(leader) and final.startswith(both)
     sigs = assert_pdfsig_ok(final, tmp_path)
     assert [s["Signature Field Name"] for s in sigs[:2]] == ["ChuKyLanhDao1", "ChuKyCoQuan1"]
@@ -514,9 +512,11 @@ async def test_field_not_found(pki, docs):
 async def test_wrong_pin_and_missing_token(pki, hsm_token, docs):
     opts = options(pki, docs, "leader", "B-B")
     source = KeySource(pkcs11_lib=hsm_token.module, token=hsm_token.label, key_label="clerk")
-    await expect("signing.wrong_pin", sign_pdf(docs.one, source, opts, secret="000000"))
+    await expect("signing.wrong_pin", async_sign_pdf(docs.one, source, opts, secret="000000"))
     missing = replace(source, token="no-such-token")
-    await expect("signing.token_not_found", sign_pdf(docs.one, missing, opts, secret="123456"))
+    await expect(
+        "signing.token_not_found", async_sign_pdf(docs.one, missing, opts, secret="123456")
+    )
 
 
 async def test_missing_font_is_clear(pki, docs):
@@ -579,8 +579,8 @@ def test_sync_wrappers(pki, docs, tmp_path):
     """The synchronous entry points, as a CLI would call them (no event loop running)."""
     opts = options(pki, docs, "attachment", "B-T", agency_name="Văn phòng Chính phủ")
     source = KeySource(p12=pki.identity("clerk").p12)
-    signed = sign_pdf_sync(docs.annex, source, opts, secret=SECRET)
-    final = add_archive_timestamp_sync(signed, tsa_url=pki.tsa_url, trust_roots=[pki.root_pem])
+    signed = sign_pdf(docs.annex, source, opts, secret=SECRET)
+    final = add_archive_timestamp(signed, tsa_url=pki.tsa_url, trust_roots=[pki.root_pem])
     sigs = assert_pdfsig_ok(final, tmp_path)
     assert len(sigs) == 2 and sigs[1]["Signature Type"] == "unknown"
     assert openssl_verify(final, pki, tmp_path) == ["rsassa_pss", "timestamp"]

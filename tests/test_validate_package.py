@@ -7,14 +7,19 @@ import json
 import pytest
 
 from schemas import build_document
-from signing.appearance import AnchorPlacement
-from signing.keys import KeySource, open_key
-from signing.pdf import SignOptions, sign_pdf
-from signing.validate_package import package_report_json, validate_package
-from signing.xmldsig import sign_package_async
+from signing import (
+    AnchorPlacement,
+    KeySource,
+    SignOptions,
+    async_sign_package,
+    async_sign_pdf,
+    async_validate_package,
+    open_key,
+)
+from signing.reports.json import report_to_json
 from tests.conftest import sample
-from tests.pdfgen import official_document, signature_png
-from tests.pki import P12_PASSWORD
+from tests.support.pdfgen import official_document, signature_png
+from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
 
@@ -29,7 +34,7 @@ async def signed_pdf(pki) -> bytes:
         placement=AnchorPlacement("BỘ TRƯỞNG"),
     )
     with open_key(KeySource(p12=pki.identity("leader").p12), SECRET) as key:
-        return await sign_pdf(official_document(), key, options)
+        return await async_sign_pdf(official_document(), key, options)
 
 
 def package(attachments) -> bytes:
@@ -45,7 +50,7 @@ def package(attachments) -> bytes:
 
 async def sign(pki, data: bytes, who: str = "clerk") -> bytes:
     with open_key(KeySource(p12=pki.identity(who).p12), SECRET) as key:
-        return await sign_package_async(data, key)
+        return await async_sign_package(data, key)
 
 
 async def test_signed_package_with_signed_pdf_passes(pki, trust, signed_pdf):
@@ -55,12 +60,12 @@ async def test_signed_package_with_signed_pdf_passes(pki, trust, signed_pdf):
             [("qd.pdf", "application/pdf", signed_pdf), ("ghi-chu.txt", "text/plain", b"note")]
         ),
     )
-    report = await validate_package(data, trust)
+    report = await async_validate_package(data, trust)
     assert report.indication == "TOTAL-PASSED", report.message
     assert report.xml_signature.signer_organization_identifier == "000.00.00.G22"
     assert [a.indication for a in report.attachments] == ["TOTAL-PASSED"]
     assert len(report.skipped_attachments) == 1
-    body = json.loads(package_report_json(report))
+    body = json.loads(report_to_json(report))
     assert body["schema"] == "lienthong.package-validation-report/1"
     assert body["attachments"][0]["report"]["schema"] == "lienthong.validation-report/1"
 
@@ -70,33 +75,35 @@ async def test_tampered_pdf_inside_a_validly_signed_package_fails(pki, trust, si
     index = tampered.index(b"Quy ch") if b"Quy ch" in tampered else 200
     tampered[index] ^= 0x01
     data = await sign(pki, package([("qd.pdf", "application/pdf", bytes(tampered))]))
-    report = await validate_package(data, trust)
+    report = await async_validate_package(data, trust)
     assert report.xml_signature.indication == "TOTAL-PASSED"
     assert report.indication == "TOTAL-FAILED"
     assert report.message.startswith("attachment qd.pdf")
 
 
 async def test_unsigned_field_sample_and_broken_signatures(pki, trust):
-    unsigned = await validate_package(package([]), trust)
+    unsigned = await async_validate_package(package([]), trust)
     assert (unsigned.indication, unsigned.sub_indication) == (
         "INDETERMINATE",
         "SIGNED_DATA_NOT_FOUND",
     )
-    field = await validate_package(sample("edoc_new.edxml"), trust)
+    field = await async_validate_package(sample("edoc_new.edxml"), trust)
     assert field.indication != "TOTAL-PASSED"  # a truncated test certificate, rsa-sha1
     data = await sign(pki, package([]))
     changed = data.replace("Gói có chữ ký".encode(), "Gói đã sửa".encode())
-    assert (await validate_package(changed, trust)).sub_indication == "HASH_FAILURE"
+    assert (await async_validate_package(changed, trust)).sub_indication == "HASH_FAILURE"
     rogue = await sign(pki, package([]), who="untrusted")
-    assert (await validate_package(rogue, trust)).sub_indication == ("NO_CERTIFICATE_CHAIN_FOUND")
+    assert (await async_validate_package(rogue, trust)).sub_indication == (
+        "NO_CERTIFICATE_CHAIN_FOUND"
+    )
 
 
 async def test_package_revocation_follows_the_trust_mode(pki, trust):
     data = await sign(pki, package([]))
-    online = await validate_package(data, trust)
+    online = await async_validate_package(data, trust)
     assert online.indication == "TOTAL-PASSED"
-    offline = await validate_package(data, trust.replace(revocation="embedded-only"))
+    offline = await async_validate_package(data, trust.replace(revocation="embedded-only"))
     # An XML signature carries no revocation data: offline, its chain cannot be confirmed.
     assert (offline.indication, offline.sub_indication) == ("INDETERMINATE", "TRY_LATER")
-    revoked = await validate_package(await sign(pki, package([]), who="revoked"), trust)
+    revoked = await async_validate_package(await sign(pki, package([]), who="revoked"), trust)
     assert revoked.sub_indication == "REVOKED"

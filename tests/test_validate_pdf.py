@@ -1,6 +1,6 @@
 """The PDF validation service against the real test PKI (TSA, OCSP, CRL on 127.0.0.1).
 
-Originals are signed with pyHanko directly (tests/attacks.py), not with signing/pdf.py.
+Originals are signed with pyHanko directly (tests/support/attacks.py), not with signing/pdf/sign.py.
 poppler's ``pdfsig`` is the independent oracle for the cryptographic part where it can speak
 (``-nocert``: it cannot be told our test root, and does no modification analysis).
 """
@@ -25,25 +25,27 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from signing import trust as trust_mod
-from signing.etsi import NS_DS, NS_VR
-from signing.pdfread import UnreadablePdf, open_pdf
-from signing.report import render, report_to_dict, report_to_json, to_etsi_xml, to_html
-from signing.trust import TrustError, TrustSettings, load_certificates
-from signing.validate import (
+from signing import (
     INDETERMINATE,
-    SCHEMA,
     TOTAL_FAILED,
     TOTAL_PASSED,
-    AlgorithmInfo,
     DocumentReport,
-    evaluate_policy,
+    TrustError,
+    TrustSettings,
+    async_validate_pdf,
     validate_pdf,
-    validate_pdf_in_pool,
-    validate_pdf_sync,
 )
-from tests.attacks import make_pdf, sign_pdf, signer_for, tsa_at
-from tests.pdfgen import pillow_pdf
+from signing import fetchers as fetchers_mod
+from signing import trust as trust_mod
+from signing.pdf.reading import UnreadablePdf, open_pdf
+from signing.reports import render, report_to_dict, report_to_json, to_etsi_xml, to_html
+from signing.reports.etsi import NS_DS, NS_VR
+from signing.trust import load_certificates
+from signing.validation.pdf import validate_pdf_in_pool
+from signing.validation.policy import evaluate_policy
+from signing.validation.report import SCHEMA, AlgorithmInfo
+from tests.support.attacks import make_pdf, sign_pdf, signer_for, tsa_at
+from tests.support.pdfgen import pillow_pdf
 
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "xsd" / "validation-report.schema.json"
 UTC = dt.UTC
@@ -172,7 +174,7 @@ def test_schema_checker_catches_mistakes():
 
 
 def test_valid_pades_bt_full_report(docs, trust, pki, tmp_path):
-    report = validate_pdf_sync(docs["bt"], trust)
+    report = validate_pdf(docs["bt"], trust)
     assert report.schema == SCHEMA
     assert report.summary.indication == TOTAL_PASSED, report.summary
     (sig,) = report.signatures
@@ -208,7 +210,7 @@ def test_valid_pades_bt_full_report(docs, trust, pki, tmp_path):
 
 @pytest.mark.parametrize(("name", "curve"), [("seal", "secp256r1"), ("ec384", "secp384r1")])
 def test_ecdsa_signatures_pass(docs, trust, name, curve, tmp_path):
-    report = validate_pdf_sync(docs[name], trust)
+    report = validate_pdf(docs[name], trust)
     (sig,) = report.signatures
     assert sig.indication == TOTAL_PASSED, sig.messages
     assert (sig.algorithms.signature, sig.algorithms.curve) == ("ecdsa", curve)
@@ -218,7 +220,7 @@ def test_ecdsa_signatures_pass(docs, trust, name, curve, tmp_path):
 
 def test_long_term_signature_offline(docs, trust):
     """B-LT: the DSS carries the OCSP/CRL data, so offline (embedded-only) validation passes."""
-    report = validate_pdf_sync(docs["lt"], trust.replace(revocation="embedded-only"))
+    report = validate_pdf(docs["lt"], trust.replace(revocation="embedded-only"))
     (sig,) = report.signatures
     assert sig.indication == TOTAL_PASSED, sig.messages
     assert (sig.revocation.source, sig.revocation.status) == ("embedded", "good")
@@ -227,7 +229,7 @@ def test_long_term_signature_offline(docs, trust):
 
 
 def test_bt_offline_has_no_revocation_data(docs, trust):
-    report = validate_pdf_sync(docs["bt"], trust.replace(revocation="embedded-only"))
+    report = validate_pdf(docs["bt"], trust.replace(revocation="embedded-only"))
     (sig,) = report.signatures
     assert (sig.indication, sig.sub_indication) == (INDETERMINATE, "TRY_LATER")
     assert "revocation" in sig.messages[0]
@@ -235,7 +237,7 @@ def test_bt_offline_has_no_revocation_data(docs, trust):
 
 def test_archive_timestamp(docs, trust):
     """B-LTA: the document timestamp is validated as well and counted in the summary."""
-    report = validate_pdf_sync(docs["lta"], trust.replace(revocation="embedded-only"))
+    report = validate_pdf(docs["lta"], trust.replace(revocation="embedded-only"))
     assert report.summary.indication == TOTAL_PASSED, report.summary
     assert (report.summary.signatures, report.summary.document_timestamps) == (1, 1)
     sig, ts = report.signatures
@@ -253,7 +255,7 @@ def test_expired_certificate_with_timestamp_from_its_validity(pki, trust):
     """Signed (and timestamped) while the certificate was valid: past validation passes."""
     when = NOW - dt.timedelta(days=10)
     data = sign_pdf(make_pdf(), signer_for(pki.identity("expired")), timestamper=tsa_at(pki, when))
-    (sig,) = validate_pdf_sync(data, trust).signatures
+    (sig,) = validate_pdf(data, trust).signatures
     assert sig.indication == TOTAL_PASSED, sig.messages
     assert sig.signing_time.source == "signature-timestamp"
     assert sig.chain.validated_at.startswith(when.strftime("%Y-%m-%d"))
@@ -262,7 +264,7 @@ def test_expired_certificate_with_timestamp_from_its_validity(pki, trust):
 def test_revoked_after_signing_stays_valid(pki, trust):
     when = NOW - dt.timedelta(days=2)  # revoked one day ago
     data = sign_pdf(make_pdf(), signer_for(pki.identity("revoked")), timestamper=tsa_at(pki, when))
-    (sig,) = validate_pdf_sync(data, trust).signatures
+    (sig,) = validate_pdf(data, trust).signatures
     assert sig.indication == TOTAL_PASSED, sig.messages
     assert sig.revocation.status == "revoked" and sig.revocation.revoked_at
     assert any("after the proven signing time" in m for m in sig.messages)
@@ -273,20 +275,20 @@ def test_revoked_after_signing_stays_valid(pki, trust):
 )
 def test_without_timestamp_a_claimed_time_proves_nothing(pki, trust, name, sub):
     data = sign_pdf(make_pdf(), signer_for(pki.identity(name)))
-    (sig,) = validate_pdf_sync(data, trust).signatures
+    (sig,) = validate_pdf(data, trust).signatures
     assert (sig.indication, sig.sub_indication) == (INDETERMINATE, sub)
     assert sig.signing_time.source == "signing-time-claimed" and not sig.signing_time.proven
 
 
 def test_point_in_time_before_the_signature(docs, trust):
-    report = validate_pdf_sync(docs["bt"], trust.replace(at=NOW - dt.timedelta(days=3)))
+    report = validate_pdf(docs["bt"], trust.replace(at=NOW - dt.timedelta(days=3)))
     assert report.point_in_time
     (sig,) = report.signatures
     assert (sig.indication, sig.sub_indication) == (INDETERMINATE, "NO_POE")
 
 
 def test_point_in_time_now(docs, trust):
-    report = validate_pdf_sync(docs["bt"], trust.replace(at=dt.datetime.now(UTC)))
+    report = validate_pdf(docs["bt"], trust.replace(at=dt.datetime.now(UTC)))
     assert report.point_in_time and report.summary.indication == TOTAL_PASSED
 
 
@@ -301,13 +303,13 @@ def test_unreachable_responders_soft_and_hard_fail(docs, trust, monkeypatch):
         raise CRLFetchError("CRL unreachable")
 
     trust_mod.clear_caches()
-    monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
-    monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
-    (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
+    monkeypatch.setattr(fetchers_mod._CachingOCSPFetcher, "fetch", no_ocsp)
+    monkeypatch.setattr(fetchers_mod._CachingCRLFetcher, "fetch", no_crl)
+    (soft,) = validate_pdf(docs["bt"], trust).signatures
     assert soft.indication == TOTAL_PASSED, soft.messages
     assert soft.revocation.status == "unknown" and not soft.revocation.checked
     assert any("soft-fail" in m for m in soft.messages)
-    (hard,) = validate_pdf_sync(docs["bt"], trust.replace(revocation="hard-fail")).signatures
+    (hard,) = validate_pdf(docs["bt"], trust.replace(revocation="hard-fail")).signatures
     assert (hard.indication, hard.sub_indication) == (INDETERMINATE, "TRY_LATER"), hard.messages
     trust_mod.clear_caches()
 
@@ -353,7 +355,7 @@ def test_circular_cutoff_is_vietnam_time():
 
 def test_new_pkcs1v15_signature_is_a_warning(pki, trust, stamper):
     data = sign_pdf(make_pdf(), signer_for(pki.identity("clerk"), pss=False), timestamper=stamper)
-    (sig,) = validate_pdf_sync(data, trust).signatures
+    (sig,) = validate_pdf(data, trust).signatures
     assert sig.indication == TOTAL_PASSED
     assert sig.algorithms.signature == "rsassa_pkcs1v15"
     assert (sig.policy.passed, sig.policy.level) == (False, "warning")
@@ -367,7 +369,7 @@ def test_new_sha1_signature_fails_the_policy(pki, trust, stamper, tmp_path):
         timestamper=stamper,
         md_algorithm="sha1",
     )
-    (sig,) = validate_pdf_sync(data, trust).signatures
+    (sig,) = validate_pdf(data, trust).signatures
     assert (sig.indication, sig.sub_indication) == (INDETERMINATE, "CRYPTO_CONSTRAINTS_FAILURE")
     assert sig.intact and sig.valid  # the crypto itself verifies: SHA-1 is policy, not breakage
     assert "Signature is Valid" in pdfsig(data, tmp_path)
@@ -377,7 +379,7 @@ def test_new_sha1_signature_fails_the_policy(pki, trust, stamper, tmp_path):
 
 
 def test_not_a_pdf(trust):
-    report = validate_pdf_sync(b"%PDF-1.7\nnot really", trust)
+    report = validate_pdf(b"%PDF-1.7\nnot really", trust)
     assert (report.summary.indication, report.summary.sub_indication) == (
         TOTAL_FAILED,
         "FORMAT_FAILURE",
@@ -387,7 +389,7 @@ def test_not_a_pdf(trust):
 
 
 def test_unsigned_pdf(trust):
-    report = validate_pdf_sync(make_pdf(), trust)
+    report = validate_pdf(make_pdf(), trust)
     assert report.summary.indication == INDETERMINATE and not report.signatures
     assert "no signature" in report.summary.message
     assert_schema_valid(report)
@@ -405,7 +407,7 @@ def test_only_the_free_list_head_quirk_is_tolerated(trust):
     reader = open_pdf(data)
     reader.stream.seek(0)
     assert reader.stream.read() == data  # after opening, every read sees the file as it is
-    report = validate_pdf_sync(data, trust)
+    report = validate_pdf(data, trust)
     assert (report.summary.indication, report.summary.signatures) == (INDETERMINATE, 0)
     assert report.summary.message == "the document carries no signature"
     entry = re.search(rb"(\d{10}) 00000 n", data)
@@ -413,7 +415,7 @@ def test_only_the_free_list_head_quirk_is_tolerated(trust):
     bad = data[: entry.start()] + entry.group(1) + b" 65536 n" + data[entry.end() :]
     with pytest.raises(UnreadablePdf, match="Illegal generation 65536 for object ID 1"):
         open_pdf(bad)
-    report = validate_pdf_sync(bad, trust)
+    report = validate_pdf(bad, trust)
     assert (report.summary.indication, report.summary.sub_indication) == (
         TOTAL_FAILED,
         "FORMAT_FAILURE",
@@ -422,10 +424,10 @@ def test_only_the_free_list_head_quirk_is_tolerated(trust):
 
 def test_json_report_matches_schema(docs, trust, pki, stamper):
     reports = [
-        validate_pdf_sync(docs["bt"], trust),
-        validate_pdf_sync(docs["lta"], trust),
-        validate_pdf_sync(sign_pdf(make_pdf(), signer_for(pki.identity("untrusted"))), trust),
-        validate_pdf_sync(docs["bt"][:-300], trust),  # truncated file
+        validate_pdf(docs["bt"], trust),
+        validate_pdf(docs["lta"], trust),
+        validate_pdf(sign_pdf(make_pdf(), signer_for(pki.identity("untrusted"))), trust),
+        validate_pdf(docs["bt"][:-300], trust),  # truncated file
     ]
     for report in reports:
         data = assert_schema_valid(report)
@@ -435,7 +437,7 @@ def test_json_report_matches_schema(docs, trust, pki, stamper):
 
 
 def test_etsi_xml_report(docs, trust):
-    report = validate_pdf_sync(docs["lta"], trust)
+    report = validate_pdf(docs["lta"], trust)
     xml = to_etsi_xml(report)
     assert xml.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
     root = etree.fromstring(xml)  # well-formed
@@ -488,7 +490,7 @@ def test_etsi_xml_report(docs, trust):
 
 def test_etsi_xml_sub_indication(pki, trust):
     data = sign_pdf(make_pdf(), signer_for(pki.identity("untrusted")))
-    root = etree.fromstring(to_etsi_xml(validate_pdf_sync(data, trust)))
+    root = etree.fromstring(to_etsi_xml(validate_pdf(data, trust)))
     ns = {"vr": NS_VR}
     status = root.find("vr:SignatureValidationReport/vr:SignatureValidationStatus", ns)
     assert (
@@ -515,7 +517,7 @@ def test_html_report_is_self_contained_and_escaped(pki, trust, stamper):
     data = signers.PdfSigner(
         meta, signer=signer_for(pki.identity("clerk")), timestamper=stamper
     ).sign_pdf(writer)
-    report = validate_pdf_sync(data.getvalue(), trust)
+    report = validate_pdf(data.getvalue(), trust)
     assert report.signatures[0].pdf.reason.startswith("<script>")
     html = to_html(report)
     assert "HỢP LỆ / VALID" in html
@@ -524,13 +526,13 @@ def test_html_report_is_self_contained_and_escaped(pki, trust, stamper):
     assert not re.search(r"(src|href)\s*=", html)  # nothing fetched: self-contained
     etree.fromstring(html.encode(), etree.HTMLParser())  # parses
     assert render(report, "html").decode() == html
-    failed = to_html(validate_pdf_sync(data.getvalue()[:-1] + b"\n", trust))
+    failed = to_html(validate_pdf(data.getvalue()[:-1] + b"\n", trust))
     assert "HỢP LỆ / VALID" in failed or "KHÔNG HỢP LỆ / INVALID" in failed
 
 
 def test_html_verdict_words(pki, trust):
     data = sign_pdf(make_pdf(), signer_for(pki.identity("untrusted")))
-    html = to_html(validate_pdf_sync(data, trust))
+    html = to_html(validate_pdf(data, trust))
     assert "CHƯA XÁC ĐỊNH / INDETERMINATE" in html
     assert "NO_CERTIFICATE_CHAIN_FOUND" in html
 
@@ -562,7 +564,7 @@ def test_trust_loader_pem_der_and_folder(pki, tmp_path):
     with pytest.raises(TrustError):
         TrustSettings(anchors=[])
     with pytest.raises(TrustError):  # a configuration error is raised, not reported
-        validate_pdf_sync(make_pdf(), TrustSettings(anchors=[tmp_path / "missing.pem"]))
+        validate_pdf(make_pdf(), TrustSettings(anchors=[tmp_path / "missing.pem"]))
 
 
 async def test_validation_context_mapping(pki):
@@ -594,7 +596,7 @@ async def test_validation_context_mapping(pki):
 
 
 async def test_async_api_and_process_pool(docs, trust):
-    report = await validate_pdf(docs["bt"], trust)
+    report = await async_validate_pdf(docs["bt"], trust)
     again = pickle.loads(pickle.dumps(report))
     assert again == report
     with ProcessPoolExecutor(max_workers=1) as pool:
@@ -603,12 +605,12 @@ async def test_async_api_and_process_pool(docs, trust):
     assert pooled.signatures[0].signer == report.signatures[0].signer
 
 
-# ----- fast paths and caches (signing/fastpaths.py) --------------------------------------------
+# ----- the fast hex reader (signing/pdf/fasthex.py), the revocation cache ----------------------
 
 
 def _hex_outcome(reader, data: bytes, fast: bool):
     """What a hex-string reader makes of ``data``: (type, value, encoding, position) or error."""
-    from signing import fastpaths
+    from signing.pdf import fasthex as fastpaths
 
     stream = io.BytesIO(data)
     try:
@@ -657,53 +659,15 @@ def test_fast_hex_reader_matches_pyhanko():
     """Same value, type, encoding, stream position and error as pyHanko's own reader."""
     from pyhanko.pdf_utils import generic
 
-    from signing import fastpaths
+    from signing.pdf import fasthex as fastpaths
 
-    assert fastpaths.install()["hex"]
+    assert fastpaths.install_fast_paths()
     fast = generic.read_hex_string_from_stream
     original = fast.__wrapped__
     for data in _hex_cases():
         assert _hex_outcome(fast, data, True) == _hex_outcome(original, data, False), data[:80]
     # outside validate_pdf the original runs
     assert _hex_outcome(fast, b"<ab>", False) == _hex_outcome(original, b"<ab>", False)
-
-
-def test_name_memo_matches_asn1crypto():
-    """Name.hashable / Name.__eq__ / string prep give what asn1crypto computes, errors included."""
-    from asn1crypto import x509 as asn1_x509
-
-    from signing import fastpaths
-
-    assert fastpaths.install()["name_prep"]
-    hashable = asn1_x509.Name.hashable.fget.__wrapped__
-    equal = asn1_x509.Name.__eq__.__wrapped__
-    values = [
-        {"common_name": "Nguyễn Văn An", "country_name": "VN"},
-        {"common_name": "NGUYỄN  VĂN AN ", "country_name": "vn"},
-        {"common_name": "Nguyễn Văn An", "country_name": "VN", "organization_name": "VPCP"},
-        {"common_name": "x" * 300},
-        {"common_name": "Văn phòng\u00adChính phủ"},
-    ]
-    names = [asn1_x509.Name.build(v) for v in values]
-    for _ in range(2):  # the second round is served by the memo
-        for a in names:
-            fresh_a = asn1_x509.Name.load(a.dump())
-            assert a.hashable == hashable(fresh_a)
-            for b in names:
-                fresh_b = asn1_x509.Name.load(b.dump())
-                assert (a == b) == equal(fresh_a, fresh_b)
-                assert (a != b) == (not equal(fresh_a, fresh_b))
-    assert names[0] == names[1]  # RFC 4518: case and spaces do not count
-    assert names[0] != "CN=Nguyễn Văn An"
-    bad = asn1_x509.Name.build({"common_name": "a\ufffdb"})
-    same_shape = asn1_x509.Name.build({"common_name": "ab"})
-    with pytest.raises(ValueError):
-        equal(asn1_x509.Name.load(bad.dump()), same_shape)
-    for _ in range(2):  # a failure is not memoized: it raises every time
-        with pytest.raises(ValueError):
-            bad.hashable  # noqa: B018
-        with pytest.raises(ValueError):
-            bad == same_shape  # noqa: B015
 
 
 def _stable(report: DocumentReport) -> dict:
@@ -718,82 +682,61 @@ def _stable(report: DocumentReport) -> dict:
     return data
 
 
-def test_path_cache_hit_gives_the_same_report(docs, trust):
-    from signing import fastpaths
-
+def test_warm_caches_give_the_same_report(docs, trust):
     trust_mod.clear_caches()
     for name in ("bt", "lt", "lta"):
-        first = validate_pdf_sync(docs[name], trust)
-        hits = fastpaths.cache_stats()["path_hits"]
-        second = validate_pdf_sync(docs[name], trust)
-        assert fastpaths.cache_stats()["path_hits"] > hits, name  # served from the cache
+        first = validate_pdf(docs[name], trust)
+        second = validate_pdf(docs[name], trust)  # revocation data from the cache
         assert first.summary.indication == TOTAL_PASSED, first.summary
         assert _stable(second) == _stable(first), name
     trust_mod.clear_caches()
 
 
-def test_path_cache_never_outlives_a_changed_revocation_answer(pki, trust, docs):
-    """A cached success is used only while the revocation cache answers with the same bytes."""
-    from signing import fastpaths
-
+def test_a_changed_revocation_answer_is_seen_once_fetched(pki, trust, docs):
+    """A cached OCSP/CRL answer stands for its lifetime; a fresh one changes the verdict."""
     trust_mod.clear_caches()
-    assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
+    assert validate_pdf(docs["bt"], trust).summary.indication == TOTAL_PASSED
     serial = pki.identity("clerk").cert.serial_number
     pki.revoked[serial] = NOW - dt.timedelta(days=1)  # before the signature's timestamp
     try:
         # within the revocation cache's lifetime the old answer stands, cached or not
-        assert validate_pdf_sync(docs["bt"], trust).summary.indication == TOTAL_PASSED
-        trust_mod._REVINFO.clear()  # new OCSP/CRL answers are fetched; the path cache stays
-        replays = fastpaths.cache_stats()["path_hits"]
-        (sig,) = validate_pdf_sync(docs["bt"], trust).signatures
+        assert validate_pdf(docs["bt"], trust).summary.indication == TOTAL_PASSED
+        fetchers_mod.clear_revocation_cache()  # new OCSP/CRL answers are fetched
+        (sig,) = validate_pdf(docs["bt"], trust).signatures
         assert (sig.indication, sig.sub_indication) == (TOTAL_FAILED, "REVOKED"), sig.messages
         assert sig.revocation.status == "revoked"
-        (again,) = validate_pdf_sync(docs["bt"], trust).signatures
+        (again,) = validate_pdf(docs["bt"], trust).signatures
         assert (again.indication, again.sub_indication) == (TOTAL_FAILED, "REVOKED")
-        assert fastpaths.cache_stats()["path_hits"] - replays <= 2  # the TSA path at most
     finally:
         del pki.revoked[serial]
         trust_mod.clear_caches()
 
 
-def test_path_cache_keeps_no_failure(pki, trust):
-    from signing import fastpaths
-
+def test_a_failure_stays_a_failure_with_warm_caches(pki, trust):
     data = sign_pdf(make_pdf(), signer_for(pki.identity("revoked")))
     trust_mod.clear_caches()
-    first = validate_pdf_sync(data, trust)
-    before = fastpaths.cache_stats()
-    second = validate_pdf_sync(data, trust)
-    after = fastpaths.cache_stats()
+    first = validate_pdf(data, trust)
+    second = validate_pdf(data, trust)
     assert first.summary.sub_indication == "REVOKED_NO_POE"
     assert _stable(second) == _stable(first)
-    assert after["path_stores"] == before["path_stores"]
-    assert after["path_hits"] == before["path_hits"]
-    assert after["path_misses"] > before["path_misses"]
     trust_mod.clear_caches()
 
 
-def test_path_cache_is_keyed_by_the_point_in_time(docs, trust, pki):
-    from signing import fastpaths
-
+def test_each_point_in_time_is_judged_on_its_own(docs, trust, pki):
     trust_mod.clear_caches()
     at = dt.datetime.now(UTC)
-    assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
+    assert validate_pdf(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
     expiry = pki.identity("clerk").cert.not_valid_after_utc
-    later = validate_pdf_sync(docs["bt"], trust.replace(at=expiry + dt.timedelta(days=1)))
+    later = validate_pdf(docs["bt"], trust.replace(at=expiry + dt.timedelta(days=1)))
     (sig,) = later.signatures
     assert sig.indication != TOTAL_PASSED
-    hits = fastpaths.cache_stats()["path_hits"]
-    assert validate_pdf_sync(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
-    assert fastpaths.cache_stats()["path_hits"] > hits  # the same moment: served again
+    assert validate_pdf(docs["bt"], trust.replace(at=at)).summary.indication == TOTAL_PASSED
     trust_mod.clear_caches()
 
 
 def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
     """An unreachable responder passes in soft-fail mode, but that pass is never reused."""
     from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
-
-    from signing import fastpaths
 
     async def no_ocsp(self, cert, authority):
         raise OCSPFetchError("responder unreachable")
@@ -802,16 +745,12 @@ def test_soft_fail_result_is_not_cached(docs, trust, monkeypatch):
         raise CRLFetchError("CRL unreachable")
 
     trust_mod.clear_caches()
-    monkeypatch.setattr(trust_mod._CachingOCSPFetcher, "fetch", no_ocsp)
-    monkeypatch.setattr(trust_mod._CachingCRLFetcher, "fetch", no_crl)
-    before = fastpaths.cache_stats()
+    monkeypatch.setattr(fetchers_mod._CachingOCSPFetcher, "fetch", no_ocsp)
+    monkeypatch.setattr(fetchers_mod._CachingCRLFetcher, "fetch", no_crl)
     for _ in range(2):
-        (soft,) = validate_pdf_sync(docs["bt"], trust).signatures
+        (soft,) = validate_pdf(docs["bt"], trust).signatures
         assert soft.indication == TOTAL_PASSED and soft.revocation.status == "unknown"
-    after = fastpaths.cache_stats()
-    assert after["path_hits"] == before["path_hits"]
-    assert after["path_stores"] == before["path_stores"]
     monkeypatch.undo()
-    (good,) = validate_pdf_sync(docs["bt"], trust).signatures  # responders back: checked
+    (good,) = validate_pdf(docs["bt"], trust).signatures  # responders back: checked
     assert good.revocation.status == "good" and good.revocation.checked
     trust_mod.clear_caches()

@@ -22,22 +22,29 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from schemas import build_document
-from signing import verify_cli
-from signing.etsi import NS_VR
-from signing.keys import KeySource, open_key
-from signing.report import report_to_dict
-from signing.report_html import VERDICT_TEXT
-from signing.trust import TrustSettings
-from signing.validate import validate_pdf_sync
-from signing.verify_cli import (
-    RUN_SCHEMA,
+from signing import (
+    KeySource,
+    TrustSettings,
     add_verify_command,
-    detect_kind,
-    document_report_from_dict,
+    open_key,
+    sign_package,
+    validate_pdf,
 )
-from signing.xmldsig import sign_package
-from tests.attacks import ATTACKS, Originals, flip_signed_byte, make_pdf, sign_pdf, signer_for
-from tests.pki import P12_PASSWORD
+from signing import batch as verify_cli
+from signing.batch import detect_kind
+from signing.reports import RUN_SCHEMA, report_to_dict
+from signing.reports.etsi import NS_VR
+from signing.reports.html import VERDICT_TEXT
+from signing.validation.report import document_report_from_dict
+from tests.support.attacks import (
+    ATTACKS,
+    Originals,
+    flip_signed_byte,
+    make_pdf,
+    sign_pdf,
+    signer_for,
+)
+from tests.support.pki import P12_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSED, FAILED, INDET = "TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"
@@ -342,7 +349,7 @@ def test_html_one_page_with_verdicts_and_escaped_names(
 def test_report_dict_round_trip(samples, pki):
     trust = TrustSettings(anchors=[pki.root_pem], intermediates=[pki.issuing_pem])
     for name in ("valid", "tampered", "unsigned"):
-        report = validate_pdf_sync(samples[name], trust)
+        report = validate_pdf(samples[name], trust)
         assert document_report_from_dict(report_to_dict(report)) == report
 
 
@@ -377,7 +384,7 @@ def test_command_in_its_own_process_on_a_terminal(tmp_path, samples, trust_args)
     )
     code = (
         "import argparse, sys\n"
-        "from signing.verify_cli import add_verify_command\n"
+        "from signing import add_verify_command\n"
         "parser = argparse.ArgumentParser(prog='lienthong')\n"
         "add_verify_command(parser.add_subparsers())\n"
         "args = parser.parse_args(sys.argv[1:])\n"

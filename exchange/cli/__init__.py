@@ -13,9 +13,7 @@ from exchange.cli.audit import add_audit_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
 from exchange.errors import HubError
-from signing.cli import add_sign_commands
-from signing.keys import SigningError
-from signing.verify_cli import add_verify_command
+from signing import SigningError, add_sign_commands, add_verify_command
 
 __all__ = ["build_parser", "main"]
 

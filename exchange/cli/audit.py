@@ -20,7 +20,7 @@ from exchange.cli.common import settings_of
 from exchange.config import Settings
 from exchange.store import database as db
 from exchange.store.ledger import PostgresLedger
-from signing.keys import SigningError
+from signing import SigningError
 
 __all__ = ["add_audit_commands"]
 

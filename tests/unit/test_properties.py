@@ -16,7 +16,7 @@ from exchange.policy import decide
 from exchange.signers import SignerVerdict
 from schemas import OrganId, OrganIdError
 from schemas.encoded import Base64Error, decode_base64
-from signing.validate_package import AttachmentReport, PackageReport, XmlSignatureReport
+from signing.validation.report import AttachmentReport, PackageReport, XmlSignatureReport
 from tests.test_merkle import naive_mth
 
 pytestmark = pytest.mark.unit

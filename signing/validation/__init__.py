@@ -1,0 +1,1 @@
+"""Validation of signed PDFs and edXML packages, and the reports it makes."""
