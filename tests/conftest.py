@@ -34,6 +34,21 @@ def pytest_configure(config: pytest.Config) -> None:
     install_fast_paths()
 
 
+_KINDS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its folder, so ``pytest -m unit`` runs what needs no service."""
+    root = Path(__file__).parent
+    for item in items:
+        kind = item.path.relative_to(root).parts[0]
+        if kind not in _KINDS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/e2e"
+            )
+        item.add_marker(getattr(pytest.mark, kind))
+
+
 def sample(name: str) -> bytes:
     """The bytes of a field sample from ``shared/fixtures/edxml-field``."""
     return (FIXTURES / name).read_bytes()

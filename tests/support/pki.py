@@ -295,6 +295,20 @@ class TestPKI:
         )
         self._save("untrusted", rogue, rogue_key, [rogue_root])
 
+    def issue_signer(self, name: str, cn: str, org: str, organ_id: str) -> Identity:
+        """A new signer certificate from the issuing CA (with OCSP and CRL pointers) whose
+        organizationIdentifier is ``organ_id`` as written, e.g. in ETSI form ``VATVN-...``."""
+        key = self._new_key("rsa")
+        cert = self._issue(
+            self._name(cn, org, organ_id),
+            key,
+            self.issuing.cert,
+            self.issuing.key,
+            crl_url=self.crl_url,
+            ocsp=True,
+        )
+        return self._save(name, cert, key, [self.issuing.cert])
+
     def identity(self, name: str) -> Identity:
         """One of: root, issuing, tsa, ocsp, untrusted, and the keys of :data:`PROFILES`."""
         return self._identities[name]

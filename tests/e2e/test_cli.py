@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,30 +17,7 @@ from adapters.client import HubClient
 from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
-
-
-def env_for(settings) -> dict:
-    env = dict(os.environ)
-    env.update(
-        LIENTHONG_DATABASE_URL=settings.database_url,
-        LIENTHONG_DATABASE_SCHEMA=settings.database_schema,
-        LIENTHONG_BROKER_PREFIX=settings.broker_prefix,
-        LIENTHONG_BLOB_DIR=settings.blob_dir,
-    )
-    return env
-
-
-def lienthong(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "exchange.cli", *args],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+from tests.support.cli import env_for, lienthong
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@
   document timestamps;
 * pyHanko's own validator with the trust root (intact, valid, trusted; timestamps; DSS).
 
-``LIENTHONG_WRITE_DOCS=1 pytest tests/test_sign_pdf.py -k render`` refreshes docs/appearance-*.png.
+``LIENTHONG_WRITE_DOCS=1 pytest tests/integration/test_sign_pdf.py -k render`` refreshes
+docs/appearance-*.png.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from tests.support.pdfgen import official_document, seal_png, signature_png
 from tests.support.pki import P12_PASSWORD
 
 SECRET = P12_PASSWORD.decode()
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ANCHOR = AnchorPlacement("BỘ TRƯỞNG")
 
 # ----- fixtures --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from schemas import (
     parse_package,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "edxml-field"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edxml-field"
 NEW_ID = "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
 THREE = ("000.00.00.H41", "000.00.00.H14", "000.00.00.G17")
 

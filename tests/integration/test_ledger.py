@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -24,6 +23,7 @@ from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document, build_status
 from tests.conftest import cleanup_broker, make_settings
+from tests.support.cli import cli_args, env_for, lienthong
 from tests.support.pki import P12_PASSWORD
 
 SENDER, PROVINCE, COMMUNE = "000.00.00.G22", "000.00.00.H49", "000.05.10.H49"
@@ -105,24 +105,16 @@ async def exchange_document(clients, number: str) -> dict:
 
 
 def _cli_env(settings) -> dict:
-    return dict(
-        os.environ,
-        LIENTHONG_DATABASE_URL=settings.database_url,
-        LIENTHONG_DATABASE_SCHEMA=settings.database_schema,
-        LIENTHONG_BLOB_DIR=settings.blob_dir,
+    return env_for(
+        settings,
         LIENTHONG_LEDGER_P12=settings.ledger_p12,
         LIENTHONG_LEDGER_SECRET=P12_PASSWORD.decode(),
     )
 
 
-def _cli_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "exchange.cli", *args]
-
-
 def cli(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _cli_args(*args), env=_cli_env(settings), capture_output=True, text=True, timeout=120
-    )
+    """``lienthong ARGS`` with the hub's ledger key, whatever its exit code."""
+    return lienthong(settings, *args, check=False, env=_cli_env(settings))
 
 
 async def test_receipt_is_signed_and_names_the_ledger_leaf(ledger_hub, pki, tmp_path):
@@ -614,7 +606,7 @@ async def test_hostile_bundle_shapes_get_a_refusal_never_a_traceback(ledger_hub,
         path = tmp_path / f"{name}.asice"
         path.write_bytes(doctored)
         proc = await asyncio.create_subprocess_exec(
-            *_cli_args("audit", "verify", str(path), "--trust", str(anchor), "--json"),
+            *cli_args("audit", "verify", str(path), "--trust", str(anchor), "--json"),
             env=_cli_env(settings),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -12,6 +12,7 @@ from exchange.http.errors import ERROR_CODES
 from exchange.http.serve import running_hub
 from schemas import build_document
 from tests.conftest import make_settings, sample
+from tests.support.http import assert_error
 
 SENDER = "000.00.00.G03"
 RECIPIENT = "000.00.00.H30"
@@ -51,13 +52,6 @@ async def post(exchange, token: str | None, body: bytes, ctype: str = "applicati
 
 async def package_count(exchange) -> int:
     return await exchange.hub.pool.fetchval("SELECT count(*) FROM packages")
-
-
-def assert_error(status: int, body: dict, want_status: int, want_code: str) -> dict:
-    assert (status, body["error"]["code"]) == (want_status, want_code), body
-    assert want_code in ERROR_CODES and ERROR_CODES[want_code][0] == want_status
-    assert "Traceback" not in body["error"]["message"]
-    return body["error"]
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

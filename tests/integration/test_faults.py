@@ -21,7 +21,7 @@ from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import cleanup_broker, make_settings
-from tests.faults import TcpProxy
+from tests.support.faults import TcpProxy
 
 SENDER, RECIPIENT = "000.00.00.G09", "000.00.00.H50"
 AGENCIES = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exchange.http.errors import ERROR_CODES
-from tests.test_api_refusals import assert_error
+from tests.support.http import assert_error
 
 AGENCY = "000.00.00.G13"
 CHECKS = (

@@ -16,7 +16,7 @@ from exchange.registry import Agency
 from exchange.store import database as db
 from schemas import build_document
 from tests.conftest import make_settings
-from tests.test_api_refusals import assert_error
+from tests.support.http import assert_error
 
 SENDER = "000.00.00.G05"
 JSON = "application/json"

@@ -47,7 +47,8 @@ from signing.validation.report import SCHEMA, AlgorithmInfo
 from tests.support.attacks import make_pdf, sign_pdf, signer_for, tsa_at
 from tests.support.pdfgen import pillow_pdf
 
-SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "xsd" / "validation-report.schema.json"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = ROOT / "schemas" / "xsd" / "validation-report.schema.json"
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC)
 

@@ -254,6 +254,45 @@ async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate)
         await db.drop_schema(settings)
 
 
+async def test_a_certificate_naming_no_revocation_source_is_refused_under_hard_fail(
+    tmp_path, pki
+):
+    """Under hard-fail the doubt that may be accepted is a responder that did not answer; a
+    signer whose certificate names no OCSP responder and no CRL gives nothing to wait for, so
+    even ``verify_indeterminate = accept`` refuses it, and the clerk's ordinary certificate
+    still passes."""
+    settings = make_settings(
+        tmp_path,
+        trust_anchors=(str(pki.root_pem),),
+        trust_intermediates=(str(pki.issuing_pem),),
+        revocation_mode="hard-fail",
+        verify_indeterminate="accept",
+        cpu_workers=1,
+    )
+    try:
+        async with running_hub(settings) as (h, url), aiohttp.ClientSession() as session:
+            await h.registry.upsert(
+                [
+                    Agency(G22, "Văn phòng Chính phủ", None, "central"),
+                    Agency(H49, "UBND tỉnh Quảng Ninh", None, "province"),
+                ],
+            )
+            creds = await issue_credentials(h.credentials, G22)
+            client = HubClient(url, creds.client_id, creds.client_secret, session=session)
+            with pytest.raises(HubClientError) as info:
+                await client.submit(await signed(pki, document("10"), who="no_revinfo"))
+            assert (info.value.status, info.value.code) == (422, "signature.indeterminate")
+            assert info.value.body["error"]["detail"]["sub_indication"] == (
+                "CHAIN_CONSTRAINTS_FAILURE"
+            )
+            assert "names no OCSP responder" in info.value.message
+            sent = await client.submit(await signed(pki, document("11")))
+            assert sent["verification"]["indication"] == "TOTAL-PASSED"
+    finally:
+        await cleanup_broker(settings, [G22, H49])
+        await db.drop_schema(settings)
+
+
 async def test_a_tampered_signed_pdf_inside_is_refused(hub, pki):
     _, clients = hub
     options = SignOptions(
@@ -279,3 +318,29 @@ async def test_an_unsigned_pdf_attachment_is_reported_not_refused(hub, pki):
     sent = await clients[G22].submit(data)
     assert sent["verification"]["indication"] == "INDETERMINATE"
     assert "phu-luc.pdf" in sent["verification"]["warning"]
+
+
+async def test_a_signer_whose_organization_identifier_is_in_etsi_form_is_judged(hub, pki):
+    """An organizationIdentifier that is not an organ id (ETSI form ``VATVN-...``) is the
+    signer's business, not a malformed package: refused as the wrong signer until the agency
+    registers that identifier, then accepted."""
+    h, clients = hub
+    etsi = pki.issue_signer(
+        "etsi_signer", "Văn phòng Chính phủ (ETSI)", "Văn phòng Chính phủ", "VATVN-0123456789"
+    )
+    with open_key(KeySource(p12=etsi.p12), SECRET) as key:
+        package = await async_sign_package(document("etsi-1"), key)
+    with pytest.raises(HubClientError) as info:
+        await clients[G22].submit(package)
+    assert (info.value.status, info.value.code) == (403, "signature.wrong_signer")
+    assert G22 in info.value.message
+    await h.registry.add_signer_rule(G22, "organization_identifier", "VATVN-0123456789")
+    try:
+        sent = await clients[G22].submit(package)
+        assert sent["verification"]["indication"] == "TOTAL-PASSED"
+    finally:
+        await h.pool.execute(
+            "DELETE FROM agency_signers WHERE organ_id = $1 AND value = $2",
+            G22,
+            "VATVN-0123456789",
+        )

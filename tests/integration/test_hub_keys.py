@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -27,33 +26,19 @@ from exchange.store import database as db
 from schemas import build_document
 from signing import KeySource, ensure_dev_key, open_key, sign_detached
 from tests.conftest import cleanup_broker, make_settings
+from tests.support.cli import env_for, no_noise
+from tests.support.cli import lienthong as run_cli
 from tests.support.pki import P12_PASSWORD
 
 SENDER, RECIPIENT = "000.00.00.G22", "000.00.00.H49"
 
 
 def lienthong(settings, *args: str, p12: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_LEDGER")}
-    env.update(
-        LIENTHONG_DATABASE_URL=settings.database_url,
-        LIENTHONG_DATABASE_SCHEMA=settings.database_schema,
-        LIENTHONG_BLOB_DIR=settings.blob_dir,
-    )
+    """``lienthong ARGS`` whatever its exit code, with the ledger key ``p12`` when given."""
+    extra = {}
     if p12 is not None:
-        env.update(LIENTHONG_LEDGER_P12=str(p12), LIENTHONG_LEDGER_SECRET=P12_PASSWORD.decode())
-    return subprocess.run(
-        [sys.executable, "-m", "exchange.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def no_noise(out: subprocess.CompletedProcess) -> None:
-    """No traceback and no library log line reaches the terminal."""
-    both = out.stdout + out.stderr
-    assert "Traceback" not in both and "Validation error" not in both, both
+        extra = dict(LIENTHONG_LEDGER_P12=str(p12), LIENTHONG_LEDGER_SECRET=P12_PASSWORD.decode())
+    return run_cli(settings, *args, check=False, env=env_for(settings, **extra))
 
 
 @contextlib.asynccontextmanager

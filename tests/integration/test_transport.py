@@ -22,8 +22,8 @@ from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
-from tests.test_api_refusals import assert_error
-from tests.test_cli import env_for
+from tests.support.cli import env_for
+from tests.support.http import assert_error
 
 AGENCY = "000.00.00.G11"
 OTHER = "000.00.00.H41"

@@ -18,7 +18,7 @@ from exchange.logs import JsonFormatter
 from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
-from tests.test_api_refusals import assert_error
+from tests.support.http import assert_error
 
 AGENCY = "000.00.00.G09"
 

@@ -21,7 +21,7 @@ import pytest
 
 from exchange.store import database as db
 from tests.conftest import make_settings
-from tests.test_cli import env_for
+from tests.support.cli import env_for
 
 
 def _free_port() -> int:
