@@ -15,8 +15,9 @@ Revocation modes:
 ``hard-fail``
     fetch online; every certificate of the chain below the anchor needs a revocation answer
     (OCSP or CRL, fetched or embedded). One whose responder or CRL cannot be reached, or that
-    names neither and has nothing embedded for it, leaves the signature
-    ``INDETERMINATE/TRY_LATER``: hard-fail means "not without revocation data", so a certificate
+    names neither and has nothing embedded for it, leaves the signature indeterminate
+    (``TRY_LATER`` for a source that did not answer, ``CHAIN_CONSTRAINTS_FAILURE`` for a
+    certificate naming none): hard-fail means "not without revocation data", so a certificate
     that gives no way to check it is not waved through (certvalidator's own ``hard-fail`` checks
     only what a certificate declares; we use its ``require`` policy).
 ``embedded-only``

@@ -45,6 +45,7 @@ from schemas.rules import validate
 from signing.errors import SigningError
 from signing.keys import KeyHandle, Run
 from signing.trust import CertLike, certificates, make_validation_context
+from signing.validation.revocation import silent_certificates, unreachable_revocation
 
 __all__ = [
     "ALGORITHMS",
@@ -214,7 +215,8 @@ class PackageSignatureResult:
     ``reason`` (None when valid) follows ETSI EN 319 102-1's sub-indications. Invalid:
     NO_SIGNATURE, FORMAT_FAILURE, HASH_FAILURE (changed after signing), SIG_CRYPTO_FAILURE,
     REVOKED. Indeterminate: NO_SIGNING_CERTIFICATE_FOUND, NO_CERTIFICATE_CHAIN_FOUND, EXPIRED,
-    NOT_YET_VALID, TRY_LATER (no revocation data), CHAIN_CONSTRAINTS_FAILURE,
+    NOT_YET_VALID, TRY_LATER (no revocation answer yet), CHAIN_CONSTRAINTS_FAILURE (also: a
+    certificate naming no OCSP responder or CRL when revocation data is required),
     CRYPTO_CONSTRAINTS_FAILURE (an algorithm outside :data:`ALGORITHMS`).
     """
 
@@ -425,5 +427,9 @@ async def _check_chain(
         try:
             await validator.async_validate_usage({"digital_signature"})
         except (cv.PathError, cv.ValidationError) as exc:
+            if isinstance(exc, cv.InsufficientRevinfoError) and silent_certificates(exc):
+                # no source to wait for: the revocation demand is a constraint never met
+                message = f"the signer's certificate: {unreachable_revocation(exc)}"
+                raise _Failure("CHAIN_CONSTRAINTS_FAILURE", message) from None
             reason = next(code for kind, code in _CHAIN_FAILURES if isinstance(exc, kind))
             raise _Failure(reason, f"the signer's certificate: {exc}") from None

@@ -155,14 +155,16 @@ async def _diagnose(
     """Re-run a failed chain check to learn why (pyHanko's status keeps only a category).
 
     Missing or stale revocation data becomes ``TRY_LATER`` (EN 319 102-1), which pyHanko
-    files under the generic chain failure.
+    files under the generic chain failure. A certificate that names no revocation source at
+    all will never have data to wait for: the policy's demand for it is a constraint the chain
+    cannot meet (``CHAIN_CONSTRAINTS_FAILURE``), not a reason to try later.
     """
     try:
         await _validator(query, vc)
     except (cv_errors.InsufficientRevinfoError, cv_errors.StaleRevinfoError) as exc:
         silent = silent_certificates(exc)
         if silent and not isinstance(exc, cv_errors.StaleRevinfoError):
-            return AdESIndeterminate.TRY_LATER, (
+            return AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE, (
                 f"the certificate of {', '.join(silent)} names no OCSP responder and no CRL "
                 "distribution point, and the document embeds no revocation data for it"
             )
