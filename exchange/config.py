@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     tls_client_ca: str = ""
     # When set, GET /metrics needs "Authorization: Bearer <metrics_token>".
     metrics_token: str = ""
+    # Key file for secrets the hub must read back (webhook and VDXP secrets, sealed with
+    # AES-GCM): base64 keys, one per line, the first current. LIENTHONG_SECRET_KEY wins; with
+    # neither, a development key is made at <blob_dir>/../secret.key.
+    secret_key_file: str = ""
 
     @field_validator("trust_anchors", "trust_intermediates", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from exchange.ledger import Ledger
 from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
 from exchange.receipts import Receipts
+from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
 from exchange.store.registry import REGISTRY_CHANNEL
@@ -59,6 +60,7 @@ class Hub:
         self.tokens = TokenCache()
         self.metrics = Metrics()
         self.blobs = BlobStore(settings.blob_dir)
+        self.secrets = open_secret_box(settings)  # webhook and VDXP secrets, sealed at rest
         self.cpu = CpuPool(settings.cpu_workers or os.cpu_count() or 1, warm_worker)
         # No connection is opened until one is needed: the pool exists while PostgreSQL is down.
         self.pool = db.pool(settings, max_size=settings.database_pool_size)
