@@ -5,6 +5,8 @@ No HTTP status here: :mod:`exchange.http.errors` chooses it, in one table, for e
 
 from __future__ import annotations
 
+from schemas.errors import rebuild_error
+
 __all__ = ["HubError"]
 
 
@@ -36,14 +38,8 @@ class HubError(Exception):
 
     def __reduce__(self):
         # Travel intact between processes (the hub parses and verifies in a process pool).
-        return (_rebuild, (type(self), self.__dict__.copy()))
+        return (rebuild_error, (type(self), self.__dict__.copy()))
 
     def __repr__(self) -> str:
         return f"HubError({self.code!r}, {self.message!r})"
 
-
-def _rebuild(cls: type[HubError], state: dict) -> HubError:
-    error = Exception.__new__(cls)
-    Exception.__init__(error, state.get("message"))
-    error.__dict__.update(state)
-    return error

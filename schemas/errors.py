@@ -5,7 +5,7 @@ No HTTP status here: the transport that reports the error chooses it (the hub in
 
 from __future__ import annotations
 
-__all__ = ["FormatError"]
+__all__ = ["FormatError", "rebuild_error"]
 
 
 class FormatError(Exception):
@@ -26,13 +26,15 @@ class FormatError(Exception):
 
     def __reduce__(self):
         # Travel intact between processes (parsing runs in a process pool).
-        return (_rebuild, (type(self), self.__dict__.copy()))
+        return (rebuild_error, (type(self), self.__dict__.copy()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
 
-def _rebuild(cls: type[FormatError], state: dict) -> FormatError:
+def rebuild_error(cls: type[Exception], state: dict) -> Exception:
+    """An error of ``cls`` with attributes ``state``, as pickled by ``__reduce__``: errors
+    with keyword-only attributes travel intact between processes."""
     error = Exception.__new__(cls)
     Exception.__init__(error, state.get("message"))
     error.__dict__.update(state)
