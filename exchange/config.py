@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # AES-GCM): base64 keys, one per line, the first current. LIENTHONG_SECRET_KEY wins; with
     # neither, a development key is made at <blob_dir>/../secret.key.
     secret_key_file: str = ""
+    # A package addressed to a retired code: "redirect" sends it to the code's successor(s),
+    # "refuse" answers 422 recipient.inactive (see exchange/succession.py).
+    retired_recipient: Literal["refuse", "redirect"] = "redirect"
 
     @field_validator("trust_anchors", "trust_intermediates", mode="before")
     @classmethod

@@ -157,4 +157,5 @@ def _inbox_item(row) -> dict:
         "size": row["size"],
         "digest": row["digest"].hex(),
         "delivered_at": row["delivered_at"].isoformat(),
+        "addressed_as": row["addressed_as"],  # set when sent to a retired code it succeeded
     }

@@ -27,6 +27,7 @@ EVENT_KINDS = frozenset(
         "status",  # a status package about this document (01-06, 15, 16)
         "recalled",  # the sender's recall (status 13)
         "rejected",  # refused by the hub
+        "registry",  # a new version of an agency in the registry (no package)
     }
 )
 LEAF_VERSION = 1

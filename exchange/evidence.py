@@ -30,6 +30,7 @@ import asyncpg
 from asn1crypto import pem
 from lxml import etree
 
+from exchange.history import package_parties
 from exchange.hubkeys import chain_of, key_id, pem_chain
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ certs/hub.pem       The certificate chains of the hub keys that signed the head 
                     (several after a key rotation; ledger/head.json names its key by the SHA-256
                     of its certificate), for convenience: trust comes from the anchors you pass
                     to the verifier, never from the bundle.
+parties.json        The sender's and recipients' names and places in the registry on the day the
+                    package arrived (the codes of then), and what each is today: its name, or
+                    the codes that succeeded it after a reorganisation.
 """
 
 
@@ -144,6 +148,10 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     files["ledger/head.p7s"] = head.signature
     files["certs/hub.pem"] = await _signer_chains(hub, signers)
     files["README.txt"] = README.encode()  # hashed too: the auditor reads it
+    copies = await hub.packages.copies(package, caller)
+    codes = [package["sender"], *(c for r in copies for c in (r["addressed_as"], r["recipient"]))]
+    parties = await package_parties(hub.registry, codes, package["received_at"])
+    files["parties.json"] = json.dumps(parties, indent=1, ensure_ascii=False).encode()
     index = {
         "v": 1,
         "type": "lienthong.evidence",

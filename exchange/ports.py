@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,8 +58,10 @@ class Submission:
     verification: dict | None = None
     received_at: dt.datetime | None = None  # the 'submitted' event's time
     sender: str | None = None
+    redirected_from: dict[str, str] | None = None  # recipient -> the retired code addressed
 
     def to_json(self) -> dict:
+        redirected = {"redirected_from": self.redirected_from} if self.redirected_from else {}
         return {
             "id": str(self.id),
             "kind": self.kind,
@@ -70,6 +72,7 @@ class Submission:
             "duplicate": self.duplicate,
             "verification": self.verification,
             "receipt": self.receipt,
+            **redirected,
         }
 
 
@@ -86,6 +89,10 @@ class NewPackage:
     retry_after: float
     report: tuple[str, bytes, bytes] | None  # (indication, report digest, report JSON)
     events: tuple[Event, ...] = ()  # recorded with it besides 'submitted' (verified, ...)
+    # Recipient -> the retired code the sender addressed (exchange/succession.py).
+    redirected_from: dict[str, str] = field(default_factory=dict)
+    # A status's sender and the codes it succeeded: any of them is a party to the document.
+    sender_parties: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

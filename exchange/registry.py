@@ -1,6 +1,7 @@
 """The agency registry: who exists, where in the tree, and for how long (codes change).
 
-The model, registry files and the recipient rule; the rows are in :mod:`exchange.store.registry`.
+The model and registry files; the rows and their history are in :mod:`exchange.store.registry`,
+where retired codes lead in :mod:`exchange.succession`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from exchange.errors import HubError
 from schemas import GovLevel, OrganId, OrganIdError
 
 __all__ = [
     "COLUMNS",
     "Agency",
+    "Place",
     "RegistryFile",
     "RegistryFileError",
-    "check_recipient",
     "read_registry_file",
 ]
 
@@ -54,6 +54,26 @@ class Agency:
     successor: str | None = None
     # The hub's signature policy for packages this agency sends; None follows the hub setting.
     verify_policy: str | None = None
+    # Every code that replaced it, in order (``successor`` is the first), and those of them
+    # that take packages still addressed to it (empty: the first successor).
+    successors: tuple[str, ...] = ()
+    route_to: tuple[str, ...] = ()
+    # Which version of the entry this is, and from which day it answers (history).
+    effective_from: dt.date | None = None
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.successor and not self.successors:
+            object.__setattr__(self, "successors", (self.successor,))
+        elif self.successors and self.successor != self.successors[0]:
+            object.__setattr__(self, "successor", self.successors[0])
+        object.__setattr__(self, "successors", tuple(self.successors))
+        object.__setattr__(self, "route_to", tuple(self.route_to))
+
+    @property
+    def redirect_targets(self) -> tuple[str, ...]:
+        """The codes that take a package addressed to this one once it has retired."""
+        return self.route_to or self.successors[:1]
 
     @property
     def routing_key(self) -> str:
@@ -67,8 +87,10 @@ class Agency:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        for key in ("valid_from", "valid_to"):
+        for key in ("valid_from", "valid_to", "effective_from"):
             data[key] = data[key].isoformat() if data[key] else None
+        data["successors"] = list(self.successors)
+        data["route_to"] = list(self.route_to)
         data["routing_key"] = self.routing_key
         return data
 
@@ -122,6 +144,15 @@ def _record(raw: dict, where: str) -> Agency:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a code stood in the tree on some day (see ``PostgresRegistry.structure_at``)."""
+
+    level: str
+    parent: str | None
+    province: str | None
+
+
+@dataclass(frozen=True)
 class RegistryFile:
     """Agencies read from a file, and for each the columns the file gave (others are kept)."""
 
@@ -159,16 +190,3 @@ def read_registry_file(path: str | Path) -> RegistryFile:
             raise RegistryFileError(f"{path.name}: code {agency.code} appears twice")
         seen.add(agency.code)
     return RegistryFile(records, given)
-
-
-def check_recipient(agency: Agency | None, code: str, day: dt.date, field: str) -> None:
-    """Refuse a recipient that is not registered or not active on ``day``."""
-    if agency is None:
-        raise HubError("recipient.unknown", f"recipient {code} is not in the registry", field=field)
-    if not agency.active_on(day):
-        hint = f"; its successor is {agency.successor}" if agency.successor else ""
-        raise HubError(
-            "recipient.inactive",
-            f"recipient {code} does not take documents on {day.isoformat()}{hint}",
-            field=field,
-        )

@@ -30,9 +30,9 @@ from exchange.events import Event
 from exchange.policy import Policy
 from exchange.ports import IncomingBody, NewPackage, Publisher, Submission
 from exchange.receipts import Receipts
-from exchange.registry import check_recipient
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
+from exchange.succession import check_sender_active, party_codes, route_recipients
 from exchange.verification import Inspector
 from schemas import FormatError, OrganId, Package
 
@@ -119,10 +119,15 @@ class Submissions:
         if not recipients:
             raise HubError("recipient.missing", "the package names no recipient")
         field = "To/OrganId" if package.kind == "edoc" else "ResponseFor/OrganId"
-        known = await self.registry.agencies(recipients)
         today = dt.datetime.now(dt.UTC).date()
-        for code in recipients:
-            check_recipient(known.get(code), code, today, field)
+        sender = package.sender.organ_id
+        await check_sender_active(self.registry, sender, today)
+        mode = self.policy.settings.retired_recipient
+        routing = await route_recipients(self.registry, recipients, today, mode, field)
+        recipients = routing.recipients
+        parties = (
+            await party_codes(self.registry, sender, today) if package.kind == "status" else ()
+        )
         package_id = uuid.uuid4()
         events = ()
         if verdict is not None:
@@ -142,6 +147,8 @@ class Submissions:
             if verdict
             else None,
             events=events,
+            redirected_from=routing.redirected_from,
+            sender_parties=parties,
         )
 
     async def _store(self, new: NewPackage, incoming: IncomingBody) -> Submission:
@@ -156,7 +163,9 @@ class Submissions:
         if result.duplicate:
             return result
         summary = new.events[0].detail if new.events else None
-        return dataclasses.replace(result, verification=summary)
+        return dataclasses.replace(
+            result, verification=summary, redirected_from=new.redirected_from
+        )
 
 
 def check_sender(caller: Caller, package: Package) -> None:

@@ -46,6 +46,7 @@ async def trail(deliveries: Deliveries, caller: Caller, package_id: str) -> dict
         "recipients": [
             {
                 "organ_id": d["recipient"],
+                "addressed_as": d["addressed_as"],  # the retired code the sender used
                 "state": d["state"],
                 "delivered_at": _iso(d["delivered_at"]),
                 "fetched_at": _iso(d["fetched_at"]),

@@ -85,6 +85,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
+    "agency.not_found": (404, "no such agency in the registry (on that day)"),
+    "sender.inactive": (403, "sending as a retired code; the message names its successor"),
 }
 
 

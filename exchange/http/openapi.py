@@ -182,6 +182,7 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                             "schema": {"enum": ["central", "province", "district", "commune"]},
                         },
                         _text("under", description="an organ id: its whole subtree"),
+                        _text("at", format="date", description="the registry as of this day"),
                         _integer("limit", 1, 10_000),
                         _integer("offset", 0, 10**9),
                     ],
@@ -199,6 +200,24 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                             "Agencies ordered by code",
                         ),
                         **_errors(401, 422),
+                    },
+                }
+            },
+            "/v1/agencies/{code}": {
+                "get": {
+                    "summary": "One agency as of a day (default today), with every version",
+                    "parameters": [
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        _text("at", format="date", description="YYYY-MM-DD"),
+                    ],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/AgencyAsOf"}, "The agency"),
+                        **_errors(401, 404, 422),
                     },
                 }
             },
@@ -388,6 +407,23 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                         "valid_to": {"type": ["string", "null"], "format": "date"},
                         "successor": {"type": ["string", "null"]},
                         "routing_key": {"type": "string"},
+                        "successors": {"type": "array", "items": {"type": "string"}},
+                        "route_to": {"type": "array", "items": {"type": "string"}},
+                        "effective_from": {"type": ["string", "null"], "format": "date"},
+                        "version": {"type": ["integer", "null"]},
+                    },
+                },
+                "AgencyAsOf": {
+                    "type": "object",
+                    "properties": {
+                        "at": {"type": "string", "format": "date"},
+                        "agency": {"$ref": "#/components/schemas/Agency"},
+                        "active": {"type": "boolean"},
+                        "successors_today": {"type": "array", "items": {"type": "string"}},
+                        "versions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Agency"},
+                        },
                     },
                 },
                 "Submission": {
@@ -400,6 +436,11 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                         "digest_algorithm": {"const": "sha256"},
                         "recipients": {"type": "array", "items": {"type": "string"}},
                         "duplicate": {"type": "boolean"},
+                        "redirected_from": {
+                            "type": "object",
+                            "description": "recipient -> the retired code the sender addressed",
+                            "additionalProperties": {"type": "string"},
+                        },
                     },
                 },
                 "TreeHead": {

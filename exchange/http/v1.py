@@ -8,6 +8,7 @@ by :mod:`exchange.http.errors`.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -19,6 +20,7 @@ from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
+from exchange.history import agency_as_of, package_parties, parse_day
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
@@ -71,7 +73,7 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def agencies(request: web.Request) -> web.Response:
-    """The registry: GET /v1/agencies?parent=&level=&under=&limit=&offset="""
+    """The registry: GET /v1/agencies?parent=&level=&under=&at=&limit=&offset="""
     hub = request.app[HUB]
     await _caller(request)
     query = request.query
@@ -87,10 +89,19 @@ async def agencies(request: web.Request) -> web.Response:
         parent=query.get("parent"),
         level=level,
         under=under,
+        at=parse_day(query.get("at")),
         limit=_int(query, "limit", 1000, 1, 10_000),
         offset=_int(query, "offset", 0, 0, 10**9),
     )
     return web.json_response({"items": [a.to_json() for a in rows]})
+
+
+async def agency(request: web.Request) -> web.Response:
+    """One agency as of a day, with its versions: GET /v1/agencies/{code}?at=YYYY-MM-DD"""
+    hub = request.app[HUB]
+    await _caller(request)
+    day = parse_day(request.query.get("at"))
+    return web.json_response(await agency_as_of(hub.registry, request.match_info["code"], day))
 
 
 _LEVELS = ("central", "province", "district", "commune")
@@ -201,7 +212,13 @@ async def trail(request: web.Request) -> web.Response:
     """GET /v1/packages/{id}/trail"""
     hub = request.app[HUB]
     caller = await _caller(request)
-    return web.json_response(await trails.trail(hub.deliveries, caller, request.match_info["id"]))
+    body = await trails.trail(hub.deliveries, caller, request.match_info["id"])
+    codes = [body["sender"]]
+    for copy in body["recipients"]:
+        codes += [copy["addressed_as"], copy["organ_id"]]
+    received = dt.datetime.fromisoformat(body["received_at"])
+    body["parties"] = await package_parties(hub.registry, codes, received)
+    return web.json_response(body)
 
 
 async def ledger_heads(request: web.Request) -> web.Response:
@@ -361,4 +378,5 @@ ROUTES = [
     ("GET", "/healthz", health),
     ("GET", "/readyz", ready),
     ("GET", "/metrics", metrics),
+    ("GET", "/v1/agencies/{code}", agency),
 ]

@@ -98,13 +98,16 @@ class PostgresPackages:
                 await self._refuse_reused_document_id(conn, package)
             about = None
             if package.kind == "status":
-                about = choose_document(package, await self._candidates(conn, package))
+                about = choose_document(
+                    package, await self._candidates(conn, package, new.sender_parties)
+                )
             submitted = Event(
                 "submitted",
                 digest,
                 package_id,
                 package.sender.organ_id,
-                {"kind": package.kind, "size": new.size, "recipients": list(new.recipients)},
+                {"kind": package.kind, "size": new.size, "recipients": list(new.recipients)}
+                | ({"redirected_from": new.redirected_from} if new.redirected_from else {}),
             )
             rows = await self._insert_rows(conn, package_id, new, about, submitted)
             key_of = dict(zip(new.recipients, new.routing_keys, strict=True))
@@ -149,8 +152,9 @@ class PostgresPackages:
                                       about_package, subject, size)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             ), d AS (
-                INSERT INTO deliveries (package_id, recipient)
-                SELECT $1, r FROM unnest($13::text[]) AS r RETURNING id, recipient
+                INSERT INTO deliveries (package_id, recipient, addressed_as)
+                SELECT $1, r, a FROM unnest($13::text[], $19::text[]) AS x(r, a)
+                RETURNING id, recipient
             ), o AS (
                 INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
                 SELECT d.id, k.key, now() + make_interval(secs => $15)
@@ -179,6 +183,7 @@ class PostgresPackages:
             submitted.at,
             submitted.detail,
             canonical_leaf(submitted),
+            [new.redirected_from.get(r) for r in new.recipients],
         )
 
     async def _refuse_reused_document_id(self, conn, package: Package) -> None:
@@ -199,11 +204,15 @@ class PostgresPackages:
                 field="DocumentId",
             )
 
-    async def _candidates(self, conn, package: Package) -> list[DocumentCandidate]:
-        """Documents with the status's DocumentId sent by either end of the status."""
+    async def _candidates(
+        self, conn, package: Package, parties: Sequence[str] = ()
+    ) -> list[DocumentCandidate]:
+        """Documents with the status's DocumentId sent by either end of the status; the
+        caller receives one if any of its ``parties`` (itself, the codes it succeeded) does."""
         response = package.response_for[0]
         rows = await conn.fetch(
-            "SELECT p.id, p.digest, p.sender, bool_or(d.recipient = $3) AS caller_receives, "
+            "SELECT p.id, p.digest, p.sender, "
+            "bool_or(d.recipient = $3 OR d.recipient = ANY($4::text[])) AS caller_receives, "
             "bool_or(d.recipient = $1) AS organ_receives FROM packages p "
             "JOIN deliveries d ON d.package_id = p.id "
             "WHERE p.document_id = $2 AND p.kind = 'edoc' AND p.sender IN ($1, $3) "
@@ -211,6 +220,7 @@ class PostgresPackages:
             response.organ_id,
             response.document_id,
             package.sender.organ_id,
+            list(parties),
         )
         return [DocumentCandidate(**dict(r)) for r in rows]
 
@@ -245,7 +255,7 @@ class PostgresPackages:
             """
             SELECT d.inbox_seq, d.delivered_at, p.id, p.kind, p.sender, p.document_id,
                    p.business_doc_type, p.status_code, p.response_for_document, p.subject,
-                   p.size, p.digest
+                   p.size, p.digest, d.addressed_as
             FROM deliveries d JOIN packages p ON p.id = d.package_id
             WHERE d.recipient = $1 AND d.state = 'delivered' AND d.inbox_seq > $2
             ORDER BY d.inbox_seq LIMIT $3
@@ -258,7 +268,8 @@ class PostgresPackages:
     async def copies(self, package: asyncpg.Record, organ_id: str) -> list[asyncpg.Record]:
         """The deliveries of a package ``organ_id`` may see (all for its sender)."""
         return await self.pool.fetch(
-            "SELECT recipient, state, delivered_at, fetched_at, acked_at FROM deliveries "
+            "SELECT recipient, addressed_as, state, delivered_at, fetched_at, acked_at "
+            "FROM deliveries "
             "WHERE package_id = $1 AND ($2 OR recipient = $3) ORDER BY id",
             package["id"],
             package["sender"] == organ_id,

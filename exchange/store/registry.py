@@ -1,19 +1,43 @@
-"""The agency registry and who may sign for each agency, in PostgreSQL."""
+"""The agency registry, with its history, and who may sign for each agency, in PostgreSQL.
+
+Every change of an agency is a new row of ``agency_versions`` with the day it takes effect;
+nothing is edited in place. A question "as of a day" takes, per code, the latest version in
+effect that day. ``agencies`` keeps one row per code, the latest version, for the tables that
+point at a code. Each version is also a ledger event (``registry``): who, when, what changed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 
 import asyncpg
 
-from exchange.registry import COLUMNS, Agency
+from exchange.events import Event
+from exchange.registry import COLUMNS, Agency, Place
+from exchange.store.events import record_events
 
-__all__ = ["PostgresRegistry", "REGISTRY_CHANNEL"]
+__all__ = ["ALWAYS", "PostgresRegistry", "REGISTRY_CHANNEL", "today"]
 
 REGISTRY_CHANNEL = "lienthong_registry"  # NOTIFY'd on every change, so hubs declare queues
-_UPDATABLE = ("parent", "level", "valid_from", "valid_to", "successor", "verify_policy")
 SIGNER_RULES = ("cert", "organization_identifier", "delegate")
+ALWAYS = dt.date(1, 1, 1)  # the effective day of a code's first version: since always
+_LOCK_REGISTRY = 7214015  # one writer of the registry at a time (versions are read-then-written)
+# The columns of a version that are the agency itself (not its place in the history).
+_DATA = (*COLUMNS, "successors", "route_to")
+_AS_OF = """
+    SELECT DISTINCT ON (v.code) v.* FROM agency_versions v
+    WHERE v.effective_from <= $1 AND ($2::text[] IS NULL OR v.code = ANY($2::text[]))
+    ORDER BY v.code, v.effective_from DESC, v.id DESC
+"""
+
+
+def today() -> dt.date:
+    """The hub's day (UTC), the default of every "as of" question."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _agency(row: asyncpg.Record) -> Agency:
@@ -24,77 +48,200 @@ def _agency(row: asyncpg.Record) -> Agency:
         level=row["level"],
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
-        successor=row["successor"],
         verify_policy=row["verify_policy"],
+        successors=tuple(row["successors"]),
+        route_to=tuple(row["route_to"]),
+        effective_from=row["effective_from"],
+        version=row["id"],
     )
 
 
+def same_entry(a: Agency, b: Agency) -> bool:
+    """Whether two versions say the same about the agency (history fields aside)."""
+    return all(getattr(a, column) == getattr(b, column) for column in _DATA)
+
+
+def _changes(before: Agency | None, after: Agency) -> dict:
+    def plain(value):
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return list(value) if isinstance(value, tuple) else value
+
+    return {
+        column: [plain(getattr(before, column)) if before else None, plain(getattr(after, column))]
+        for column in _DATA
+        if column != "successor"
+        and (before is None or getattr(before, column) != getattr(after, column))
+    }
+
+
 class PostgresRegistry:
-    """Agencies, their signer rules and their signature policy."""
+    """Agencies with their history, their signer rules and their signature policy."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def upsert(
-        self, agencies: Sequence[Agency], given: Sequence[frozenset[str]] | None = None
-    ) -> tuple[int, int]:
-        """Insert or update agencies in one transaction; returns (inserted, updated).
+    # ----- writing ----------------------------------------------------------------------
 
-        ``given``: per agency, the columns to write on an existing entry (a file's columns);
-        the others keep their stored values. None writes every column (replace).
+    async def upsert(
+        self,
+        agencies: Sequence[Agency],
+        given: Sequence[frozenset[str]] | None = None,
+        *,
+        effective: dt.date | None = None,
+        by: str = "operator",
+        reason: str | None = None,
+    ) -> tuple[int, int]:
+        """Register agencies or record new versions of them, in one transaction; returns
+        (new codes, codes given a new version). An entry that says what the registry already
+        says is left alone.
+
+        ``given``: per agency, the columns the file had; the others keep their values as of
+        ``effective`` (None: every column is written). A code's first version is in effect
+        since always; a change takes effect on ``effective`` (default: today).
         """
         given = given or [frozenset(COLUMNS)] * len(agencies)
-        rows = [
-            (
-                a.code,
-                a.name,
-                a.parent,
-                a.level,
-                a.valid_from,
-                a.valid_to,
-                a.successor,
-                a.routing_key,
-                a.verify_policy,
-                [column in columns for column in _UPDATABLE],
-            )
-            for a, columns in zip(agencies, given, strict=True)
-        ]
+        day = effective or today()
         async with self.pool.acquire() as conn, conn.transaction():
-            existing = await conn.fetchval(
-                "SELECT count(*) FROM agencies WHERE code = ANY($1::text[])", [r[0] for r in rows]
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_REGISTRY)
+            codes = [a.code for a in agencies]
+            known = set(
+                await conn.fetchval(
+                    "SELECT coalesce(array_agg(code), '{}') FROM agencies "
+                    "WHERE code = ANY($1::text[])",
+                    codes,
+                )
             )
-            await conn.executemany(
-                """
-                INSERT INTO agencies (code, name, parent, level, valid_from, valid_to, successor,
-                                      routing_key, verify_policy)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT (code) DO UPDATE SET
-                    name = EXCLUDED.name,
-                    parent = CASE WHEN ($10::bool[])[1] THEN EXCLUDED.parent
-                                  ELSE agencies.parent END,
-                    level = CASE WHEN ($10::bool[])[2] THEN EXCLUDED.level
-                                 ELSE agencies.level END,
-                    valid_from = CASE WHEN ($10::bool[])[3] THEN EXCLUDED.valid_from
-                                      ELSE agencies.valid_from END,
-                    valid_to = CASE WHEN ($10::bool[])[4] THEN EXCLUDED.valid_to
-                                    ELSE agencies.valid_to END,
-                    successor = CASE WHEN ($10::bool[])[5] THEN EXCLUDED.successor
-                                     ELSE agencies.successor END,
-                    verify_policy = CASE WHEN ($10::bool[])[6] THEN EXCLUDED.verify_policy
-                                         ELSE agencies.verify_policy END,
-                    updated_at = now()
-                """,
-                rows,
+            current = await self._as_of(conn, codes, day)
+            versions = []
+            for agency, columns in zip(agencies, given, strict=True):
+                before = current.get(agency.code)
+                if agency.code not in known:
+                    versions.append(dataclasses.replace(agency, effective_from=ALWAYS))
+                    continue
+                after = _merge(before, agency, columns)
+                if before is None or not same_entry(before, after):
+                    versions.append(dataclasses.replace(after, effective_from=day))
+            await self.write_versions(conn, versions, current, by=by, reason=reason)
+        inserted = sum(1 for a in agencies if a.code not in known)
+        return inserted, len(versions) - inserted
+
+    async def write_versions(
+        self,
+        conn: asyncpg.Connection,
+        versions: Sequence[Agency],
+        before: dict[str, Agency],
+        *,
+        by: str,
+        reason: str | None,
+    ) -> None:
+        """Record new versions (each with its ``effective_from``), inside the caller's
+        transaction: the codes' rows, the versions, one ledger event per version."""
+        if not versions:
+            return
+        await conn.executemany(
+            "INSERT INTO agencies (code, name, parent, level, valid_from, valid_to, successor, "
+            "routing_key, verify_policy, successors, route_to) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (code) DO NOTHING",
+            [_columns(v)[:11] for v in versions],
+        )
+        ids = [
+            await conn.fetchrow(
+                "INSERT INTO agency_versions (code, name, parent, level, valid_from, valid_to, "
+                "routing_key, verify_policy, successors, route_to, effective_from, "
+                "recorded_by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                "$12, $13) RETURNING id, recorded_at",
+                *_columns(v)[:6],
+                *_columns(v)[7:],
+                v.effective_from,
+                by,
+                reason,
             )
-            await conn.execute("SELECT pg_notify($1, '')", REGISTRY_CHANNEL)
-        return len(rows) - existing, existing
+            for v in versions
+        ]
+        # The one row per code follows the latest version (by effective day, then record).
+        await conn.execute(
+            """
+            UPDATE agencies a SET name = v.name, parent = v.parent, level = v.level,
+                valid_from = v.valid_from, valid_to = v.valid_to, successor = v.successors[1],
+                successors = v.successors, route_to = v.route_to,
+                verify_policy = v.verify_policy, routing_key = v.routing_key, updated_at = now()
+            FROM (SELECT DISTINCT ON (code) * FROM agency_versions
+                  WHERE code = ANY($1::text[])
+                  ORDER BY code, effective_from DESC, id DESC) v
+            WHERE a.code = v.code
+            """,
+            list({v.code for v in versions}),
+        )
+        events = []
+        for version, row in zip(versions, ids, strict=True):
+            detail = {
+                "code": version.code,
+                "version": row["id"],
+                "effective_from": version.effective_from.isoformat(),
+                "by": by,
+                "reason": reason,
+                "changed": _changes(before.get(version.code), version),
+            }
+            digest = hashlib.sha256(
+                json.dumps(detail, sort_keys=True, ensure_ascii=False).encode()
+            ).digest()
+            events.append(Event("registry", digest, None, version.code, detail, row["recorded_at"]))
+        await record_events(conn, events)
+        await conn.execute("SELECT pg_notify($1, '')", REGISTRY_CHANNEL)
+
+    # ----- reading ----------------------------------------------------------------------
+
+    async def _as_of(self, conn, codes: Sequence[str] | None, day: dt.date) -> dict[str, Agency]:
+        rows = await conn.fetch(_AS_OF, day, list(codes) if codes is not None else None)
+        return {row["code"]: _agency(row) for row in rows}
+
+    async def as_of(self, codes: Sequence[str], day: dt.date) -> dict[str, Agency]:
+        """The agencies as the registry described them on ``day``; codes unknown then are
+        absent."""
+        return await self._as_of(self.pool, codes, day)
 
     async def agencies(self, codes: Sequence[str]) -> dict[str, Agency]:
-        """Agencies by normalised code, in one query; unknown codes are absent."""
+        """Agencies by normalised code, as of today, in one query; unknown codes are absent."""
+        return await self.as_of(codes, today())
+
+    async def history(self, code: str) -> list[Agency]:
+        """Every version of an agency, in the order they take effect."""
         rows = await self.pool.fetch(
-            "SELECT * FROM agencies WHERE code = ANY($1::text[])", list(codes)
+            "SELECT * FROM agency_versions WHERE code = $1 ORDER BY effective_from, id", code
         )
-        return {row["code"]: _agency(row) for row in rows}
+        return [_agency(r) for r in rows]
+
+    async def histories(self, codes: Sequence[str] | None = None) -> dict[str, list[Agency]]:
+        """Every version of the given agencies (None: all), by code, in order of effect."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM agency_versions WHERE $1::text[] IS NULL OR code = ANY($1::text[]) "
+            "ORDER BY code, effective_from, id",
+            list(codes) if codes is not None else None,
+        )
+        found: dict[str, list[Agency]] = {}
+        for row in rows:
+            found.setdefault(row["code"], []).append(_agency(row))
+        return found
+
+    async def retired_into(self, codes: Sequence[str], day: dt.date) -> list[str]:
+        """The codes retired by ``day`` whose successors, as of that day, include one of
+        ``codes``."""
+        rows = await self.pool.fetch(
+            f"SELECT code FROM ({_AS_OF}) a WHERE successors && $3::text[] "
+            "AND valid_to IS NOT NULL AND valid_to < $1 ORDER BY code",
+            day,
+            None,
+            list(codes),
+        )
+        return [r["code"] for r in rows]
+
+    async def structure_at(self, day: dt.date) -> dict[str, Place]:
+        """The tree as it stood on ``day``: for every code known then, its level, parent and
+        province (the province-level unit above it, or itself). Reports group by this to
+        compare years across a reorganisation."""
+        tree = await self._as_of(self.pool, None, day)
+        return {code: Place(a.level, a.parent, _province(tree, code)) for code, a in tree.items()}
 
     async def exists(self, code: str) -> bool:
         return bool(await self.pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", code))
@@ -110,24 +257,28 @@ class PostgresRegistry:
         level: str | None = None,
         under: str | None = None,
         active_on: dt.date | None = None,
+        at: dt.date | None = None,
         limit: int = 1000,
         offset: int = 0,
     ) -> list[Agency]:
-        """Agencies ordered by code, filtered by parent, level, subtree or date.
+        """Agencies as of ``at`` (default today) ordered by code, filtered by parent, level,
+        subtree or the day they take documents.
 
         ``under`` is a subtree prefix (:attr:`OrganId.subtree_prefix`), the unit itself
         included.
         """
         rows = await self.pool.fetch(
-            """
-            SELECT * FROM agencies
-            WHERE ($1::text IS NULL OR parent = $1)
-              AND ($2::text IS NULL OR level = $2)
-              AND ($3::text IS NULL OR routing_key = $3 OR routing_key LIKE $3 || '.%')
-              AND ($4::date IS NULL OR ((valid_from IS NULL OR valid_from <= $4)
-                                         AND (valid_to IS NULL OR valid_to >= $4)))
-            ORDER BY code LIMIT $5 OFFSET $6
+            f"""
+            SELECT * FROM ({_AS_OF}) a
+            WHERE ($3::text IS NULL OR parent = $3)
+              AND ($4::text IS NULL OR level = $4)
+              AND ($5::text IS NULL OR routing_key = $5 OR routing_key LIKE $5 || '.%')
+              AND ($6::date IS NULL OR ((valid_from IS NULL OR valid_from <= $6)
+                                         AND (valid_to IS NULL OR valid_to >= $6)))
+            ORDER BY code LIMIT $7 OFFSET $8
             """,
+            at or today(),
+            None,
             parent,
             level,
             under,
@@ -138,15 +289,23 @@ class PostgresRegistry:
         return [_agency(r) for r in rows]
 
     async def verify_policy(self, code: str) -> str | None:
-        """The agency's own signature policy (None: the hub's setting)."""
-        return await self.pool.fetchval("SELECT verify_policy FROM agencies WHERE code = $1", code)
+        """The agency's own signature policy today (None: the hub's setting)."""
+        found = await self.agencies([code])
+        return found[code].verify_policy if code in found else None
+
+    # ----- signers ----------------------------------------------------------------------
 
     async def signer_rules(self, organ_id: str) -> list[tuple[str, str, str]]:
-        """(organ id, rule, value) of the agency's rules and of the agencies it delegates to."""
+        """(organ id, rule, value) of the agency's rules, of the agencies it delegates to, and
+        of the agencies it succeeded (rules follow successors, for what is sent from now on)."""
+        from exchange.succession import predecessors  # the successor graph lives there
+
+        own = [organ_id, *await predecessors(self, organ_id, today())]
         rows = await self.pool.fetch(
-            "SELECT organ_id, rule, value FROM agency_signers WHERE organ_id = $1 OR organ_id IN "
-            "(SELECT value FROM agency_signers WHERE organ_id = $1 AND rule = 'delegate')",
-            organ_id,
+            "SELECT organ_id, rule, value FROM agency_signers WHERE organ_id = ANY($1::text[]) "
+            "OR organ_id IN (SELECT value FROM agency_signers WHERE organ_id = ANY($1::text[]) "
+            "AND rule = 'delegate')",
+            own,
         )
         return [(r["organ_id"], r["rule"], r["value"]) for r in rows]
 
@@ -161,3 +320,46 @@ class PostgresRegistry:
             rule,
             value,
         )
+
+
+def _merge(before: Agency | None, agency: Agency, columns: frozenset[str]) -> Agency:
+    """``agency`` with the columns the file lacked taken from ``before``."""
+    if before is None:
+        return agency
+    kept = {
+        column: getattr(before, column)
+        for column in COLUMNS
+        if column not in columns and column not in ("code", "name")
+    }
+    # The successor lists go with the successor column: kept when it is absent or unchanged.
+    kept.pop("successor", None)
+    if "successor" not in columns or agency.successor == before.successor:
+        kept["successors"], kept["route_to"] = before.successors, before.route_to
+    return dataclasses.replace(agency, **kept)
+
+
+def _province(tree: dict[str, Agency], code: str) -> str | None:
+    seen: set[str] = set()
+    current: str | None = code
+    while current is not None and current in tree and current not in seen:
+        seen.add(current)
+        if tree[current].level == "province":
+            return current
+        current = tree[current].parent
+    return None
+
+
+def _columns(v: Agency) -> tuple:
+    return (
+        v.code,
+        v.name,
+        v.parent,
+        v.level,
+        v.valid_from,
+        v.valid_to,
+        v.successor,
+        v.routing_key,
+        v.verify_policy,
+        list(v.successors),
+        list(v.route_to),
+    )

@@ -123,7 +123,8 @@ async def test_unknown_recipient_and_forged_sender(exchange, ctx):
     assert await package_count(exchange) == before
 
 
-async def test_retired_recipient_names_its_successor(exchange, ctx):
+async def test_retired_recipient_goes_to_its_successor(exchange, ctx):
+    """The default retired_recipient = redirect (refusing is tested in test_succession.py)."""
     from exchange.registry import Agency
 
     old = Agency(
@@ -137,8 +138,8 @@ async def test_retired_recipient_names_its_successor(exchange, ctx):
     await exchange.hub.registry.upsert([old])
     exchange.codes.append(old.code)
     status, got = await post(exchange, ctx["sender"], doc("15", recipients=[old.code]))
-    error = assert_error(status, got, 422, "recipient.inactive")
-    assert RECIPIENT in error["message"]
+    assert status == 202, got
+    assert (got["recipients"], got["redirected_from"]) == ([RECIPIENT], {RECIPIENT: old.code})
 
 
 async def test_wrong_media_type(exchange, ctx):
