@@ -212,9 +212,11 @@ class PostgresRegistry:
         )
         return [_agency(r) for r in rows]
 
-    async def histories(self, codes: Sequence[str] | None = None) -> dict[str, list[Agency]]:
+    async def histories(
+        self, codes: Sequence[str] | None = None, *, conn: asyncpg.Connection | None = None
+    ) -> dict[str, list[Agency]]:
         """Every version of the given agencies (None: all), by code, in order of effect."""
-        rows = await self.pool.fetch(
+        rows = await (conn or self.pool).fetch(
             "SELECT * FROM agency_versions WHERE $1::text[] IS NULL OR code = ANY($1::text[]) "
             "ORDER BY code, effective_from, id",
             list(codes) if codes is not None else None,

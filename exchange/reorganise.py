@@ -1,0 +1,414 @@
+"""``lienthong registry reorganise``: a whole reorganisation (mergers, splits, renames,
+abolitions) from one mapping file, checked in full, then applied in one transaction.
+
+A mapping row says: ``old`` code, ``new`` code(s), ``effective`` day, ``kind`` (merge | split |
+rename | abolish), optionally the ``parent`` the new codes have from that day, a ``name``
+(rename) and ``route`` (which of the new codes take packages still sent to the old one:
+``all`` or codes; default the first). The old code retires the day before ``effective`` and
+names its successors; the successors must be registered (``registry import`` them first) and
+take documents on that day. Applying the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exchange.registry import Agency
+from exchange.store.registry import PostgresRegistry, same_entry
+from schemas import OrganId, OrganIdError
+
+__all__ = [
+    "KINDS",
+    "MappingRow",
+    "Plan",
+    "Problem",
+    "TWO_TIER_SINCE",
+    "apply_reorganisation",
+    "plan_reorganisation",
+    "read_mapping",
+]
+
+KINDS = ("merge", "split", "rename", "abolish")
+TWO_TIER_SINCE = dt.date(2025, 7, 1)  # district-level units no longer exist from this day
+_COLUMNS = ("old", "new", "effective", "kind", "parent", "name", "route")
+_LOCK_REGISTRY = 7214015  # the registry writer's lock (exchange/store/registry.py)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A conflict in a mapping: where, a stable kind, and what is wrong."""
+
+    where: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message} [{self.kind}]"
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    """One line of a mapping file."""
+
+    where: str
+    old: str
+    new: tuple[str, ...]
+    effective: dt.date
+    kind: str
+    parent: str | None = None
+    name: str | None = None
+    route: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """What a mapping would do: the new versions, what is already so, the conflicts."""
+
+    versions: list[Agency] = field(default_factory=list)
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    per_province: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    described: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "changes": self.described,
+            "unchanged": self.unchanged,
+            "per_province": {p: dict(c) for p, c in sorted(self.per_province.items())},
+            "conflicts": [dataclasses.asdict(p) for p in self.problems],
+            "notes": self.notes,
+        }
+
+
+def _codes(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [c for c in str(value).replace(";", " ").replace(",", " ").split() if c]
+
+
+def _row(raw: dict, where: str, problems: list[Problem]) -> MappingRow | None:
+    unknown = sorted(set(raw) - set(_COLUMNS))
+    if unknown:
+        problems.append(Problem(where, "mapping.malformed", f"unknown columns {unknown}"))
+        return None
+    kind = str(raw.get("kind") or "").strip().lower()
+    if kind not in KINDS:
+        problems.append(
+            Problem(where, "mapping.bad_kind", f"kind {kind!r} must be one of {', '.join(KINDS)}")
+        )
+        return None
+    try:
+        effective = dt.date.fromisoformat(str(raw.get("effective") or "").strip())
+    except ValueError:
+        problems.append(
+            Problem(where, "mapping.bad_date", f"effective {raw.get('effective')!r} is not a date")
+        )
+        return None
+    try:
+        old = str(OrganId.parse(str(raw.get("old") or "")))
+        new = tuple(str(OrganId.parse(c)) for c in _codes(raw.get("new")))
+        parent = str(OrganId.parse(str(raw["parent"]))) if raw.get("parent") else None
+        route_raw = _codes(raw.get("route"))
+        route = new if route_raw == ["all"] else tuple(str(OrganId.parse(c)) for c in route_raw)
+    except OrganIdError as exc:
+        problems.append(Problem(where, "mapping.malformed", exc.message))
+        return None
+    wanted = {"merge": "exactly one", "split": "two or more", "rename": "exactly one"}
+    counts_ok = {
+        "merge": len(new) == 1,
+        "split": len(new) >= 2,
+        "rename": len(new) == 1,
+        "abolish": not new,
+    }
+    if not counts_ok[kind]:
+        need = wanted.get(kind, "no")
+        problems.append(
+            Problem(where, "mapping.arity", f"{kind} needs {need} new code(s), got {len(new)}")
+        )
+        return None
+    if old in new and kind != "rename":
+        problems.append(Problem(where, "mapping.self", f"{old} is mapped to itself"))
+        return None
+    if set(route) - set(new):
+        problems.append(Problem(where, "mapping.route", "route names codes that are not new"))
+        return None
+    name = str(raw.get("name") or "").strip() or None
+    if kind == "rename" and new == (old,) and not name:
+        problems.append(Problem(where, "mapping.malformed", "a rename in place needs a name"))
+        return None
+    return MappingRow(where, old, new, effective, kind, parent, name, route)
+
+
+def read_mapping(path: str | Path) -> tuple[list[MappingRow], list[Problem]]:
+    """The rows of a CSV (header row) or JSON (a list, or {"mapping": [...]}) mapping file,
+    and every row that cannot be read (all of them, not only the first)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    problems: list[Problem] = []
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return [], [Problem(path.name, "mapping.malformed", f"not valid JSON ({exc})")]
+        raw_rows = data.get("mapping") if isinstance(data, dict) else data
+        if not isinstance(raw_rows, list) or not all(isinstance(r, dict) for r in raw_rows):
+            return [], [Problem(path.name, "mapping.malformed", "expected a list of objects")]
+        found = [(f"{path.name} item {i}", r) for i, r in enumerate(raw_rows, 1)]
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        missing = {"old", "effective", "kind"} - set(reader.fieldnames or ())
+        if missing:
+            return [], [
+                Problem(path.name, "mapping.malformed", f"the header lacks {sorted(missing)}")
+            ]
+        found = [(f"{path.name} line {reader.line_num}", dict(r)) for r in reader]
+    rows = [row for where, raw in found if (row := _row(raw, where, problems))]
+    return rows, problems
+
+
+def _state(versions: list[Agency] | None, day: dt.date) -> Agency | None:
+    """The version in effect on ``day`` (versions in order of effect)."""
+    current = None
+    for version in versions or ():
+        if version.effective_from <= day:
+            current = version
+    return current
+
+
+def plan_reorganisation(rows: list[MappingRow], histories: dict[str, list[Agency]]) -> Plan:
+    """Check a mapping against the registry's history and list the versions it needs."""
+    plan = Plan()
+    by_old: dict[str, MappingRow] = {}
+    for row in rows:
+        if row.old in by_old:
+            plan.problems.append(
+                Problem(
+                    row.where,
+                    "mapping.duplicate",
+                    f"{row.old} is mapped twice (also {by_old[row.old].where})",
+                )
+            )
+        else:
+            by_old[row.old] = row
+    pending: dict[tuple[str, dt.date], Agency] = {}
+    for row in by_old.values():
+        _plan_row(row, histories, by_old, pending, plan)
+    _find_cycles(by_old, histories, plan)
+    plan.versions = list(pending.values())
+    _note_districts(histories, plan)
+    return plan
+
+
+def _province(code: str) -> str:
+    return OrganId.parse(code).top
+
+
+def _plan_row(row, histories, by_old, pending, plan: Plan) -> None:
+    day = row.effective
+    problems = plan.problems
+    old = _state(histories.get(row.old), day)
+    if old is None:
+        why = "is not in the registry" if row.old not in histories else f"is unknown on {day}"
+        problems.append(Problem(row.where, "mapping.unknown_code", f"{row.old} {why}"))
+        return
+    edits: list[tuple[str, dict]] = []
+    if row.new != (row.old,):
+        retire = {
+            "valid_to": day - dt.timedelta(days=1),
+            "successors": row.new,
+            "route_to": () if row.route in ((), row.new[:1]) else row.route,
+        }
+        if old.valid_to is not None and old.valid_to < day and old.valid_to != retire["valid_to"]:
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.already_retired",
+                    f"{row.old} already retired after {old.valid_to}",
+                )
+            )
+            return
+        if old.valid_from is not None and old.valid_from >= day:
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.not_yet_valid",
+                    f"{row.old} only takes documents from {old.valid_from}, not before {day}",
+                )
+            )
+            return
+        edits.append((row.old, retire))
+    elif row.name:
+        edits.append((row.old, {"name": row.name}))
+    for code in row.new:
+        if code == row.old:
+            continue
+        successor = _state(histories.get(code), day)
+        if successor is None:
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.unknown_successor",
+                    f"successor {code} is not in the registry on {day} (import it first)",
+                )
+            )
+            continue
+        retiring = by_old.get(code)
+        if retiring is not None and retiring.effective <= day:
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.successor_not_active",
+                    f"successor {code} itself retires on {retiring.effective}, "
+                    f"not after {row.old} hands over on {day}",
+                )
+            )
+            continue
+        if not successor.active_on(day):
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.successor_not_active",
+                    f"successor {code} does not take documents on {day} "
+                    f"(valid {successor.valid_from or '…'} to {successor.valid_to or '…'})",
+                )
+            )
+            continue
+        started = successor.valid_from
+        if started is not None and (old.valid_from or dt.date.min) < started < day:
+            problems.append(
+                Problem(
+                    row.where,
+                    "mapping.successor_too_early",
+                    f"successor {code} takes documents from {started}, before {row.old} "
+                    f"retires on {day - dt.timedelta(days=1)}",
+                )
+            )
+            continue
+        change = {}
+        if row.parent:
+            change["parent"] = row.parent
+        if row.kind == "rename" and row.name:
+            change["name"] = row.name
+        if change:
+            edits.append((code, change))
+    if row.parent and not (
+        (parent := _state(histories.get(row.parent), day)) and parent.active_on(day)
+    ):
+        problems.append(
+            Problem(
+                row.where, "mapping.unknown_parent", f"parent {row.parent} is not active on {day}"
+            )
+        )
+        return
+    _record(row, edits, histories, pending, plan)
+
+
+def _record(row, edits, histories, pending, plan: Plan) -> None:
+    counts = plan.per_province[_province(row.old)]
+    changed = False
+    for code, change in edits:
+        key = (code, row.effective)
+        base = pending.get(key) or _state(histories.get(code), row.effective)
+        # successor=None: the first of the (maybe new) successors becomes it.
+        after = dataclasses.replace(base, **change, successor=None, effective_from=row.effective)
+        earlier = pending.get(key)
+        if earlier is not None and earlier.parent != after.parent:
+            plan.problems.append(
+                Problem(
+                    row.where,
+                    "mapping.parent_conflict",
+                    f"{code} is given two parents on {row.effective}",
+                )
+            )
+            continue
+        if same_entry(base, after):
+            continue
+        pending[key] = after
+        changed = True
+        plan.described.append(_describe(row, code, base, after))
+        if code != row.old:
+            plan.per_province[_province(code)]["moved" if "parent" in change else "renamed"] += 1
+    if changed:
+        counts[row.kind] += 1
+    else:
+        counts["already applied"] += 1
+        plan.unchanged += 1
+
+
+def _describe(row: MappingRow, code: str, before: Agency, after: Agency) -> str:
+    day = row.effective.isoformat()
+    if code == row.old and row.new != (row.old,):
+        to = ", ".join(after.successors) or "no successor"
+        return f"{day} {code} ({before.name}) retires → {to} [{row.kind}]"
+    parts = []
+    if after.parent != before.parent:
+        parts.append(f"parent {before.parent} → {after.parent}")
+    if after.name != before.name:
+        parts.append(f"name {before.name!r} → {after.name!r}")
+    return f"{day} {code}: " + ", ".join(parts or ["successors " + ", ".join(after.successors)])
+
+
+def _find_cycles(by_old, histories, plan: Plan) -> None:
+    """A chain of successors that leads back to where it started."""
+    edges = {code: set(versions[-1].successors) for code, versions in histories.items() if versions}
+    for row in by_old.values():
+        edges[row.old] = set(row.new) - {row.old}
+    reported: set[frozenset[str]] = set()
+    for start in by_old:
+        stack = [(start, (start,))]
+        while stack:
+            code, path = stack.pop()
+            for nxt in edges.get(code, ()):
+                if nxt == start:
+                    loop = frozenset(path)
+                    if loop not in reported:
+                        reported.add(loop)
+                        where = by_old[start].where
+                        chain = " → ".join((*path, start))
+                        plan.problems.append(Problem(where, "mapping.cycle", f"cycle {chain}"))
+                elif nxt not in path and len(path) < 64:
+                    stack.append((nxt, (*path, nxt)))
+
+
+def _note_districts(histories, plan: Plan) -> None:
+    pending = {v.code for v in plan.versions if v.valid_to}  # retiring with this plan
+    late = []
+    for code, versions in histories.items():
+        if code in pending:
+            continue
+        now = _state(versions, TWO_TIER_SINCE)
+        if now is not None and now.level == "district" and now.active_on(TWO_TIER_SINCE):
+            late.append(code)
+    if late:
+        shown = ", ".join(late[:5]) + (" …" if len(late) > 5 else "")
+        plan.notes.append(
+            f"{len(late)} district-level code(s) still take documents on or after "
+            f"{TWO_TIER_SINCE} (two tiers since then): {shown}"
+        )
+
+
+async def apply_reorganisation(
+    registry: PostgresRegistry, rows: list[MappingRow], *, by: str, reason: str, dry_run: bool
+) -> Plan:
+    """Plan the mapping and, unless ``dry_run`` or something conflicts, write every version it
+    needs in one transaction (the plan is made again under the registry's lock)."""
+    async with registry.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_REGISTRY)
+        histories = await registry.histories(conn=conn)
+        plan = plan_reorganisation(rows, histories)
+        if not dry_run and not plan.problems and plan.versions:
+            before = {
+                v.code: _state(histories.get(v.code), v.effective_from) for v in plan.versions
+            }
+            await registry.write_versions(conn, plan.versions, before, by=by, reason=reason)
+    return plan
