@@ -239,10 +239,14 @@ class PostgresRegistry:
         return [r["code"] for r in rows]
 
     async def structure_at(self, day: dt.date) -> dict[str, Place]:
-        """The tree as it stood on ``day``: for every code known then, its level, parent and
-        province (the province-level unit above it, or itself). Reports group by this to
-        compare years across a reorganisation."""
-        tree = await self._as_of(self.pool, None, day)
+        """The tree as it stood on ``day``: for every code that existed then (retired ones
+        included), its level, parent and province (the province-level unit above it, or
+        itself). Reports group by this to compare years across a reorganisation."""
+        tree = {
+            code: a
+            for code, a in (await self._as_of(self.pool, None, day)).items()
+            if a.valid_from is None or a.valid_from <= day
+        }
         return {code: Place(a.level, a.parent, _province(tree, code)) for code, a in tree.items()}
 
     async def exists(self, code: str) -> bool:
@@ -264,7 +268,8 @@ class PostgresRegistry:
         offset: int = 0,
     ) -> list[Agency]:
         """Agencies as of ``at`` (default today) ordered by code, filtered by parent, level,
-        subtree or the day they take documents.
+        subtree or the day they take documents. With ``at``, codes that only begin later are
+        left out (codes retired by then are kept: they carry their ``valid_to``).
 
         ``under`` is a subtree prefix (:attr:`OrganId.subtree_prefix`), the unit itself
         included.
@@ -277,6 +282,7 @@ class PostgresRegistry:
               AND ($5::text IS NULL OR routing_key = $5 OR routing_key LIKE $5 || '.%')
               AND ($6::date IS NULL OR ((valid_from IS NULL OR valid_from <= $6)
                                          AND (valid_to IS NULL OR valid_to >= $6)))
+              AND (NOT $9 OR valid_from IS NULL OR valid_from <= $1)
             ORDER BY code LIMIT $7 OFFSET $8
             """,
             at or today(),
@@ -287,6 +293,7 @@ class PostgresRegistry:
             active_on,
             limit,
             offset,
+            at is not None,
         )
         return [_agency(r) for r in rows]
 

@@ -92,6 +92,7 @@ async def test_agency_as_of_a_day_and_today(exchange, world):
     assert structure[demo.OLD_WARD].parent == demo.CITY
     assert structure[demo.OLD_WARD].province == demo.PROVINCE
     assert structure[demo.BAC_GIANG].province == demo.BAC_GIANG
+    assert demo.HONG_GAI not in structure  # it begins on 2025-07-01
     assert (await exchange.hub.registry.structure_at(today()))[demo.HONG_GAI].parent == (
         demo.PROVINCE
     )
