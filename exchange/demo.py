@@ -20,6 +20,7 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
+from exchange.demo_reorganisation import show_reorganisation
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from schemas import build_document, build_status
@@ -68,6 +69,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             ok = await _exchange(
                 console, clients, ministry, [province, district, commune], hub.key.cert
             )
+            ok &= await show_reorganisation(console, hub, clients, ministry.code)
         finally:
             for client in clients.values():
                 await client.close()

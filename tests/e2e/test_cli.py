@@ -244,11 +244,16 @@ def test_demo_runs_the_four_levels(settings):
     out = proc.stdout
     for level in ("central", "province", "district", "commune"):
         assert level in out
-    assert "every step checked out" in out
+    assert "Demo finished: every step checked out" in out
+    assert "Reorganisation: every step checked out" in out
     assert out.count("acknowledged") >= 3
+    from exchange import demo_reorganisation as reorg
+
+    new_codes = [a.code for a in (*reorg.OLD_PROVINCES, *reorg.NEW_UNITS)]
     asyncio.run(
         cleanup_broker(
-            settings, ["000.00.00.G22", "000.00.00.H49", "000.00.10.H49", "000.05.10.H49"]
+            settings,
+            ["000.00.00.G22", "000.00.00.H49", "000.00.10.H49", "000.05.10.H49", *new_codes],
         )
     )
 
