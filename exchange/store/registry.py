@@ -28,11 +28,13 @@ ALWAYS = dt.date(1, 1, 1)  # the effective day of a code's first version: since 
 _LOCK_REGISTRY = 7214015  # one writer of the registry at a time (versions are read-then-written)
 # The columns of a version that are the agency itself (not its place in the history).
 _DATA = (*COLUMNS, "successors", "route_to")
-_AS_OF = """
+# Per code, the latest version in effect on $1: of the codes $2 (_AS_OF), or of all (_ALL_AS_OF).
+_ALL_AS_OF = """
     SELECT DISTINCT ON (v.code) v.* FROM agency_versions v
-    WHERE v.effective_from <= $1 AND ($2::text[] IS NULL OR v.code = ANY($2::text[]))
+    WHERE v.effective_from <= $1
     ORDER BY v.code, v.effective_from DESC, v.id DESC
 """
+_AS_OF = _ALL_AS_OF.replace("<= $1", "<= $1 AND v.code = ANY($2::text[])")
 
 
 def today() -> dt.date:
@@ -145,20 +147,32 @@ class PostgresRegistry:
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (code) DO NOTHING",
             [_columns(v)[:11] for v in versions],
         )
-        ids = [
-            await conn.fetchrow(
-                "INSERT INTO agency_versions (code, name, parent, level, valid_from, valid_to, "
-                "routing_key, verify_policy, successors, route_to, effective_from, "
-                "recorded_by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                "$12, $13) RETURNING id, recorded_at",
-                *_columns(v)[:6],
-                *_columns(v)[7:],
-                v.effective_from,
-                by,
-                reason,
-            )
-            for v in versions
-        ]
+        # One statement for every version; successor lists travel as comma-joined text (an
+        # array of arrays cannot be unnested per row) and codes never hold a comma.
+        inserted = await conn.fetch(
+            "INSERT INTO agency_versions (code, name, parent, level, valid_from, valid_to, "
+            "routing_key, verify_policy, successors, route_to, effective_from, recorded_by, "
+            "reason) SELECT c, n, p, l, vf, vt, rk, vp, string_to_array(s, ','), "
+            "string_to_array(r, ','), e, $12, $13 FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::text[], $5::date[], $6::date[], $7::text[], $8::text[], "
+            "$9::text[], $10::text[], $11::date[]) AS u(c, n, p, l, vf, vt, rk, vp, s, r, e) "
+            "RETURNING id, code, effective_from, recorded_at",
+            [v.code for v in versions],
+            [v.name for v in versions],
+            [v.parent for v in versions],
+            [v.level for v in versions],
+            [v.valid_from for v in versions],
+            [v.valid_to for v in versions],
+            [v.routing_key for v in versions],
+            [v.verify_policy for v in versions],
+            [",".join(v.successors) for v in versions],
+            [",".join(v.route_to) for v in versions],
+            [v.effective_from for v in versions],
+            by,
+            reason,
+        )
+        by_key = {(r["code"], r["effective_from"]): r for r in inserted}
+        ids = [by_key[(v.code, v.effective_from)] for v in versions]
         # The one row per code follows the latest version (by effective day, then record).
         await conn.execute(
             """
@@ -193,7 +207,10 @@ class PostgresRegistry:
     # ----- reading ----------------------------------------------------------------------
 
     async def _as_of(self, conn, codes: Sequence[str] | None, day: dt.date) -> dict[str, Agency]:
-        rows = await conn.fetch(_AS_OF, day, list(codes) if codes is not None else None)
+        if codes is None:
+            rows = await conn.fetch(_ALL_AS_OF, day)
+        else:
+            rows = await conn.fetch(_AS_OF, day, list(codes))
         return {row["code"]: _agency(row) for row in rows}
 
     async def as_of(self, codes: Sequence[str], day: dt.date) -> dict[str, Agency]:
@@ -233,7 +250,11 @@ class PostgresRegistry:
             f"SELECT code FROM ({_AS_OF}) a WHERE successors && $3::text[] "
             "AND valid_to IS NOT NULL AND valid_to < $1 ORDER BY code",
             day,
-            None,
+            await self.pool.fetchval(  # only codes that ever named one of them (GIN index)
+                "SELECT coalesce(array_agg(DISTINCT code), '{}') FROM agency_versions "
+                "WHERE successors && $1::text[]",
+                list(codes),
+            ),
             list(codes),
         )
         return [r["code"] for r in rows]
@@ -276,17 +297,16 @@ class PostgresRegistry:
         """
         rows = await self.pool.fetch(
             f"""
-            SELECT * FROM ({_AS_OF}) a
-            WHERE ($3::text IS NULL OR parent = $3)
-              AND ($4::text IS NULL OR level = $4)
-              AND ($5::text IS NULL OR routing_key = $5 OR routing_key LIKE $5 || '.%')
-              AND ($6::date IS NULL OR ((valid_from IS NULL OR valid_from <= $6)
-                                         AND (valid_to IS NULL OR valid_to >= $6)))
-              AND (NOT $9 OR valid_from IS NULL OR valid_from <= $1)
-            ORDER BY code LIMIT $7 OFFSET $8
+            SELECT * FROM ({_ALL_AS_OF}) a
+            WHERE ($2::text IS NULL OR parent = $2)
+              AND ($3::text IS NULL OR level = $3)
+              AND ($4::text IS NULL OR routing_key = $4 OR routing_key LIKE $4 || '.%')
+              AND ($5::date IS NULL OR ((valid_from IS NULL OR valid_from <= $5)
+                                         AND (valid_to IS NULL OR valid_to >= $5)))
+              AND (NOT $8 OR valid_from IS NULL OR valid_from <= $1)
+            ORDER BY code LIMIT $6 OFFSET $7
             """,
             at or today(),
-            None,
             parent,
             level,
             under,

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS agency_versions (
 );
 CREATE INDEX IF NOT EXISTS agency_versions_as_of
     ON agency_versions (code, effective_from DESC, id DESC);
+-- Who retired into a code (a successor's predecessors: parties, signer rules).
+CREATE INDEX IF NOT EXISTS agency_versions_successors ON agency_versions USING gin (successors);
 
 -- Rows registered before the registry had history become each code's first version, in force
 -- since always; their validity dates still say when they took documents.
