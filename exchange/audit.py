@@ -173,6 +173,7 @@ async def verify_bundle(
         by_package.setdefault(content["package"], []).append(content)
     await _check_subjects(checks, bundle, by_package, anchors)
     _check_layout(checks, bundle, by_package)
+    checks.extend(_parties(bundle))
 
     # 4. A newer head, obtained later from the hub: the log only grew.
     if newer_head is not None:
@@ -194,6 +195,30 @@ _FIXED = frozenset(
         "parties.json",  # the registry's names of the package's day: information, hashed
     }
 )
+
+
+def _parties(bundle: Bundle) -> list[Check]:
+    """The codes of the package as the registry named them on its day, and today (from
+    parties.json, hashed like every member; information for the reader, not proof)."""
+    data = bundle.files.get("parties.json")
+    if data is None:
+        return []
+    try:
+        parties = want_mapping(loads(data, "parties.json"), "parties.json")
+    except ShapeError as exc:
+        return [Check("parties.json", False, str(exc))]
+    found = []
+    for code, entry in sorted(parties.items()):
+        if not isinstance(entry, dict):
+            return [Check("parties.json", False, f"the entry of {code} is not an object")]
+        today = entry.get("today") if isinstance(entry.get("today"), dict) else {}
+        now = ", ".join(today.get("successors") or []) or today.get("name") or "?"
+        detail = (
+            f"{entry.get('name', '?')} ({entry.get('level', '?')}) on {entry.get('as_of', '?')}; "
+            f"today {now}"
+        )
+        found.append(Check(f"party {code}", True, detail))
+    return found
 
 
 def _check_layout(checks: list[Check], bundle: Bundle, by_package: dict) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.client import HubClientError
 from exchange import demo_reorganisation as demo
+from exchange.audit import verify_bundle
 from exchange.errors import HubError
 from exchange.registry import Agency
 from exchange.reorganise import apply_reorganisation, read_mapping
@@ -132,7 +133,7 @@ async def test_retired_district_package_reaches_its_commune_with_the_redirect(ex
     assert both["recipients"] == [demo.HONG_GAI] and "redirected_from" not in both
 
 
-async def test_old_document_keeps_its_recipients_and_their_names(exchange, world):
+async def test_old_document_keeps_its_recipients_and_their_names(exchange, world, tmp_path):
     before = world["before"]
     trail = await world["clients"][MINISTRY].trail(before["id"])
     assert [r["organ_id"] for r in trail["recipients"]] == [demo.CITY, demo.OLD_WARD]
@@ -146,11 +147,18 @@ async def test_old_document_keeps_its_recipients_and_their_names(exchange, world
         headers={"Authorization": f"Bearer {token}"},
     ) as resp:
         assert resp.status == 200
-        bundle = zipfile.ZipFile(io.BytesIO(await resp.read()))
+        data = await resp.read()
+    bundle = zipfile.ZipFile(io.BytesIO(data))
     parties = json.loads(bundle.read("parties.json"))
     assert parties[demo.OLD_WARD]["parent"] == demo.CITY
     assert parties[demo.OLD_WARD]["today"]["successors"] == [demo.HONG_GAI]
     assert "parties.json" in json.loads(bundle.read("evidence.json"))["files"]
+    # The auditor's verification still passes and names the city as it was, and its successor.
+    (tmp_path / "old.asice").write_bytes(data)
+    checks = await verify_bundle(tmp_path / "old.asice", [exchange.hub.key.cert])
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    city = next(c for c in checks if c.item == f"party {demo.CITY}")
+    assert "UBND thành phố Hạ Long (district)" in city.detail and demo.HONG_GAI in city.detail
 
 
 async def test_status_from_the_successor_is_from_a_party(exchange, world):
