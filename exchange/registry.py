@@ -19,6 +19,7 @@ __all__ = [
     "COLUMNS",
     "Agency",
     "Place",
+    "TWO_TIER_SINCE",
     "RegistryFile",
     "RegistryFileError",
     "read_registry_file",
@@ -35,6 +36,8 @@ COLUMNS = (
     "verify_policy",
 )
 _POLICIES = ("enforce", "report-only")
+# Two tiers (province, commune) since this day: the district level is for codes from before.
+TWO_TIER_SINCE = dt.date(2025, 7, 1)
 
 
 class RegistryFileError(ValueError):
@@ -131,6 +134,11 @@ def _record(raw: dict, where: str) -> Agency:
     valid_to = _date(raw.get("valid_to"), where)
     if valid_from and valid_to and valid_to < valid_from:
         raise RegistryFileError(f"{where}: valid_to is before valid_from")
+    if level == "district" and valid_from and valid_from >= TWO_TIER_SINCE:
+        raise RegistryFileError(
+            f"{where}: the district level ended on 2025-06-30; a code valid from "
+            f"{valid_from.isoformat()} is a province or a commune"
+        )
     return Agency(
         code=str(code),
         name=name,

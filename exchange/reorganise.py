@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exchange.registry import Agency
+from exchange.registry import TWO_TIER_SINCE, Agency
 from exchange.store.registry import PostgresRegistry, same_entry
 from schemas import OrganId, OrganIdError
 
@@ -29,14 +29,12 @@ __all__ = [
     "MappingRow",
     "Plan",
     "Problem",
-    "TWO_TIER_SINCE",
     "apply_reorganisation",
     "plan_reorganisation",
     "read_mapping",
 ]
 
 KINDS = ("merge", "split", "rename", "abolish")
-TWO_TIER_SINCE = dt.date(2025, 7, 1)  # district-level units no longer exist from this day
 _COLUMNS = ("old", "new", "effective", "kind", "parent", "name", "route")
 _LOCK_REGISTRY = 7214015  # the registry writer's lock (exchange/store/registry.py)
 

@@ -148,6 +148,7 @@ async def test_registry_reimport_keeps_columns_the_file_does_not_have(settings, 
         ("{not json", ".json", "not valid JSON"),
         ('[{"code": "H49", "name": "X", "colour": "red"}]', ".json", "unknown columns colour"),
         ("code,name\nH49,A\n000.00.00.H49,B\n", ".csv", "appears twice"),
+        ("code,name,level,valid_from\n10.H49,X,district,2025-07-01\n", ".csv", "district level"),
     ],
 )
 def test_registry_import_refuses_bad_files_and_changes_nothing(
