@@ -16,8 +16,10 @@ from adapters.client import HubClientError
 from exchange import demo_reorganisation as demo
 from exchange.audit import verify_bundle
 from exchange.errors import HubError
+from exchange.ledger_check import check_ledger
 from exchange.registry import Agency
 from exchange.reorganise import apply_reorganisation, read_mapping
+from exchange.store.ledger import PostgresLedger
 from exchange.store.registry import today
 from exchange.succession import route_recipients
 from schemas import build_document, build_status
@@ -198,13 +200,18 @@ async def test_refuse_mode_names_the_successor(exchange, world):
 
 async def test_registry_changes_are_in_the_ledger(exchange, world):
     rows = await exchange.hub.pool.fetch(
-        "SELECT organ_id, detail FROM events WHERE event = 'registry' AND organ_id = $1 "
+        "SELECT id, organ_id, detail FROM events WHERE event = 'registry' AND organ_id = $1 "
         "ORDER BY id",
         demo.CITY,
     )
     last = rows[-1]["detail"]
     assert (last["by"], last["effective_from"], last["reason"]) == ("test", "2025-07-01", "demo")
     assert last["changed"]["valid_to"] == [None, "2025-06-30"]
+    # They are leaves like any other: sequenced, and the ledger recomputes to the same bytes.
+    ids = [r["id"] for r in await exchange.hub.pool.fetch("SELECT id FROM events")]
+    await exchange.hub.ledger.wait_indexed(ids, timeout=10)
+    report = await check_ledger(PostgresLedger(exchange.hub.pool))
+    assert report.ok and report.leaves >= len(ids), report.findings
 
 
 async def test_signer_rules_follow_successors(exchange, world):
