@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exchange.config import load_settings  # noqa: E402
+from exchange.mapping import MappingRow  # noqa: E402
 from exchange.registry import Agency  # noqa: E402
-from exchange.reorganise import MappingRow, apply_reorganisation  # noqa: E402
+from exchange.reorganise import apply_reorganisation  # noqa: E402
 from exchange.store import database as db  # noqa: E402
 from exchange.store.registry import PostgresRegistry, today  # noqa: E402
 from exchange.succession import predecessors, route_recipients  # noqa: E402

@@ -88,7 +88,8 @@ async def show_reorganisation(console, hub, clients: dict, sender: str) -> bool:
 
     from adapters.client import HubClient
     from exchange.auth import issue_credentials
-    from exchange.reorganise import apply_reorganisation, read_mapping
+    from exchange.mapping import read_mapping
+    from exchange.reorganise import apply_reorganisation
     from schemas import build_document
 
     def document(number: str) -> bytes:

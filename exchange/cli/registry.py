@@ -124,7 +124,8 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_reorganise(args: argparse.Namespace) -> int:
-    from exchange.reorganise import apply_reorganisation, read_mapping
+    from exchange.mapping import read_mapping
+    from exchange.reorganise import apply_reorganisation
 
     settings = settings_of(args)
     path = Path(args.file)
@@ -192,8 +193,8 @@ def add_registry_commands(sub: argparse._SubParsersAction) -> None:
         "required; parent and level default to what the code says. For agencies already "
         "registered, only the columns the file has are written; the others keep their values "
         "(--replace writes every column, absent ones as empty). Every change is a new version "
-        "in effect from --effective (default today); a new code's first version holds since "
-        "always. All or nothing.",
+        "in effect from --effective (default today); a new code's first version too (default: "
+        "since always). All or nothing.",
     )
     p.add_argument("file", help="a .csv (header row) or .json file")
     p.add_argument(

@@ -20,12 +20,12 @@ from exchange.events import Event
 from exchange.registry import COLUMNS, Agency, Place
 from exchange.store.events import record_events
 
-__all__ = ["ALWAYS", "PostgresRegistry", "REGISTRY_CHANNEL", "today"]
+__all__ = ["ALWAYS", "PostgresRegistry", "REGISTRY_CHANNEL", "REGISTRY_LOCK", "same_entry", "today"]
 
 REGISTRY_CHANNEL = "lienthong_registry"  # NOTIFY'd on every change, so hubs declare queues
 SIGNER_RULES = ("cert", "organization_identifier", "delegate")
 ALWAYS = dt.date(1, 1, 1)  # the effective day of a code's first version: since always
-_LOCK_REGISTRY = 7214015  # one writer of the registry at a time (versions are read-then-written)
+REGISTRY_LOCK = 7214015  # one writer of the registry at a time (versions are read-then-written)
 # The columns of a version that are the agency itself (not its place in the history).
 _DATA = (*COLUMNS, "successors", "route_to")
 # Per code, the latest version in effect on $1: of the codes $2 (_AS_OF), or of all (_ALL_AS_OF).
@@ -99,13 +99,13 @@ class PostgresRegistry:
         says is left alone.
 
         ``given``: per agency, the columns the file had; the others keep their values as of
-        ``effective`` (None: every column is written). A code's first version is in effect
-        since always; a change takes effect on ``effective`` (default: today).
+        ``effective`` (None: every column is written). Changes take effect on ``effective``
+        (default today); a new code's first version too (default: since always).
         """
         given = given or [frozenset(COLUMNS)] * len(agencies)
-        day = effective or today()
+        day, first = effective or today(), effective or ALWAYS
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_REGISTRY)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTRY_LOCK)
             codes = [a.code for a in agencies]
             known = set(
                 await conn.fetchval(
@@ -119,7 +119,7 @@ class PostgresRegistry:
             for agency, columns in zip(agencies, given, strict=True):
                 before = current.get(agency.code)
                 if agency.code not in known:
-                    versions.append(dataclasses.replace(agency, effective_from=ALWAYS))
+                    versions.append(dataclasses.replace(agency, effective_from=first))
                     continue
                 after = _merge(before, agency, columns)
                 if before is None or not same_entry(before, after):

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 
 from exchange import demo_reorganisation as demo
+from exchange.mapping import read_mapping
 from exchange.registry import Agency
-from exchange.reorganise import apply_reorganisation, read_mapping
+from exchange.reorganise import apply_reorganisation
 from exchange.store import database as db
 from exchange.store.registry import PostgresRegistry
 from tests.conftest import make_settings

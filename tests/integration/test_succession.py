@@ -17,8 +17,9 @@ from exchange import demo_reorganisation as demo
 from exchange.audit import verify_bundle
 from exchange.errors import HubError
 from exchange.ledger_check import check_ledger
+from exchange.mapping import read_mapping
 from exchange.registry import Agency
-from exchange.reorganise import apply_reorganisation, read_mapping
+from exchange.reorganise import apply_reorganisation
 from exchange.store.ledger import PostgresLedger
 from exchange.store.registry import today
 from exchange.succession import route_recipients
