@@ -12,7 +12,8 @@ from exchange.mapping import read_mapping
 from exchange.registry import Agency
 from exchange.reorganise import apply_reorganisation
 from exchange.store import database as db
-from exchange.store.registry import PostgresRegistry
+from exchange.store.registry import PostgresRegistry, today
+from exchange.succession import predecessors, route_recipients
 from tests.conftest import make_settings
 
 HEADER = "old,new,effective,kind,parent\n"
@@ -175,3 +176,38 @@ async def test_a_remaining_district_after_the_two_tier_reform_is_noted(registry,
     )
     assert problems == []
     assert any(demo.CITY in note for note in plan.notes)
+
+
+async def test_redirects_follow_routes_and_chains_of_successors(registry, tmp_path):
+    """route=all sends a copy to each new code; a successor that retired in its turn is
+    followed to today's code, and today's code answers for the whole chain."""
+    problems, _ = await _plan(
+        registry,
+        tmp_path,
+        "old,new,effective,kind,route\n"
+        f"{demo.CITY},{demo.HONG_GAI};{demo.HA_LONG},2025-07-01,split,all\n"
+        f"{demo.OLD_WARD},{demo.HONG_GAI},2025-07-01,merge,\n",
+    )
+    assert problems == []
+    later = tmp_path / "later"
+    later.mkdir()
+    problems, _ = await _plan(
+        registry, later, f"{HEADER}{demo.HONG_GAI},{demo.BAI_CHAY},2026-01-01,merge,\n"
+    )
+    assert problems == []
+    day = today()
+    split = await route_recipients(registry, (demo.CITY,), day, "redirect", "To")
+    assert split.recipients == (demo.HA_LONG, demo.BAI_CHAY)  # nearest successors first
+    assert split.redirected_from == {demo.BAI_CHAY: demo.CITY, demo.HA_LONG: demo.CITY}
+    chain = await route_recipients(registry, (demo.OLD_WARD,), day, "redirect", "To")
+    assert chain.recipients == (demo.BAI_CHAY,)
+    assert set(await predecessors(registry, demo.BAI_CHAY, day)) == {
+        demo.HONG_GAI,
+        demo.OLD_WARD,
+        demo.CITY,
+    }
+    # On a day between the two changes, the first successor still took the documents.
+    between = await route_recipients(
+        registry, (demo.OLD_WARD,), dt.date(2025, 9, 1), "redirect", "To"
+    )
+    assert between.recipients == (demo.HONG_GAI,)
