@@ -32,7 +32,7 @@ from exchange.ports import IncomingBody, NewPackage, Publisher, Submission
 from exchange.receipts import Receipts
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
-from exchange.succession import check_sender_active, party_codes, route_recipients
+from exchange.succession import party_codes, route_package
 from exchange.verification import Inspector
 from schemas import FormatError, OrganId, Package
 
@@ -121,9 +121,8 @@ class Submissions:
         field = "To/OrganId" if package.kind == "edoc" else "ResponseFor/OrganId"
         today = dt.datetime.now(dt.UTC).date()
         sender = package.sender.organ_id
-        await check_sender_active(self.registry, sender, today)
         mode = self.policy.settings.retired_recipient
-        routing = await route_recipients(self.registry, recipients, today, mode, field)
+        routing = await route_package(self.registry, sender, recipients, today, mode, field)
         recipients = routing.recipients
         parties = (
             await party_codes(self.registry, sender, today) if package.kind == "status" else ()

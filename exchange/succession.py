@@ -24,6 +24,7 @@ __all__ = [
     "describe_parties",
     "party_codes",
     "predecessors",
+    "route_package",
     "route_recipients",
 ]
 
@@ -91,13 +92,35 @@ async def current_successors(
     return tuple(dict.fromkeys(found))
 
 
+async def route_package(
+    registry: PostgresRegistry,
+    sender: str,
+    codes: tuple[str, ...],
+    day: dt.date,
+    mode: str,
+    field_name: str,
+) -> Routing:
+    """The submission's registry rules in one lookup: the sender must take part on ``day``
+    (:func:`check_sender_active`), and the package goes where :func:`route_recipients` says."""
+    known = await registry.as_of([sender, *codes], day)
+    await check_sender_active(registry, sender, day, known.get(sender))
+    return await route_recipients(registry, codes, day, mode, field_name, known)
+
+
 async def route_recipients(
-    registry: PostgresRegistry, codes: tuple[str, ...], day: dt.date, mode: str, field_name: str
+    registry: PostgresRegistry,
+    codes: tuple[str, ...],
+    day: dt.date,
+    mode: str,
+    field_name: str,
+    known: dict[str, Agency] | None = None,
 ) -> Routing:
     """Where a package addressed to ``codes`` goes on ``day``: active codes as they are, a
     retired one to its successors (``mode`` redirect) or refused (``recipient.inactive``,
-    naming the date and the successor). A code unknown to the registry is refused."""
-    known = await registry.as_of(codes, day)
+    naming the date and the successor). A code unknown to the registry is refused.
+    ``known``: the codes' entries as of ``day`` when the caller has them already."""
+    if known is None:
+        known = await registry.as_of(codes, day)
     recipients: list[str] = []
     redirected: dict[str, str] = {}
     for code in codes:
@@ -128,10 +151,11 @@ async def route_recipients(
     )
 
 
-async def check_sender_active(registry: PostgresRegistry, code: str, day: dt.date) -> None:
+async def check_sender_active(
+    registry: PostgresRegistry, code: str, day: dt.date, agency: Agency | None
+) -> None:
     """Refuse a package sent as a code that does not take part on ``day`` (``sender.inactive``,
-    naming the successor to send as)."""
-    agency = (await registry.as_of([code], day)).get(code)
+    naming the successor to send as); ``agency`` is its entry as of that day."""
     if agency is None or agency.active_on(day):
         return
     successors = await current_successors(registry, agency, day) if _retired(agency, day) else ()

@@ -246,15 +246,18 @@ class PostgresRegistry:
     async def retired_into(self, codes: Sequence[str], day: dt.date) -> list[str]:
         """The codes retired by ``day`` whose successors, as of that day, include one of
         ``codes``."""
+        named = await self.pool.fetchval(  # codes that ever named one of them (GIN index)
+            "SELECT coalesce(array_agg(DISTINCT code), '{}') FROM agency_versions "
+            "WHERE successors && $1::text[]",
+            list(codes),
+        )
+        if not named:  # the common case: nobody retired into them
+            return []
         rows = await self.pool.fetch(
             f"SELECT code FROM ({_AS_OF}) a WHERE successors && $3::text[] "
             "AND valid_to IS NOT NULL AND valid_to < $1 ORDER BY code",
             day,
-            await self.pool.fetchval(  # only codes that ever named one of them (GIN index)
-                "SELECT coalesce(array_agg(DISTINCT code), '{}') FROM agency_versions "
-                "WHERE successors && $1::text[]",
-                list(codes),
-            ),
+            named,
             list(codes),
         )
         return [r["code"] for r in rows]
