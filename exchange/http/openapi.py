@@ -94,7 +94,7 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     "description": "The package as received",
                     "content": {"application/xml": {"schema": {"type": "string"}}},
                 },
-                (),
+                (410,),
             ),
             (
                 "/ack",
@@ -238,6 +238,18 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                 }
             },
             **package_routes,
+            "/v1/documents": {
+                "get": {
+                    "summary": "A document the caller sent or receives, with every package "
+                    "about it (versions, revocations, updates, replacements, statuses) and each "
+                    "copy's state, last status and disposition",
+                    "parameters": [{**_text("document_id", minLength=1), "required": True}],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Document"}, "The document"),
+                        **_errors(401),
+                    },
+                }
+            },
             "/v1/ledger/heads": {
                 "get": {
                     "summary": "The latest signed tree head, or the one of ?size=N; with "
@@ -422,6 +434,14 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     "properties": {
                         "items": {"type": "array", "items": {"type": "object"}},
                         "next": {"type": ["string", "null"]},
+                    },
+                },
+                "Document": {
+                    "type": "object",
+                    "required": ["document_id", "packages"],
+                    "properties": {
+                        "document_id": {"type": "string"},
+                        "packages": {"type": "array", "items": {"type": "object"}},
                     },
                 },
                 "Trail": {
