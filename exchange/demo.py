@@ -20,6 +20,7 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
+from exchange.demo_flows import demo_flows
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from schemas import build_document, build_status
@@ -177,6 +178,7 @@ async def _exchange(
         table.add_row(event["at"][11:23], event["event"], event["organ_id"] or "", str(detail))
     console.print(table)
     all_ok &= await _check_evidence(console, clients[sender.code], sent["id"], hub_cert)
+    all_ok &= await demo_flows(console, clients, sender, recipients, sent["document_id"])
     verdict = "[green]every step checked out[/]" if all_ok else "[red]something went wrong[/]"
     console.print(f"Demo finished: {verdict}.")
     return all_ok

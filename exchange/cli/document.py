@@ -58,7 +58,7 @@ def document_table(view: dict):
             status = copy.get("status_code") or ""
             if copy.get("status_received") not in (None, status):
                 status += f" (sent {copy['status_received']})"
-            disposition = copy.get("disposition", "")
+            disposition = "" if item["kind"] == "status" else copy.get("disposition", "")
             if copy.get("awaiting_answer"):
                 disposition += ", awaiting answer"
             table.add_row(
