@@ -201,33 +201,32 @@ async def settle(conn, new: NewPackage, about: DocumentCandidate | None) -> Flow
     relation = _RELATIONS.get(package.business.doc_type)
     if relation is None:
         return FlowOutcome()
-    events: list[Event] = []
+    return await _concerning(conn, new, relation)
+
+
+async def _concerning(conn, new: NewPackage, relation: str) -> FlowOutcome:
+    """A revocation, update or replacement: link it to each document it concerns and move
+    each concerned copy (in one order, the targets' ids, so two flows never deadlock)."""
+    package = new.package
+    sender = package.sender.organ_id
+    named = package.concerns or await _only_labelled(conn, package, relation)
     replaced_at = {r.document_id: r.organ_ids for r in package.business.replacements}
-    for document_id in package.concerns:
-        target = await _concerned(conn, package.sender.organ_id, document_id)
+    targets = {}
+    for document_id in named:
+        target = await _concerned(conn, sender, document_id)
         organs = await _organs(conn, target, new, replaced_at.get(document_id, ()), relation)
-        await PostgresFlows.link(conn, new.id, target["id"], relation, organs)
+        targets.setdefault(target["id"], (target, sorted(organs)))
+    events: list[Event] = []
+    for target_id in sorted(targets):
+        target, organs = targets[target_id]
+        await PostgresFlows.link(conn, new.id, target_id, relation, organs)
         link = {"relation": relation, "organs": organs}
-        events.append(
-            Event(
-                "linked",
-                target["digest"],
-                target["id"],
-                package.sender.organ_id,
-                {**link, "by": str(new.id), "by_document_id": package.document_id},
-            )
-        )
-        events.append(
-            Event(
-                "linked",
-                new.digest,
-                new.id,
-                package.sender.organ_id,
-                {**link, "concerns": str(target["id"]), "document_id": document_id},
-            )
-        )
+        by = {"by": str(new.id), "by_document_id": package.document_id}
+        events.append(Event("linked", target["digest"], target_id, sender, {**link, **by}))
+        concerns = {"concerns": str(target_id), "document_id": target["document_id"]}
+        events.append(Event("linked", new.digest, new.id, sender, {**link, **concerns}))
         for organ in organs:
-            copy = Copy.of(await PostgresFlows.lock_copy(conn, target["id"], organ))
+            copy = Copy.of(await PostgresFlows.lock_copy(conn, target_id, organ))
             if relation == "revokes":
                 after = recall_step(copy, new.id)
             else:
@@ -236,6 +235,17 @@ async def settle(conn, new: NewPackage, about: DocumentCandidate | None) -> Flow
                 await PostgresFlows.save_copy(conn, after)
                 events.append(_changed(copy, after, new.id, relation))
     return FlowOutcome(tuple(events))
+
+
+async def _only_labelled(conn, package, relation: str) -> tuple[str, ...]:
+    """A package of type 1-3 that names no document (field systems often only label them):
+    it concerns the sender's earlier version of its own DocumentId. A revocation must find
+    one; an update or replacement without one is taken as it is, linked to nothing."""
+    own = package.document_id
+    if relation == "revokes":
+        return (own,)
+    versions = await PostgresFlows.versions(conn, own)
+    return (own,) if any(v["sender"] == package.sender.organ_id for v in versions) else ()
 
 
 async def _concerned(conn, sender: str, document_id: str):

@@ -61,8 +61,7 @@ def original(number: str, recipients, sender: str = SENDER, **kw) -> bytes:
         recipients=list(recipients),
         code_number=number,
         code_notation="BTP-VP",
-        subject=f"Công văn số {number}",
-        **kw,
+        **{"subject": f"Công văn số {number}", **kw},
     )
 
 
@@ -300,3 +299,29 @@ async def test_a_replacement_of_several_documents_and_the_document_view(clients)
     with pytest.raises(HubClientError) as missing:
         await clients[SENDER]._json("GET", "/v1/documents")
     assert (missing.value.status, missing.value.code) == (400, "request.invalid_parameter")
+
+
+async def test_packages_only_labelled_as_update_or_revocation_concern_their_own_document_id(
+    clients,
+):
+    """Field systems often label a re-send as an update (type 2) without naming the document:
+    it concerns the sender's earlier version of the same DocumentId."""
+    sent = await clients[SENDER].submit(original("601", (ONE,)))
+    doc = sent["document_id"]
+    resend = await clients[SENDER].submit(
+        original("601", (ONE,), business_doc_type=2, subject="Công văn số 601 (gửi lại)")
+    )
+    assert resend["document_id"] == doc
+    assert (await copies(clients[SENDER], sent["id"]))[ONE] == ("superseded", None, None)
+    assert (await clients[SENDER].trail(resend["id"]))["links"][0]["package"] == sent["id"]
+    # A labelled update of a DocumentId never sent before is taken as it is.
+    alone = await clients[SENDER].submit(original("602", (ONE,), business_doc_type=2))
+    assert (await clients[SENDER].trail(alone["id"]))["links"] == []
+    # A labelled revocation recalls the newest version; of nothing, it is refused.
+    await clients[SENDER].submit(
+        original("601", (ONE,), business_doc_type=1, subject="Thu hồi công văn số 601")
+    )
+    assert (await copies(clients[SENDER], resend["id"]))[ONE] == ("recalled", None, None)
+    await refused(
+        clients[SENDER], original("603", (ONE,), business_doc_type=1), 422, "document.unknown"
+    )
