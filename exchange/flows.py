@@ -34,7 +34,16 @@ from exchange.ports import DocumentCandidate, NewPackage
 from exchange.store.flows import FlowOutcome, PostgresFlows
 from schemas import BusinessDocType
 
-__all__ = ["Copy", "Disposition", "normalised_status", "settle"]
+__all__ = [
+    "Copy",
+    "Disposition",
+    "answer_step",
+    "normalised_status",
+    "progress_step",
+    "recall_step",
+    "settle",
+    "supersede_step",
+]
 
 RECALL, AGREE, REFUSE, VENDOR_AGREE = "13", "15", "16", "14"
 _PROGRESS = {"01": 1, "02": 2, "03": 3, "04": 4, "05": 5, "06": 6}
