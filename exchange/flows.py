@@ -222,7 +222,7 @@ async def _concerning(conn, new: NewPackage, relation: str) -> FlowOutcome:
     replaced_at = {r.document_id: r.organ_ids for r in package.business.replacements}
     targets = {}
     for document_id in named:
-        target = await _concerned(conn, sender, document_id)
+        target = await _concerned(conn, sender, document_id, _field(package, document_id))
         organs = await _organs(conn, target, new, replaced_at.get(document_id, ()), relation)
         targets.setdefault(target["id"], (target, sorted(organs)))
     events: list[Event] = []
@@ -257,7 +257,18 @@ async def _only_labelled(conn, package, relation: str) -> tuple[str, ...]:
     return (own,) if any(v["sender"] == package.sender.organ_id for v in versions) else ()
 
 
-async def _concerned(conn, sender: str, document_id: str):
+def _field(package, document_id: str) -> str:
+    """Where the package names ``document_id`` (for the refusal's ``field``)."""
+    if any(r.document_id == document_id for r in package.business.replacements):
+        return "ReplacementInfo/DocumentId"
+    if package.business.document_id == document_id:
+        return "Bussiness/DocumentId"
+    if any(r.document_id == document_id for r in package.response_for):
+        return "ResponseFor/DocumentId"
+    return "DocumentId"
+
+
+async def _concerned(conn, sender: str, document_id: str, field: str):
     """The newest version of the sender's document ``document_id``."""
     versions = await PostgresFlows.versions(conn, document_id)
     mine = [v for v in versions if v["sender"] == sender]
@@ -268,13 +279,13 @@ async def _concerned(conn, sender: str, document_id: str):
             "document.not_sender",
             f"document {document_id!r} was sent by {versions[0]['sender']}, not {sender}: "
             "only its sender revokes, updates or replaces it",
-            field="Bussiness/DocumentId",
+            field=field,
         )
     raise HubError(
         "document.unknown",
         f"{sender} sent no document {document_id!r} through the hub, so nothing can be "
         "revoked, updated or replaced",
-        field="Bussiness/DocumentId",
+        field=field,
     )
 
 

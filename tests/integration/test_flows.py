@@ -250,6 +250,7 @@ async def test_bad_inputs_of_the_flows(clients):
         clients[SENDER], revocation(f"{SENDER},2020/01/01,1/NONE"), 422, "document.unknown"
     )
     assert "1/NONE" in unknown.message
+    assert unknown.body["error"]["field"] == "Bussiness/DocumentId"
     await refused(clients[SENDER], revocation(stranger["document_id"]), 403, "document.not_sender")
     # A status about a document never sent to the caller.
     await refused(clients[THREE], status(THREE, SENDER, doc, "01"), 403, "status.not_party")
