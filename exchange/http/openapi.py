@@ -448,7 +448,19 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     "type": "object",
                     "properties": {
                         "id": {"type": "string"},
-                        "recipients": {"type": "array", "items": {"type": "object"}},
+                        "recipients": {
+                            "type": "array",
+                            "description": "each visible copy: state, status_code, "
+                            "status_received, progress, disposition, awaiting_answer, answer, "
+                            "superseded_by, times",
+                            "items": {"type": "object"},
+                        },
+                        "links": {
+                            "type": "array",
+                            "description": "revokes, updates, replaces, revoked_by, "
+                            "updated_by, replaced_by",
+                            "items": {"type": "object"},
+                        },
                         "events": {"type": "array", "items": {"type": "object"}},
                     },
                 },
