@@ -172,6 +172,8 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
         )
     await documents.refuse_recalled(hub.flows, caller, row)
     await hub.deliveries.fetched(caller, row)
+    # Again once the download is recorded: a recall decided meanwhile may have seen it untaken.
+    await documents.refuse_recalled(hub.flows, caller, row)
     digest_b64 = base64.b64encode(row["digest"]).decode()
     return web.FileResponse(
         path,

@@ -65,7 +65,9 @@ class PostgresFlows:
     async def lock_copy(
         conn: asyncpg.Connection, package_id: uuid.UUID, recipient: str
     ) -> asyncpg.Record | None:
-        """A recipient's copy, locked for the transaction (None: not a recipient)."""
+        """A recipient's copy, locked for the transaction (None: not a recipient). Only the
+        disposition row is locked: the delivery row is the broker's and the fetch's, and
+        locking it here could deadlock with a batch of deliveries."""
         await conn.execute(
             "INSERT INTO dispositions (package_id, recipient) SELECT package_id, recipient "
             "FROM deliveries WHERE package_id = $1 AND recipient = $2 ON CONFLICT DO NOTHING",
