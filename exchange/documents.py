@@ -31,7 +31,7 @@ async def refuse_recalled(flows: PostgresFlows, caller: Caller, row) -> None:
         )
 
 
-def copy_state(delivery) -> str:
+def _copy_state(delivery) -> str:
     """pending, delivered, fetched (downloaded, not acknowledged yet) or acknowledged."""
     if delivery["state"] == "delivered" and delivery["fetched_at"]:
         return "fetched"
@@ -47,7 +47,7 @@ async def business_view(flows: PostgresFlows, caller: Caller, row, copies) -> di
         recipients.append(
             {
                 "organ_id": delivery["recipient"],
-                "state": copy_state(delivery),
+                "state": _copy_state(delivery),
                 "status_code": flow["status_code"] if flow else None,
                 "status_received": flow["status_received"] if flow else None,
                 "progress": flow["progress"] if flow else None,

@@ -252,6 +252,13 @@ async def test_bad_inputs_of_the_flows(clients):
     assert "1/NONE" in unknown.message
     assert unknown.body["error"]["field"] == "Bussiness/DocumentId"
     await refused(clients[SENDER], revocation(stranger["document_id"]), 403, "document.not_sender")
+    for attempt, code in (
+        (clients[SENDER].update(SENDER, f"{SENDER},2020/01/01,2/NONE", [ONE]), "document.unknown"),
+        (clients[SENDER].update(SENDER, stranger["document_id"], [ONE]), "document.not_sender"),
+    ):
+        with pytest.raises(HubClientError) as caught:
+            await attempt
+        assert caught.value.code == code
     # A status about a document never sent to the caller.
     await refused(clients[THREE], status(THREE, SENDER, doc, "01"), 403, "status.not_party")
     # 15 or 16 with nothing pending; 13 from a recipient.
