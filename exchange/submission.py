@@ -155,6 +155,8 @@ class Submissions:
                 kept.unlink(missing_ok=True)
             raise
         if result.duplicate:
+            if result.digest != new.digest and not await self.packages.digest_known(new.digest):
+                kept.unlink(missing_ok=True)  # a harmless repeat of a status: not stored
             return result
         summary = new.events[0].detail if new.events else None
         return dataclasses.replace(result, verification=summary)

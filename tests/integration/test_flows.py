@@ -5,6 +5,7 @@ dispositions users see, and every bad input with its code."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 
@@ -153,7 +154,7 @@ async def test_the_field_samples_of_the_three_flows_end_where_the_flows_imply(cl
     assert moves == ["recalled"]
 
 
-async def test_statuses_move_forward_only(clients):
+async def test_statuses_move_forward_only(exchange, clients):
     sent = await clients[SENDER].submit(original("201", (ONE,)))
     doc = sent["document_id"]
     answer = clients[ONE].submit
@@ -171,8 +172,12 @@ async def test_statuses_move_forward_only(clients):
     rejected = await clients[SENDER].submit(original("202", (ONE,)))
     doc = rejected["document_id"]
     first = await answer(status(ONE, SENDER, doc, "01"))
-    repeat = await answer(status(ONE, SENDER, doc, "01"))
+    repeated = status(ONE, SENDER, doc, "01")
+    repeat = await answer(repeated)
     assert (repeat["id"], repeat["duplicate"]) == (first["id"], True)
+    blobs = exchange.hub.blobs
+    assert blobs.path_for(bytes.fromhex(first["digest"])).exists()
+    assert not blobs.path_for(hashlib.sha256(repeated).digest()).exists()  # not kept
     await answer(status(ONE, SENDER, doc, "02"))
     for code in ("03", "02", "06"):
         await refused(clients[ONE], status(ONE, SENDER, doc, code), 409, "status.out_of_order")
