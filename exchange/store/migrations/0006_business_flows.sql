@@ -36,3 +36,9 @@ CREATE TABLE IF NOT EXISTS package_links (
     PRIMARY KEY (package_id, concerns)
 );
 CREATE INDEX IF NOT EXISTS package_links_concerns ON package_links (concerns);
+
+-- A DocumentId whoever sent it (is the concerned document another sender's? GET /v1/documents),
+-- and the statuses about a package, without a scan of every package.
+CREATE INDEX IF NOT EXISTS packages_document_id ON packages (document_id);
+CREATE INDEX IF NOT EXISTS packages_about ON packages (about_package)
+    WHERE about_package IS NOT NULL;
