@@ -338,3 +338,21 @@ async def test_packages_only_labelled_as_update_or_revocation_concern_their_own_
     await refused(
         clients[SENDER], original("603", (ONE,), business_doc_type=1), 422, "document.unknown"
     )
+
+
+async def test_two_recalls_at_once_one_wins_the_other_is_pending(clients):
+    sent = await clients[SENDER].submit(original("701", (ONE,)))
+    await arrived(clients[ONE], sent["id"])
+    await clients[ONE].fetch(sent["id"])
+    doc = sent["document_id"]
+    results = await asyncio.gather(
+        clients[SENDER].recall(SENDER, doc, [ONE], code_number="702"),
+        clients[SENDER].recall(SENDER, doc, [ONE], code_number="703"),
+        clients[SENDER].submit(status(SENDER, ONE, doc, "13")),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, dict)]
+    lost = [r for r in results if isinstance(r, HubClientError)]
+    assert len(won) == 1 and [e.code for e in lost] == ["recall.pending"] * 2, results
+    one = (await clients[SENDER].dispositions(sent["id"]))[ONE]
+    assert (one["disposition"], one["awaiting_answer"]) == ("recall_requested", True)
