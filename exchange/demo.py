@@ -2,7 +2,8 @@
 
 A ministry-level office sends a document down to a province, a district-level unit and a commune;
 each recipient fetches it, checks its digest, acknowledges it and answers with status packages
-01 (arrived) and 03 (accepted), which travel back up to the sender. Then the trail is printed.
+01 (arrived) and 03 (accepted), which travel back up to the sender. Then the trail is printed,
+and the business flows follow (:mod:`exchange.demo_flows`).
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ async def demo_flows(console: Console, clients: dict, sender, recipients: list, 
         f"Then recalled the update; {absent.name} never fetched it, so its copy is recalled at "
         f"once. {accepts.name} agrees (15), {refuses.name} refuses (16)."
     )
+    asked = await hub.dispositions(update["id"])
+    console.print(
+        "Right after the recall: "
+        + ", ".join(f"{a.name} {asked[a.code]['disposition']}" for a in recipients)
+        + "."
+    )
     await clients[accepts.code].answer(accepts.code, sender.code, recall["document_id"], True)
     await clients[refuses.code].answer(refuses.code, sender.code, recall["document_id"], False)
     try:
@@ -65,6 +71,8 @@ async def demo_flows(console: Console, clients: dict, sender, recipients: list, 
     original = await hub.dispositions((await hub.document(doc))["packages"][0]["id"])
     ok = (
         gone
+        and [asked[a.code]["disposition"] for a in recipients]
+        == ["recall_requested", "recall_requested", "recalled"]
         and {k: got[k]["disposition"] for k in wanted} == wanted
         and {c["disposition"] for c in original.values()} == {"superseded"}
     )
