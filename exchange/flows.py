@@ -321,7 +321,7 @@ async def _status(conn, new: NewPackage, about: DocumentCandidate) -> FlowOutcom
         after = recall_step(copy, new.id)
         await PostgresFlows.save_copy(conn, after)
         return FlowOutcome((_changed(copy, after, new.id, "revokes"),))
-    caller = package.sender.organ_id
+    caller = about.caller_copy or package.sender.organ_id  # a successor answers for its predecessor
     if code in _PROGRESS:
         copy = Copy.of(await PostgresFlows.lock_copy(conn, about.id, caller))
         after = progress_step(copy, code, new.id)

@@ -104,6 +104,9 @@ class DocumentCandidate:
     sender: str
     caller_receives: bool
     organ_receives: bool
+    # The copy the status's sender answers for: its own, or a predecessor's (a successor is a
+    # party to its predecessors' documents, exchange/succession.py).
+    caller_copy: str | None = None
 
 
 @dataclass(frozen=True)

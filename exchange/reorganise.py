@@ -22,6 +22,7 @@ from schemas import OrganId
 
 __all__ = ["Plan", "apply_reorganisation", "plan_reorganisation"]
 
+
 @dataclass
 class Plan:
     """What a mapping would do: the new versions, what is already so, the conflicts."""

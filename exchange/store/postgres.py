@@ -222,12 +222,15 @@ class PostgresPackages:
         self, conn, package: Package, parties: Sequence[str] = ()
     ) -> list[DocumentCandidate]:
         """Documents with the status's DocumentId sent by either end of the status; the
-        caller receives one if any of its ``parties`` (itself, the codes it succeeded) does."""
+        caller receives one if any of its ``parties`` (itself, the codes it succeeded) does,
+        and answers for that copy (``caller_copy``: its own first)."""
         response = package.response_for[0]
         rows = await conn.fetch(
             "SELECT p.id, p.digest, p.sender, "
             "bool_or(d.recipient = $3 OR d.recipient = ANY($4::text[])) AS caller_receives, "
-            "bool_or(d.recipient = $1) AS organ_receives FROM packages p "
+            "bool_or(d.recipient = $1) AS organ_receives, (array_agg(d.recipient ORDER BY "
+            "d.recipient = $3 DESC) FILTER (WHERE d.recipient = $3 OR d.recipient = "
+            "ANY($4::text[])))[1] AS caller_copy FROM packages p "
             "JOIN deliveries d ON d.package_id = p.id "
             "WHERE p.document_id = $2 AND p.kind = 'edoc' AND p.sender IN ($1, $3) "
             "GROUP BY p.id ORDER BY p.received_at DESC",

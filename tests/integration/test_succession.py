@@ -176,6 +176,10 @@ async def test_status_from_the_successor_is_from_a_party(exchange, world):
         )
     )
     assert answer["kind"] == "status" and answer["recipients"] == [MINISTRY]
+    # It answers for the predecessor's copy: the sender sees the city's copy accepted.
+    trail = await world["clients"][MINISTRY].trail(before["id"])
+    city = next(r for r in trail["recipients"] if r["organ_id"] == demo.CITY)
+    assert city["status_code"] == "03"
 
 
 async def test_sending_as_a_retired_code_names_the_successor(exchange, world):
