@@ -115,7 +115,10 @@ def read_mapping(path: str | Path) -> tuple[list[MappingRow], list[Problem]]:
     """The rows of a CSV (header row) or JSON (a list, or {"mapping": [...]}) mapping file,
     and every row that cannot be read (all of them, not only the first)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [Problem(path.name, "mapping.malformed", "not UTF-8 text")]
     problems: list[Problem] = []
     if path.suffix.lower() == ".json":
         try:

@@ -211,3 +211,10 @@ async def test_redirects_follow_routes_and_chains_of_successors(registry, tmp_pa
         registry, (demo.OLD_WARD,), dt.date(2025, 9, 1), "redirect", "To"
     )
     assert between.recipients == (demo.HONG_GAI,)
+
+
+def test_a_mapping_that_is_not_text_is_one_conflict(tmp_path):
+    path = tmp_path / "mapping.csv"
+    path.write_bytes(b"old,new\n\xff\xfe\x00")
+    rows, problems = read_mapping(path)
+    assert rows == [] and [p.kind for p in problems] == ["mapping.malformed"]
