@@ -80,6 +80,10 @@ def test_bad_mapping_lists_its_conflicts_and_changes_nothing(settings, tmp_path)
     for kind in ("mapping.unknown_successor", "mapping.duplicate", "mapping.bad_date"):
         assert kind in proc.stderr
     assert "nothing was changed" in proc.stderr
+    as_json = lienthong(settings, "registry", "reorganise", str(bad), "--json", check=False)
+    assert as_json.returncode == 1
+    kinds = [c["kind"] for c in json.loads(as_json.stdout)["conflicts"]]
+    assert kinds == ["mapping.bad_date", "mapping.duplicate", "mapping.unknown_successor"]
     assert _show(settings, demo.CITY)["active"] is True
     missing = lienthong(settings, "registry", "show", "000.00.99.H49", check=False)
     assert missing.returncode == 1 and "agency.not_found" in missing.stderr
