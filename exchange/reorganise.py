@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from exchange.mapping import MappingRow, Problem
 from exchange.registry import TWO_TIER_SINCE, Agency
-from exchange.store.registry import REGISTRY_LOCK, PostgresRegistry, same_entry
+from exchange.store.registry import ALWAYS, REGISTRY_LOCK, PostgresRegistry, same_entry
 from schemas import OrganId
 
 __all__ = ["Plan", "apply_reorganisation", "plan_reorganisation"]
@@ -33,12 +33,14 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     per_province: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     described: list[str] = field(default_factory=list)
+    province_names: dict[str, str] = field(default_factory=dict)  # top segment -> its name
 
     def to_json(self) -> dict:
         return {
             "changes": self.described,
             "unchanged": self.unchanged,
             "per_province": {p: dict(c) for p, c in sorted(self.per_province.items())},
+            "province_names": self.province_names,
             "conflicts": [dataclasses.asdict(p) for p in self.problems],
             "notes": self.notes,
         }
@@ -73,6 +75,10 @@ def plan_reorganisation(rows: list[MappingRow], histories: dict[str, list[Agency
         _plan_row(row, histories, by_old, pending, plan)
     _find_cycles(by_old, histories, plan)
     plan.versions = list(pending.values())
+    for top in plan.per_province:
+        unit = _state(histories.get(f"000.00.00.{top}"), rows[0].effective if rows else ALWAYS)
+        if unit is not None:
+            plan.province_names[top] = unit.name
     _note_districts(histories, plan)
     return plan
 

@@ -157,7 +157,10 @@ def _print_plan(plan, name: str, dry_run: bool) -> None:
     for line in plan.described:
         print(("would: " if dry_run else "") + line)
     for province, counts in sorted(plan.per_province.items()):
-        print(f"{province}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+        name = f" ({plan.province_names[province]})" if province in plan.province_names else ""
+        print(
+            f"{province}{name}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        )
     for note in plan.notes:
         print(f"note: {note}")
     for problem in plan.problems:

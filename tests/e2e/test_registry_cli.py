@@ -41,7 +41,8 @@ def test_reorganise_dry_run_apply_and_show_as_of(settings, tmp_path):
     dry = lienthong(settings, "registry", "reorganise", str(mapping), "--dry-run", "--by", "ops")
     no_noise(dry)
     assert f"would: 2025-07-01 {demo.CITY} (UBND thành phố Hạ Long) retires →" in dry.stdout
-    assert "H49: 1 merge, 1 split" in dry.stdout and "H24: 1 merge" in dry.stdout
+    assert "H49 (UBND tỉnh Quảng Ninh): 1 merge, 1 split" in dry.stdout
+    assert "H24 (UBND tỉnh Bắc Giang): 1 merge" in dry.stdout
     assert "dry run: nothing was changed" in dry.stdout
     assert _show(settings, demo.CITY)["active"] is True
 
