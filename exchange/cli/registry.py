@@ -1,4 +1,4 @@
-"""``lienthong registry import|list|show|reorganise``: the agency registry and its history."""
+"""``lienthong registry import|list|show|structure|reorganise``: the registry and its history."""
 
 from __future__ import annotations
 
@@ -123,6 +123,27 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_structure(args: argparse.Namespace) -> int:
+    """The tree of a day, for reports: per code its level, parent and province."""
+    from collections import Counter
+
+    from exchange.store.registry import today
+
+    settings = settings_of(args)
+    day = args.at or today()
+    places = asyncio.run(with_stores(settings, lambda s: s.registry.structure_at(day)))
+    if args.json:
+        rows = {code: place.__dict__ for code, place in sorted(places.items())}
+        print(json.dumps({"at": day.isoformat(), "codes": rows}, ensure_ascii=False, indent=2))
+        return 0
+    counts = Counter((place.province or "—", place.level) for place in places.values())
+    print(f"structure as of {day.isoformat()}: {len(places)} codes")
+    for province in sorted({p for p, _ in counts}):
+        levels = ", ".join(f"{n} {lvl}" for (p, lvl), n in sorted(counts.items()) if p == province)
+        print(f"{province}: {levels}")
+    return 0
+
+
 def cmd_registry_reorganise(args: argparse.Namespace) -> int:
     from exchange.mapping import read_mapping
     from exchange.reorganise import apply_reorganisation
@@ -184,7 +205,7 @@ def _by_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_registry_commands(sub: argparse._SubParsersAction) -> None:
-    """registry import, list, show, reorganise."""
+    """registry import, list, show, structure, reorganise."""
     reg = sub.add_parser("registry", help="the agency registry").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -218,6 +239,13 @@ def add_registry_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", type=_day, help="as of this day (YYYY-MM-DD; default today)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_registry_show)
+    p = reg.add_parser(
+        "structure",
+        help="the tree of a day (level, parent, province of every code), for reports",
+    )
+    p.add_argument("--at", type=_day, help="as of this day (YYYY-MM-DD; default today)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_registry_structure)
     p = reg.add_parser(
         "reorganise",
         help="apply a reorganisation mapping (merge, split, rename, abolish)",

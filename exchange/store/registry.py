@@ -265,13 +265,16 @@ class PostgresRegistry:
     async def structure_at(self, day: dt.date) -> dict[str, Place]:
         """The tree as it stood on ``day``: for every code that existed then (retired ones
         included), its level, parent and province (the province-level unit above it, or
-        itself). Reports group by this to compare years across a reorganisation."""
+        itself; for a code retired by then, its successor's). Reports group by this to
+        compare years across a reorganisation."""
         tree = {
             code: a
             for code, a in (await self._as_of(self.pool, None, day)).items()
             if a.valid_from is None or a.valid_from <= day
         }
-        return {code: Place(a.level, a.parent, _province(tree, code)) for code, a in tree.items()}
+        return {
+            code: Place(a.level, a.parent, _province(tree, code, day)) for code, a in tree.items()
+        }
 
     async def exists(self, code: str) -> bool:
         return bool(await self.pool.fetchval("SELECT 1 FROM agencies WHERE code = $1", code))
@@ -370,14 +373,20 @@ def _merge(before: Agency | None, agency: Agency, columns: frozenset[str]) -> Ag
     return dataclasses.replace(agency, **kept)
 
 
-def _province(tree: dict[str, Agency], code: str) -> str | None:
+def _province(tree: dict[str, Agency], code: str, day: dt.date) -> str | None:
+    """The province a code belongs to on ``day``: up its parents, and for a code retired by
+    then through its successor (a merged province's units count under the one it joined)."""
     seen: set[str] = set()
     current: str | None = code
     while current is not None and current in tree and current not in seen:
         seen.add(current)
-        if tree[current].level == "province":
+        agency = tree[current]
+        if agency.valid_to is not None and agency.valid_to < day and agency.redirect_targets:
+            current = agency.redirect_targets[0]
+        elif agency.level == "province":
             return current
-        current = tree[current].parent
+        else:
+            current = agency.parent
     return None
 
 

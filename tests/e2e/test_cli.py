@@ -267,6 +267,9 @@ def test_help_documents_every_command():
         ["db"],
         ["registry", "import"],
         ["registry", "list"],
+        ["registry", "show"],
+        ["registry", "structure"],
+        ["registry", "reorganise"],
         ["agency", "credentials"],
         ["agency", "revoke"],
     ):

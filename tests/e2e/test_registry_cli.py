@@ -61,6 +61,17 @@ def test_reorganise_dry_run_apply_and_show_as_of(settings, tmp_path):
         lienthong(settings, "registry", "list", "--at", "2025-06-30", "--json").stdout
     )
     assert demo.HONG_GAI not in {a["code"] for a in listing}  # not registered yet that day
+    old_tree = json.loads(
+        lienthong(settings, "registry", "structure", "--at", "2025-06-30", "--json").stdout
+    )["codes"]
+    assert old_tree[demo.OLD_WARD] == {
+        "level": "commune",
+        "parent": demo.CITY,
+        "province": demo.PROVINCE,
+    }
+    counts = lienthong(settings, "registry", "structure").stdout
+    assert "000.00.00.H49: 4 commune, 1 district, 1 province" in counts  # retired ones kept
+    assert "000.00.00.H27: 2 province" in counts  # Bắc Giang counts under Bắc Ninh now
 
 
 def test_bad_mapping_lists_its_conflicts_and_changes_nothing(settings, tmp_path):
