@@ -107,6 +107,7 @@ class DocumentCandidate:
     # The copy the status's sender answers for: its own, or a predecessor's (a successor is a
     # party to its predecessors' documents, exchange/succession.py).
     caller_copy: str | None = None
+    caller_sent: bool = False  # the status's sender, or a code it succeeded, sent the document
 
 
 @dataclass(frozen=True)

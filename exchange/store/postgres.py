@@ -230,9 +230,11 @@ class PostgresPackages:
             "bool_or(d.recipient = $3 OR d.recipient = ANY($4::text[])) AS caller_receives, "
             "bool_or(d.recipient = $1) AS organ_receives, (array_agg(d.recipient ORDER BY "
             "d.recipient = $3 DESC) FILTER (WHERE d.recipient = $3 OR d.recipient = "
-            "ANY($4::text[])))[1] AS caller_copy FROM packages p "
+            "ANY($4::text[])))[1] AS caller_copy, "
+            "p.sender = $3 OR p.sender = ANY($4::text[]) AS caller_sent FROM packages p "
             "JOIN deliveries d ON d.package_id = p.id "
-            "WHERE p.document_id = $2 AND p.kind = 'edoc' AND p.sender IN ($1, $3) "
+            "WHERE p.document_id = $2 AND p.kind = 'edoc' "
+            "AND (p.sender IN ($1, $3) OR p.sender = ANY($4::text[])) "
             "GROUP BY p.id ORDER BY p.received_at DESC",
             response.organ_id,
             response.document_id,

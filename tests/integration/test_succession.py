@@ -63,12 +63,13 @@ async def world(exchange, tmp_path_factory):
     clients = {c: await exchange.client(c) for c in (MINISTRY, demo.CITY, demo.HONG_GAI)}
     before = await clients[MINISTRY].submit(document("501", [demo.CITY, demo.OLD_WARD]))
     await wait_for_inbox(clients[demo.CITY], before["id"])
+    from_city = await clients[demo.CITY].submit(document("601", [MINISTRY], sender=demo.CITY))
     _, mapping = demo.write_demo_files(tmp_path_factory.mktemp("reorg"))
     rows, problems = read_mapping(mapping)
     assert problems == []
     plan = await apply_reorganisation(hub.registry, rows, by="test", reason="demo", dry_run=False)
     assert plan.problems == [] and len(plan.versions) == 3
-    return {"clients": clients, "before": before}
+    return {"clients": clients, "before": before, "from_city": from_city}
 
 
 async def _get(exchange, path: str, organ: str = MINISTRY) -> tuple[int, dict]:
@@ -181,6 +182,21 @@ async def test_status_from_the_successor_is_from_a_party(exchange, world):
     trail = await world["clients"][MINISTRY].trail(before["id"])
     city = next(r for r in trail["recipients"] if r["organ_id"] == demo.CITY)
     assert city["status_code"] == "03"
+
+
+async def test_successor_recalls_a_document_its_predecessor_sent(exchange, world):
+    sent = world["from_city"]
+    await wait_for_inbox(await exchange.client(MINISTRY), sent["id"])
+    answer = await world["clients"][demo.HONG_GAI].submit(
+        build_status(
+            sender=demo.HONG_GAI,
+            response_for_organ_id=MINISTRY,
+            response_for_document_id=sent["document_id"],
+            status_code="13",
+            description="thu hồi thay UBND thành phố Hạ Long",
+        )
+    )
+    assert answer["kind"] == "status" and answer["recipients"] == [MINISTRY]
 
 
 async def test_sending_as_a_retired_code_names_the_successor(exchange, world):
