@@ -218,3 +218,46 @@ def test_a_mapping_that_is_not_text_is_one_conflict(tmp_path):
     path.write_bytes(b"old,new\n\xff\xfe\x00")
     rows, problems = read_mapping(path)
     assert rows == [] and [p.kind for p in problems] == ["mapping.malformed"]
+
+
+async def test_migration_keeps_existing_rows_as_their_first_versions(tmp_path):
+    """Agencies registered before 0009 (a successor in the old single column) become first
+    versions in force since always; the registry then answers as of any day."""
+    import asyncpg
+
+    settings = make_settings(tmp_path)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        schema = settings.database_schema
+        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+        for version, _, sql in db.migrations():
+            if version < 9:
+                await conn.execute(sql)
+        await conn.execute(
+            "INSERT INTO agencies (code, name, parent, level, valid_to, successor, routing_key) "
+            "VALUES ('000.00.00.H33', 'UBND tỉnh cũ', NULL, 'province', '2025-06-30', "
+            "'000.00.00.H49', 'H33.00.00.000'), ('000.00.00.H49', 'UBND tỉnh Quảng Ninh', NULL, "
+            "'province', NULL, NULL, 'H49.00.00.000')"
+        )
+    finally:
+        await conn.close()
+    try:
+        await db.migrate(settings)
+        pool = await db.connect(settings, min_size=1, max_size=1)
+        try:
+            registry = PostgresRegistry(pool)
+            old = (await registry.as_of(["000.00.00.H33"], dt.date(2020, 1, 1)))["000.00.00.H33"]
+            assert (old.name, old.successors, old.effective_from) == (
+                "UBND tỉnh cũ",
+                ("000.00.00.H49",),
+                dt.date(1, 1, 1),
+            )
+            assert [v.code for v in (await registry.histories()).get("000.00.00.H49")] == [
+                "000.00.00.H49"
+            ]
+            routed = await route_recipients(registry, ("000.00.00.H33",), today(), "redirect", "To")
+            assert routed.recipients == ("000.00.00.H49",)
+        finally:
+            await pool.close()
+    finally:
+        await db.drop_schema(settings)
