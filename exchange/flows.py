@@ -218,11 +218,12 @@ async def _concerning(conn, new: NewPackage, relation: str) -> FlowOutcome:
     each concerned copy (in one order, the targets' ids, so two flows never deadlock)."""
     package = new.package
     sender = package.sender.organ_id
-    named = package.concerns or await _only_labelled(conn, package, relation)
+    parties = new.sender_parties or (sender,)  # it and the codes it succeeded (succession.py)
+    named = package.concerns or await _only_labelled(conn, package, relation, parties)
     replaced_at = {r.document_id: r.organ_ids for r in package.business.replacements}
     targets = {}
     for document_id in named:
-        target = await _concerned(conn, sender, document_id, _field(package, document_id))
+        target = await _concerned(conn, parties, document_id, _field(package, document_id))
         organs = await _organs(conn, target, new, replaced_at.get(document_id, ()), relation)
         targets.setdefault(target["id"], (target, sorted(organs)))
     events: list[Event] = []
@@ -246,7 +247,7 @@ async def _concerning(conn, new: NewPackage, relation: str) -> FlowOutcome:
     return FlowOutcome(tuple(events))
 
 
-async def _only_labelled(conn, package, relation: str) -> tuple[str, ...]:
+async def _only_labelled(conn, package, relation: str, parties) -> tuple[str, ...]:
     """A package of type 1-3 that names no document (field systems often only label them):
     it concerns the sender's earlier version of its own DocumentId. A revocation must find
     one; an update or replacement without one is taken as it is, linked to nothing."""
@@ -254,7 +255,7 @@ async def _only_labelled(conn, package, relation: str) -> tuple[str, ...]:
     if relation == "revokes":
         return (own,)
     versions = await PostgresFlows.versions(conn, own)
-    return (own,) if any(v["sender"] == package.sender.organ_id for v in versions) else ()
+    return (own,) if any(v["sender"] in parties for v in versions) else ()
 
 
 def _field(package, document_id: str) -> str:
@@ -268,10 +269,12 @@ def _field(package, document_id: str) -> str:
     return "DocumentId"
 
 
-async def _concerned(conn, sender: str, document_id: str, field: str):
-    """The newest version of the sender's document ``document_id``."""
+async def _concerned(conn, parties: tuple[str, ...], document_id: str, field: str):
+    """The newest version of the sender's document ``document_id`` (``parties``: the sender
+    first, then the codes it succeeded, whose documents it may revoke, update, replace)."""
+    sender = parties[0]
     versions = await PostgresFlows.versions(conn, document_id)
-    mine = [v for v in versions if v["sender"] == sender]
+    mine = [v for v in versions if v["sender"] in parties]
     if mine:
         return mine[0]
     if versions:

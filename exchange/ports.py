@@ -91,7 +91,8 @@ class NewPackage:
     events: tuple[Event, ...] = ()  # recorded with it besides 'submitted' (verified, ...)
     # Recipient -> the retired code the sender addressed (exchange/succession.py).
     redirected_from: dict[str, str] = field(default_factory=dict)
-    # A status's sender and the codes it succeeded: any of them is a party to the document.
+    # The sender of a status, revocation, update or replacement and the codes it succeeded:
+    # any of them is a party to the document it is about.
     sender_parties: tuple[str, ...] = ()
 
 

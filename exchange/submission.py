@@ -125,9 +125,8 @@ class Submissions:
         mode = self.policy.settings.retired_recipient
         routing = await route_package(self.registry, sender, recipients, today, mode, field)
         recipients = routing.recipients
-        parties = (
-            await party_codes(self.registry, sender, today) if package.kind == "status" else ()
-        )
+        about_others = package.kind == "status" or package.business_doc_type != 0
+        parties = await party_codes(self.registry, sender, today) if about_others else ()
         package_id = uuid.uuid4()
         events = ()
         if verdict is not None:

@@ -64,12 +64,13 @@ async def world(exchange, tmp_path_factory):
     before = await clients[MINISTRY].submit(document("501", [demo.CITY, demo.OLD_WARD]))
     await wait_for_inbox(clients[demo.CITY], before["id"])
     from_city = await clients[demo.CITY].submit(document("601", [MINISTRY], sender=demo.CITY))
+    to_update = await clients[demo.CITY].submit(document("602", [MINISTRY], sender=demo.CITY))
     _, mapping = demo.write_demo_files(tmp_path_factory.mktemp("reorg"))
     rows, problems = read_mapping(mapping)
     assert problems == []
     plan = await apply_reorganisation(hub.registry, rows, by="test", reason="demo", dry_run=False)
     assert plan.problems == [] and len(plan.versions) == 3
-    return {"clients": clients, "before": before, "from_city": from_city}
+    return {"clients": clients, "before": before, "from_city": from_city, "to_update": to_update}
 
 
 async def _get(exchange, path: str, organ: str = MINISTRY) -> tuple[int, dict]:
@@ -197,6 +198,23 @@ async def test_successor_recalls_a_document_its_predecessor_sent(exchange, world
         )
     )
     assert answer["kind"] == "status" and answer["recipients"] == [MINISTRY]
+
+
+async def test_successor_updates_a_document_its_predecessor_sent(exchange, world):
+    sent = world["to_update"]
+    update = build_document(
+        sender=demo.HONG_GAI,
+        recipients=[MINISTRY],
+        code_number="602",
+        code_notation="BNV-VP",
+        subject="Công văn số 602 (đính chính)",
+        document_id=sent["document_id"],
+        business_doc_type=2,
+        attachments=[("cv.pdf", "application/pdf", b"%PDF-1.7 update")],
+    )
+    await world["clients"][demo.HONG_GAI].submit(update)
+    trail = await (await exchange.client(MINISTRY)).trail(sent["id"])
+    assert trail["recipients"][0]["disposition"] == "superseded"
 
 
 async def test_sending_as_a_retired_code_names_the_successor(exchange, world):
