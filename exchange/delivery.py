@@ -123,11 +123,8 @@ def choose_document(package: Package, candidates: list[DocumentCandidate]) -> Do
     for candidate in candidates:
         if not recall and candidate.sender == organ and candidate.caller_receives:
             return candidate
-        if (
-            recall
-            and (candidate.sender == caller or candidate.caller_sent)
-            and (candidate.organ_receives)
-        ):
+        sent = candidate.sender == caller or candidate.caller_sent  # or a predecessor sent it
+        if recall and sent and candidate.organ_receives:
             return candidate
     if candidates:
         role = (
