@@ -85,6 +85,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
+    "push.invalid_url": (422, "a push URL that is not http(s), names no host, or carries a user"),
+    "push.unknown_agency": (404, "push for an agency that is not in the registry"),
+    "push.not_found": (404, "no push delivery with that id"),
+    "push.not_retryable": (409, "the push delivery was acknowledged already"),
 }
 
 
