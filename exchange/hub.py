@@ -20,6 +20,7 @@ from exchange.blobs import BlobStore
 from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.delivery import Deliveries
+from exchange.delivery_receipts import DeliveryReceipts
 from exchange.ledger import Ledger
 from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
@@ -28,6 +29,7 @@ from exchange.receipts import Receipts
 from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
+from exchange.store.delivery_receipts import PostgresDeliveryReceipts
 from exchange.store.push import PostgresPush
 from exchange.store.registry import REGISTRY_CHANNEL
 from exchange.submission import Submissions
@@ -79,6 +81,9 @@ class Hub:
             head_interval=settings.ledger_head_interval_seconds,
         )
         self.receipts = Receipts(self.ledger_store, self.ledger, self.key)
+        self.delivery_receipts = DeliveryReceipts(
+            PostgresDeliveryReceipts(self.pool), self.ledger, self.key
+        )
         self.dispatcher = Dispatcher(self.packages, self.broker, settings)
         self.deliveries = Deliveries(self.packages)
         self.worker = InboxWorker(self.deliveries, self.broker)

@@ -89,6 +89,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "push.unknown_agency": (404, "push for an agency that is not in the registry"),
     "push.not_found": (404, "no push delivery with that id"),
     "push.not_retryable": (409, "the push delivery was acknowledged already"),
+    "admin.disabled": (403, "the admin API is off until admin_token is set"),
 }
 
 

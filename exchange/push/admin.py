@@ -64,6 +64,13 @@ class PushAdmin:
             return [str(i) for i in await self.store.retry(push_id=key)]
         return [str(i) for i in await self.store.retry(organ_id=organ_id)]
 
+    async def get(self, push_id: str) -> dict:
+        """One push as JSON; ``push.not_found`` when there is none."""
+        row = await self.store.get(_push_id(push_id))
+        if row is None:
+            raise HubError("push.not_found", f"no delivery {push_id}")
+        return push_json(row)
+
     async def attempts(self, push_id: str) -> list[dict]:
         """Every attempt of one push, oldest first."""
         rows = await self.store.attempts(_push_id(push_id))

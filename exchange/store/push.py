@@ -278,6 +278,14 @@ class PostgresPush:
             limit,
         )
 
+    async def get(self, push_id: uuid.UUID) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            "SELECT p.id, p.organ_id, p.state, p.attempts, p.next_attempt_at, p.last_status, "
+            "p.last_error, p.created_at, p.updated_at, p.acknowledged_at, d.package_id "
+            "FROM push_deliveries p JOIN deliveries d ON d.id = p.delivery_id WHERE p.id = $1",
+            push_id,
+        )
+
     async def attempts(self, push_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.pool.fetch(
             "SELECT attempt, started_at, duration_ms, http_status, error, outcome "
