@@ -30,6 +30,7 @@ FAST = dict(
     push_poll_seconds=0.05,
     push_breaker_failures=100,
 )
+ADMIN = "operator-token-for-tests"
 _numbers = itertools.count(1)
 _codes = itertools.count(10)
 
@@ -55,7 +56,7 @@ async def hub_with(tmp_path, **changes):
 
 @pytest.fixture(scope="module")
 async def ex(tmp_path_factory):
-    async with hub_with(tmp_path_factory.mktemp("push")) as exchange:
+    async with hub_with(tmp_path_factory.mktemp("push"), admin_token=ADMIN) as exchange:
         yield exchange
 
 
@@ -243,6 +244,8 @@ async def test_a_receiver_that_never_answers_times_out_and_is_retried(ex):
         receiver.hang = True
         code, _ = await pushed_agency(ex, receiver.url)
         package_id, _ = await send(ex, [code])
+        await until(lambda: state_is(ex, package_id, code, "in_progress"))
+        assert len(receiver.requests) == 1  # on the wire, unanswered
         await until(lambda: state_is(ex, package_id, code, "waiting_for_retry"), timeout=10)
         row = await push_row(ex, package_id, code)
         assert "no answer within 1.5 s" in row["last_error"]
@@ -336,6 +339,9 @@ async def test_past_its_ttl_a_push_is_failed(tmp_path):
         (failed,) = await events(ex, package_id, "push_failed")
         assert "gave up" in failed["detail"]["reason"]
         assert 2 <= len(receiver.requests) <= 3
+        # without admin_token the admin API is off
+        async with ex.session.get(f"{ex.url}/v1/admin/deliveries") as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (403, "admin.disabled")
 
 
 async def test_the_circuit_opens_after_failures_in_a_row(tmp_path):
@@ -346,17 +352,66 @@ async def test_the_circuit_opens_after_failures_in_a_row(tmp_path):
         await until(lambda: _count(receiver, 2))
         opened = time.monotonic()
         assert ex.hub.pusher.open_circuits == 1
+        later, _ = await send(ex, [code])  # enqueued, and stays so while the circuit is open
+        await until(lambda: state_is(ex, later, code, "enqueued"))
         await asyncio.sleep(1.0)
         assert len(receiver.requests) == 2  # nothing while open
+        assert await state_is(ex, later, code, "enqueued")
         receiver.default = 200
         await until(lambda: state_is(ex, package_id, code, "acknowledged"))
+        await until(lambda: state_is(ex, later, code, "acknowledged"))
         assert receiver.requests[2].at - opened >= 1.8  # the probe came after the cool-down
         assert ex.hub.pusher.open_circuits == 0
         metrics = await (await ex.session.get(f"{ex.url}/metrics")).text()
-        assert 'lienthong_push_deliveries{state="acknowledged"} 1' in metrics
+        assert 'lienthong_push_deliveries{state="acknowledged"} 2' in metrics
         assert 'lienthong_push_attempts_total{outcome="retry"} 2.0' in metrics
-        assert "lienthong_push_latency_seconds_count 3.0" in metrics
+        assert "lienthong_push_latency_seconds_count 4.0" in metrics
+        assert "lienthong_push_circuits_open 0" in metrics
 
 
 async def _count(receiver: Receiver, n: int) -> bool:
     return len(receiver.requests) >= n
+
+
+async def test_the_admin_api_lists_shows_and_redelivers(ex):
+    async with Receiver(default=410) as receiver:
+        code, _ = await pushed_agency(ex, receiver.url)
+        first, _ = await send(ex, [code])
+        second, _ = await send(ex, [code])
+        await until(lambda: state_is(ex, first, code, "failed"))
+        await until(lambda: state_is(ex, second, code, "failed"))
+        base = f"{ex.url}/v1/admin"
+        for headers, status, error in (
+            ({}, 401, "auth.missing"),
+            ({"Authorization": "Bearer wrong"}, 401, "auth.invalid_token"),
+            ({"Authorization": f"Bearer {await ex.sender.token()}"}, 401, "auth.invalid_token"),
+        ):
+            async with ex.session.get(f"{base}/deliveries", headers=headers) as r:
+                assert (r.status, (await r.json())["error"]["code"]) == (status, error)
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        query = {"state": "failed", "agency": code}
+        async with ex.session.get(f"{base}/deliveries", params=query, headers=admin) as r:
+            items = (await r.json())["items"]
+        assert {i["package_id"] for i in items} == {first, second}
+        one = items[0]["id"]
+        async with ex.session.get(f"{base}/deliveries/{one}", headers=admin) as r:
+            shown = await r.json()
+        assert shown["state"] == "failed"
+        assert [a["http_status"] for a in shown["attempt_log"]] == [410]
+        for bad, status, error in (
+            (f"{base}/deliveries?state=lost", 400, "request.invalid_parameter"),
+            (f"{base}/deliveries?agency=x", 422, "organ_id.invalid"),
+            (f"{base}/deliveries/00000000-0000-0000-0000-000000000000", 404, "push.not_found"),
+        ):
+            async with ex.session.get(bad, headers=admin) as r:
+                assert (r.status, (await r.json())["error"]["code"]) == (status, error)
+        receiver.default = 200
+        async with ex.session.post(f"{base}/deliveries/{one}/retry", headers=admin) as r:
+            assert (await r.json())["retried"] == [one]
+        async with ex.session.post(f"{base}/agencies/{code}/deliveries/retry", headers=admin) as r:
+            retried = (await r.json())["retried"]
+        assert items[1]["id"] in retried  # the failed one (the first one, if still waiting, too)
+        await until(lambda: state_is(ex, first, code, "acknowledged"))
+        await until(lambda: state_is(ex, second, code, "acknowledged"))
+        async with ex.session.post(f"{base}/deliveries/{one}/retry", headers=admin) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (409, "push.not_retryable")
