@@ -26,7 +26,7 @@ from exchange.push.contract import push_headers, seal_context, secret_key, signa
 from exchange.push.policy import Breaker, RetryPolicy, parse_schedule, retry_after, verdict
 from exchange.sealing import SecretBox
 from exchange.store.database import unavailable
-from exchange.store.push import Claimed, Endpoint, Outcome, PostgresPush
+from exchange.store.push import PUSH_CHANNEL, Claimed, Endpoint, Outcome, PostgresPush
 from exchange.tasks import BackgroundLoop, log_failure
 
 __all__ = ["Pusher"]
@@ -85,6 +85,7 @@ class Pusher(BackgroundLoop):
             max_line_size=8190,
             max_field_size=8190,
         )
+        listener = asyncio.create_task(self._listen(), name="push-listener")
         try:
             while True:
                 try:
@@ -98,10 +99,36 @@ class Pusher(BackgroundLoop):
                     await asyncio.wait_for(self._wake.wait(), self._settings.push_poll_seconds)
                 self._wake.clear()
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             for task in list(self._attempts):
                 task.cancel()
             await asyncio.gather(*self._attempts, return_exceptions=True)
             await self._session.close()
+
+    async def _listen(self) -> None:
+        """Wake up when any hub process made new pushes (PostgreSQL NOTIFY); polling every
+        push_poll_seconds covers the time the listening connection is being re-opened."""
+        pool = self._store.pool
+        while True:
+            try:
+                async with pool.acquire() as conn:
+                    await conn.add_listener(PUSH_CHANNEL, self._notified)
+                    try:
+                        while not conn.is_closed():
+                            await asyncio.sleep(2.0)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await conn.remove_listener(PUSH_CHANNEL, self._notified)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 (the database is away: polling goes on)
+                pass
+            await asyncio.sleep(2.0)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
 
     def _ssl_context(self) -> ssl.SSLContext:
         # Verification stays on; an extra CA may be added for agencies' own PKIs.

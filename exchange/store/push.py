@@ -17,9 +17,18 @@ import asyncpg
 from exchange.events import Event
 from exchange.store.events import record_events
 
-__all__ = ["ACTIVE_STATES", "Claimed", "Endpoint", "Outcome", "PostgresPush", "enqueue_pushes"]
+__all__ = [
+    "ACTIVE_STATES",
+    "PUSH_CHANNEL",
+    "Claimed",
+    "Endpoint",
+    "Outcome",
+    "PostgresPush",
+    "enqueue_pushes",
+]
 
 ACTIVE_STATES = ("enqueued", "in_progress", "waiting_for_retry")
+PUSH_CHANNEL = "lienthong_push"  # NOTIFY: new pushes to make
 _DUE = (
     "((p.state IN ('enqueued', 'waiting_for_retry') AND p.next_attempt_at <= now()) "
     "OR (p.state = 'in_progress' AND p.lease_until < now()))"
@@ -29,14 +38,18 @@ _DUE = (
 async def enqueue_pushes(conn: asyncpg.Connection, delivery_ids: list[int]) -> None:
     """A push for each of these copies whose recipient is on push (inside the transaction that
     delivers them; a copy already pushed keeps its push)."""
-    if delivery_ids:
-        await conn.execute(
-            "INSERT INTO push_deliveries (id, delivery_id, organ_id) "
-            "SELECT gen_random_uuid(), d.id, d.recipient FROM deliveries d "
-            "JOIN push_endpoints e ON e.organ_id = d.recipient AND e.enabled "
-            "WHERE d.id = ANY($1::bigint[]) ON CONFLICT (delivery_id) DO NOTHING",
-            delivery_ids,
-        )
+    if not delivery_ids:
+        return
+    made = await conn.fetchval(
+        "WITH made AS (INSERT INTO push_deliveries (id, delivery_id, organ_id) "
+        "SELECT gen_random_uuid(), d.id, d.recipient FROM deliveries d "
+        "JOIN push_endpoints e ON e.organ_id = d.recipient AND e.enabled "
+        "WHERE d.id = ANY($1::bigint[]) ON CONFLICT (delivery_id) DO NOTHING RETURNING 1) "
+        "SELECT count(*) FROM made",
+        delivery_ids,
+    )
+    if made:  # delivered at commit: every hub's pusher wakes up at once
+        await conn.execute("SELECT pg_notify($1, '')", PUSH_CHANNEL)
 
 
 @dataclass(frozen=True)

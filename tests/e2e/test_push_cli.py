@@ -85,3 +85,24 @@ async def test_deliveries_list_and_retry(tmp_path):
             no_noise(bad)
         by_agency = lienthong(settings, "deliveries", "retry", "--agency", code)
         assert "0 deliveries will be attempted again" in by_agency.stdout
+
+
+def test_demo_push_delivers_to_the_pushed_recipient_in_well_under_a_second(tmp_path):
+    import asyncio
+    import re
+
+    from exchange.store import database as db
+    from tests.conftest import cleanup_broker, make_settings
+
+    settings = make_settings(tmp_path)
+    try:
+        proc = lienthong(settings, "demo", "--push")
+        out = proc.stdout
+        assert "every step checked out" in out, out
+        (pushed,) = re.findall(r"(\d+) ms \(push\)", out)
+        assert int(pushed) < 1000, out
+        assert "takes its documents by push" in out
+    finally:
+        codes = ["000.00.00.G22", "000.00.00.H49", "000.00.10.H49", "000.05.10.H49"]
+        asyncio.run(cleanup_broker(settings, codes))
+        asyncio.run(db.drop_schema(settings))
