@@ -189,7 +189,7 @@ class Hub:
                 )
                 lines += gauge_lines(
                     "lienthong_push_deliveries",
-                    "Pushes to agencies' systems, by state.",
+                    "Pushes to agencies' systems not acknowledged yet, by state.",
                     {f'state="{s}"': n for s, n in (await self.push_store.counts()).items()},
                 )
             except Exception:  # noqa: BLE001 (the gauge then says the database is down)

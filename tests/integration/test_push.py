@@ -119,6 +119,7 @@ async def test_the_request_carries_the_exact_bytes_signed(ex):
         (got,) = receiver.requests
         headers = got.headers
         assert got.body == body
+        assert headers["Content-Length"] == str(len(body))
         assert headers["Content-Type"] == "application/xml"
         assert headers["Lienthong-Package-Id"] == package_id
         assert headers["Lienthong-Kind"] == "edoc"
@@ -363,7 +364,8 @@ async def test_the_circuit_opens_after_failures_in_a_row(tmp_path):
         assert receiver.requests[2].at - opened >= 1.8  # the probe came after the cool-down
         assert ex.hub.pusher.open_circuits == 0
         metrics = await (await ex.session.get(f"{ex.url}/metrics")).text()
-        assert 'lienthong_push_deliveries{state="acknowledged"} 2' in metrics
+        assert 'lienthong_push_deliveries{state="waiting_for_retry"} 0' in metrics
+        assert 'lienthong_push_attempts_total{outcome="acknowledged"} 2.0' in metrics
         assert 'lienthong_push_attempts_total{outcome="retry"} 2.0' in metrics
         assert "lienthong_push_latency_seconds_count 4.0" in metrics
         assert "lienthong_push_circuits_open 0" in metrics
