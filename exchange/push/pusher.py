@@ -208,7 +208,9 @@ class Pusher(BackgroundLoop):
                     endpoint.url, data=body, headers=headers, allow_redirects=False
                 ) as response:
                     status, asked = response.status, response.headers.get("Retry-After")
-                    if not 200 <= status <= 299:
+                    if 200 <= status <= 299:
+                        response.close()  # taken: whatever body follows is not read
+                    else:
                         error = await _reason(response)
         except TimeoutError:
             error = f"no answer within {self._settings.push_timeout_seconds:g} s"
@@ -218,10 +220,10 @@ class Pusher(BackgroundLoop):
             error = f"{'connection' if status is None else 'answer'}: {_short(exc)}"
         now = datetime.now(UTC)
         duration = (time.monotonic() - clock) * 1000
-        if status is not None and error is None and verdict(status) == "acknowledged":
-            return Outcome("acknowledged", started, duration, status)
+        if status is not None and verdict(status) == "acknowledged":
+            return Outcome("acknowledged", started, duration, status)  # even if it then broke
         outcome = "retry" if status is None else verdict(status)
-        if outcome == "failed" and 300 <= status <= 399:
+        if outcome == "failed" and status is not None and 300 <= status <= 399:
             error = f"HTTP {status}: redirects are not followed; set the final URL"
         if outcome == "retry":
             wait = retry_after(status, asked, now) if status is not None else None
