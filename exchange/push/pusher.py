@@ -214,6 +214,9 @@ class Pusher(BackgroundLoop):
                         error = await _reason(response)
         except TimeoutError:
             error = f"no answer within {self._settings.push_timeout_seconds:g} s"
+        except FileNotFoundError:
+            error = "the package's bytes are missing at the hub (operators are alerted)"
+            log.error("stored bytes missing for a push", extra={"push_id": webhook_id})
         except aiohttp.ClientSSLError as exc:
             error = f"TLS: {_short(exc)}"
         except (aiohttp.ClientError, OSError, ValueError) as exc:

@@ -83,7 +83,13 @@ async def test_receipts_list_acceptance_and_each_delivery(ex, tmp_path):
     # made once and kept
     again = await _receipts(ex, ex.sender, package_id)
     assert again == listing
-    # a recipient sees the acceptance receipt and its own delivery receipt only
+    # a recipient sees neither another recipient's pushes in the trail ...
+    trail = await puller.trail(package_id)
+    assert not [e for e in trail["events"] if e["event"].startswith("push")]
+    assert [
+        e for e in (await ex.sender.trail(package_id))["events"] if e["event"] == "push_attempt"
+    ]
+    # ... nor its delivery receipt: the acceptance receipt and its own only
     own = await _receipts(ex, puller, package_id)
     assert [(i["type"], i["recipient"]) for i in own["items"]] == [
         ("acceptance", None),
