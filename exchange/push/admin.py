@@ -13,6 +13,7 @@ from exchange.store.push import ACTIVE_STATES, PostgresPush
 __all__ = ["STATES", "PushAdmin", "push_json"]
 
 STATES = (*ACTIVE_STATES, "acknowledged", "failed")
+MAX_LIST = 1000
 
 
 class PushAdmin:
@@ -44,6 +45,12 @@ class PushAdmin:
         self, state: str | None = None, organ_id: str | None = None, limit: int = 100
     ) -> list[dict]:
         """Pushes as JSON, newest first."""
+        if not 1 <= limit <= MAX_LIST:
+            raise HubError(
+                "request.invalid_parameter",
+                f"limit must be between 1 and {MAX_LIST}",
+                field="limit",
+            )
         if state is not None and state not in STATES:
             raise HubError(
                 "request.invalid_parameter",

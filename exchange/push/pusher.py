@@ -24,7 +24,7 @@ from exchange.blobs import BlobStore
 from exchange.config import Settings
 from exchange.push.contract import push_headers, seal_context, secret_key, signature
 from exchange.push.policy import Breaker, RetryPolicy, parse_schedule, retry_after, verdict
-from exchange.sealing import SecretBox
+from exchange.sealing import SealError, SecretBox
 from exchange.store.database import unavailable
 from exchange.store.push import PUSH_CHANNEL, Claimed, Endpoint, Outcome, PostgresPush
 from exchange.tasks import BackgroundLoop, log_failure
@@ -217,6 +217,8 @@ class Pusher(BackgroundLoop):
         except FileNotFoundError:
             error = "the package's bytes are missing at the hub (operators are alerted)"
             log.error("stored bytes missing for a push", extra={"push_id": webhook_id})
+        except SealError:
+            error = "the webhook secret does not open with this hub's secret key"
         except aiohttp.ClientSSLError as exc:
             error = f"TLS: {_short(exc)}"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -236,7 +238,7 @@ class Pusher(BackgroundLoop):
             error = f"{error}; gave up: no attempt left within push_ttl_seconds"
             outcome = "failed"
         log.warning(
-            "push failed" if outcome == "failed" else "push answered with a refusal",
+            "push failed",
             extra={"push_id": webhook_id, "organ_id": endpoint.organ_id, "error": error},
         )
         return Outcome("failed", started, duration, status, error)

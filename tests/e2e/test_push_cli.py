@@ -79,6 +79,7 @@ async def test_deliveries_list_and_retry(tmp_path):
             (("retry", "nope"), "error [push.not_found]"),
             (("retry",), "error: give DELIVERY_ID or --agency ORGAN_ID"),
             (("list", "--state", "lost"), "invalid choice"),
+            (("list", "--limit", "0"), "error [request.invalid_parameter]"),
         ):
             bad = lienthong(settings, "deliveries", *args, check=False)
             assert bad.returncode != 0 and expected in bad.stderr, bad.stderr
