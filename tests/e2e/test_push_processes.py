@@ -102,3 +102,26 @@ async def _requests(receiver: Receiver, n: int) -> bool:
 
 async def _is(pool, package_id: str, state: str) -> bool:
     return await _state(pool, package_id) == state
+
+
+async def test_several_hub_processes_push_each_delivery_once(setup):
+    settings, pool, stores, creds = setup
+    async with Receiver() as receiver:
+        admin = PushAdmin(PostgresPush(pool), open_secret_box(settings))
+        await admin.switch_on(RECIPIENT, receiver.url)
+        served = Served(settings, 2, **PUSH_ENV)
+        try:
+            await served.wait_ready()
+            async with aiohttp.ClientSession() as session:
+                client = HubClient(
+                    served.url, creds.client_id, creds.client_secret, session=session
+                )
+                sent = [(await client.submit(document(f"multi-{n}")))["id"] for n in range(20)]
+            for package_id in sent:
+                await until(lambda p=package_id: _is(pool, p, "acknowledged"), timeout=30)
+        finally:
+            served.finish()
+        ids = receiver.ids()
+        assert len(ids) == len(set(ids)) == 20  # one request per delivery, across 2 processes
+        acks = await pool.fetchval("SELECT count(*) FROM events WHERE event = 'acknowledged'")
+        assert acks == 20

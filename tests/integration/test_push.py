@@ -273,6 +273,7 @@ async def test_a_slow_system_does_not_delay_a_healthy_one(ex):
         # the slow one gets everything too, in its own time and at most 4 at once
         for _, package_id in sent:
             await until(lambda p=package_id: state_is(ex, p, slow_code, "acknowledged"), 30)
+        assert slow.most_in_flight == ex.hub.settings.push_concurrency == 4
 
 
 async def test_retry_after_is_honoured(ex):

@@ -53,6 +53,8 @@ class Receiver:
         self.delay = 0.0
         self.hang = False
         self.requests: list[Received] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it held at once
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Receiver:
@@ -80,10 +82,15 @@ class Receiver:
     async def _take(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append(Received(dict(request.headers), body, time.monotonic()))
-        if self.hang:
-            await asyncio.sleep(3600)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.hang:
+                await asyncio.sleep(3600)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         answer = self.answers.pop(0) if self.answers else self.default
         status, headers = answer if isinstance(answer, tuple) else (answer, {})
         return web.Response(status=status, headers=headers, text=f"answer {status}")
