@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     push_breaker_seconds: float = 60.0
     push_poll_seconds: float = 0.2
     push_ca_file: str = ""
+    # After `agency push --new-secret` the old secret signs too (a second signature) this long.
+    push_secret_overlap_seconds: float = 86_400.0
     # When set, /v1/admin/... takes "Authorization: Bearer <admin_token>" (operators).
     admin_token: str = ""
 

@@ -88,7 +88,9 @@ class Hub:
         self.deliveries = Deliveries(self.packages)
         self.worker = InboxWorker(self.deliveries, self.broker)
         self.push_store = PostgresPush(self.pool)
-        self.push_admin = PushAdmin(self.push_store, self.secrets)
+        self.push_admin = PushAdmin(
+            self.push_store, self.secrets, settings.push_secret_overlap_seconds
+        )
         self.pusher = Pusher(
             self.push_store, self.blobs, self.secrets, settings, PushMetrics(self.metrics.registry)
         )

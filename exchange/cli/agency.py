@@ -107,7 +107,7 @@ def cmd_agency_push(args: argparse.Namespace) -> int:
     box = open_secret_box(settings)
 
     async def work(stores):
-        admin = PushAdmin(PostgresPush(stores.pool), box)
+        admin = PushAdmin(PostgresPush(stores.pool), box, settings.push_secret_overlap_seconds)
         if args.off:
             return await admin.switch_off(organ_id)
         return await admin.switch_on(organ_id, args.url, args.new_secret)
@@ -120,6 +120,11 @@ def cmd_agency_push(args: argparse.Namespace) -> int:
     if result:
         print(f"webhook secret: {result}")
         print("The secret is shown once and stored sealed. Give it to the receiving system.")
+        if args.new_secret:
+            hours = settings.push_secret_overlap_seconds / 3600
+            print(
+                f"The previous secret signs beside it for {hours:g} h (push_secret_overlap_seconds)"
+            )
     else:
         print("webhook secret: unchanged (--new-secret makes a new one)")
     return 0

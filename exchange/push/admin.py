@@ -19,21 +19,23 @@ MAX_LIST = 1000
 class PushAdmin:
     """The operators' use cases of push delivery."""
 
-    def __init__(self, store: PostgresPush, box: SecretBox) -> None:
+    def __init__(self, store: PostgresPush, box: SecretBox, overlap_seconds: float = 0.0) -> None:
         self.store = store
         self.box = box
+        self.overlap = overlap_seconds
 
     async def switch_on(
         self, organ_id: str, url: str, new_secret_wanted: bool = False
     ) -> str | None:
         """Push to ``url`` from now on; returns the new secret (shown once) when one was made:
-        the first time, or when asked for. Copies waiting in the inbox are pushed too."""
+        the first time, or when asked for (the old one then signs beside it for
+        ``push_secret_overlap_seconds``). Copies waiting in the inbox are pushed too."""
         check_url(url)
         secret = None
         if new_secret_wanted or not await self.store.has_secret(organ_id):
             secret = new_secret()
         sealed = self.box.seal(secret.encode(), context=seal_context(organ_id)) if secret else None
-        if not await self.store.set_endpoint(organ_id, url, sealed):
+        if not await self.store.set_endpoint(organ_id, url, sealed, self.overlap):
             raise HubError("push.unknown_agency", f"{organ_id} is not in the registry")
         return secret
 

@@ -188,11 +188,14 @@ class Pusher(BackgroundLoop):
         asked: str | None = None
         error: str | None = None
         try:
-            secret = self._box.open(endpoint.sealed_secret, context=seal_context(endpoint.organ_id))
-            key = secret_key(secret.decode())
+            context = seal_context(endpoint.organ_id)
+            keys = [secret_key(self._box.open(s, context=context).decode())
+                    for s in endpoint.sealed_secrets]  # fmt: skip
             path = self._blobs.path_for(push.digest)
             stamp = int(time.time())
-            signed = await asyncio.to_thread(signature, key, webhook_id, stamp, path)
+            signed = " ".join(  # one signature per secret in use (Standard Webhooks rotation)
+                [await asyncio.to_thread(signature, k, webhook_id, stamp, path) for k in keys]
+            )
             headers = push_headers(
                 webhook_id,
                 stamp,

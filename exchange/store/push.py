@@ -58,7 +58,7 @@ class Endpoint:
 
     organ_id: str
     url: str
-    sealed_secret: bytes
+    sealed_secrets: tuple[bytes, ...]  # the current one first; a replaced one while it overlaps
 
 
 @dataclass(frozen=True)
@@ -112,19 +112,26 @@ class PostgresPush:
 
     # ----- endpoints --------------------------------------------------------------------
 
-    async def set_endpoint(self, organ_id: str, url: str, sealed: bytes | None) -> bool:
-        """Turn push on at ``url`` (a new sealed secret, or None to keep the current one);
-        copies waiting in the inbox are pushed too. Returns False for an unknown agency."""
+    async def set_endpoint(
+        self, organ_id: str, url: str, sealed: bytes | None, overlap_seconds: float = 0.0
+    ) -> bool:
+        """Turn push on at ``url`` (a new sealed secret, or None to keep the current one, which
+        then signs beside the new one for ``overlap_seconds``); copies waiting in the inbox are
+        pushed too. Returns False for an unknown agency."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT 1 FROM agencies WHERE code = $1", organ_id):
                 return False
             await conn.execute(
                 "INSERT INTO push_endpoints (organ_id, url, secret) VALUES ($1, $2, $3) "
                 "ON CONFLICT (organ_id) DO UPDATE SET url = $2, enabled = true, "
-                "secret = coalesce($3, push_endpoints.secret), updated_at = now()",
+                "secret = coalesce($3, push_endpoints.secret), updated_at = now(), "
+                "previous_secret = CASE WHEN $3 IS NULL THEN push_endpoints.previous_secret "
+                "ELSE push_endpoints.secret END, previous_until = CASE WHEN $3 IS NULL "
+                "THEN push_endpoints.previous_until ELSE now() + make_interval(secs => $4) END",
                 organ_id,
                 url,
                 sealed,
+                overlap_seconds,
             )
             waiting = await conn.fetch(
                 "SELECT id FROM deliveries WHERE recipient = $1 AND state = 'delivered'", organ_id
@@ -142,7 +149,8 @@ class PostgresPush:
     async def disable(self, organ_id: str) -> bool:
         """Back to pull: the secret is dropped; pushes not taken yet stay for a later switch."""
         done = await self.pool.fetchval(
-            "UPDATE push_endpoints SET enabled = false, secret = NULL, updated_at = now() "
+            "UPDATE push_endpoints SET enabled = false, secret = NULL, previous_secret = NULL, "
+            "previous_until = NULL, updated_at = now() "
             "WHERE organ_id = $1 RETURNING 1",
             organ_id,
         )
@@ -151,11 +159,19 @@ class PostgresPush:
     async def endpoints_due(self) -> list[Endpoint]:
         """Enabled endpoints with at least one push due now."""
         rows = await self.pool.fetch(
-            "SELECT e.organ_id, e.url, e.secret FROM push_endpoints e WHERE e.enabled "
+            "SELECT e.organ_id, e.url, e.secret, CASE WHEN e.previous_until > now() "
+            "THEN e.previous_secret END AS previous FROM push_endpoints e WHERE e.enabled "
             "AND e.secret IS NOT NULL AND EXISTS (SELECT 1 FROM push_deliveries p "
             f"WHERE p.organ_id = e.organ_id AND {_DUE})"
         )
-        return [Endpoint(r["organ_id"], r["url"], bytes(r["secret"])) for r in rows]
+        return [
+            Endpoint(
+                r["organ_id"],
+                r["url"],
+                tuple(bytes(s) for s in (r["secret"], r["previous"]) if s is not None),
+            )
+            for r in rows
+        ]
 
     # ----- attempts ---------------------------------------------------------------------
 

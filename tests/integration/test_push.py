@@ -418,3 +418,27 @@ async def test_the_admin_api_lists_shows_and_redelivers(ex):
         await until(lambda: state_is(ex, second, code, "acknowledged"))
         async with ex.session.post(f"{base}/deliveries/{one}/retry", headers=admin) as r:
             assert (r.status, (await r.json())["error"]["code"]) == (409, "push.not_retryable")
+
+
+async def test_a_new_secret_overlaps_the_old_one(ex):
+    from adapters.webhook import WebhookError, WebhookVerifier
+
+    async with Receiver() as receiver:
+        code, old = await pushed_agency(ex, receiver.url)
+        new = await ex.hub.push_admin.switch_on(code, receiver.url, new_secret_wanted=True)
+        assert new and new != old
+        package_id, body = await send(ex, [code])
+        await until(lambda: state_is(ex, package_id, code, "acknowledged"))
+        (got,) = receiver.requests
+        assert len(got.headers["webhook-signature"].split()) == 2
+        for secrets in ([old], [new]):  # a receiver still on the old one, one already moved
+            assert WebhookVerifier(secrets).verify(got.headers, got.body).package_id == package_id
+        await ex.hub.pool.execute(
+            "UPDATE push_endpoints SET previous_until = now() WHERE organ_id = $1", code
+        )
+        later, _ = await send(ex, [code])
+        await until(lambda: state_is(ex, later, code, "acknowledged"))
+        last = receiver.requests[-1]
+        assert len(last.headers["webhook-signature"].split()) == 1
+        with pytest.raises(WebhookError):
+            WebhookVerifier(old).verify(last.headers, last.body)

@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS push_endpoints (
     organ_id   text PRIMARY KEY REFERENCES agencies (code),
     url        text NOT NULL,
     secret     bytea,                            -- sealed; NULL once push is turned off
+    previous_secret bytea,                       -- sealed: the secret before --new-secret, which
+    previous_until  timestamptz,                 -- signs too until then (receivers switch over)
     enabled    boolean NOT NULL DEFAULT true,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
