@@ -10,7 +10,7 @@ from exchange.push.contract import check_url, new_secret, seal_context
 from exchange.sealing import SecretBox
 from exchange.store.push import ACTIVE_STATES, PostgresPush
 
-__all__ = ["STATES", "PushAdmin", "push_json"]
+__all__ = ["MAX_LIST", "STATES", "PushAdmin", "push_json"]
 
 STATES = (*ACTIVE_STATES, "acknowledged", "failed")
 MAX_LIST = 1000
