@@ -28,6 +28,7 @@ class PushReceiver:
         self._folder = tempfile.TemporaryDirectory(prefix="lienthong-push-")
         self.out = Path(self._folder.name)
         self._runner: web.AppRunner | None = None
+        self._hub = None
         self.url = ""
 
     async def start(self, hub) -> None:
@@ -36,6 +37,7 @@ class PushReceiver:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/hook"
+        self._hub = hub
         secret = await hub.push_admin.switch_on(self.organ_id, self.url, new_secret_wanted=True)
         self._runner = web.AppRunner(make_app(secret, self.out), access_log=None)
         await self._runner.setup()
@@ -52,6 +54,9 @@ class PushReceiver:
         return time.perf_counter() - started
 
     async def stop(self) -> None:
+        """Back to pull, and stop listening (the business flows that follow are pulled)."""
         if self._runner is not None:
+            await self._hub.push_admin.switch_off(self.organ_id)
             await self._runner.cleanup()
-        self._folder.cleanup()
+            self._runner = None
+            self._folder.cleanup()

@@ -30,6 +30,7 @@ from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
 from exchange.store.delivery_receipts import PostgresDeliveryReceipts
+from exchange.store.flows import PostgresFlows
 from exchange.store.push import PostgresPush
 from exchange.store.registry import REGISTRY_CHANNEL
 from exchange.submission import Submissions
@@ -86,6 +87,7 @@ class Hub:
         )
         self.dispatcher = Dispatcher(self.packages, self.broker, settings)
         self.deliveries = Deliveries(self.packages)
+        self.flows = PostgresFlows(self.pool)  # dispositions and links (exchange/flows.py)
         self.worker = InboxWorker(self.deliveries, self.broker)
         self.push_store = PostgresPush(self.pool)
         self.push_admin = PushAdmin(

@@ -162,6 +162,11 @@ class Pusher(BackgroundLoop):
             if push.copy_state == "acknowledged":
                 await self._store.close_taken(push)  # taken by pull: not pushed again
                 return
+            if push.recalled:  # it left the inbox too: the recipient never reads it
+                now = datetime.now(UTC)
+                reason = "recalled by its sender before it was taken: not pushed"
+                await self._record(push, Outcome("failed", now, 0.0, None, reason))
+                return
             result = await self._send(endpoint, push)
             breaker = self._breakers[endpoint.organ_id]
             if result.http_status is not None and result.outcome != "retry":

@@ -74,6 +74,7 @@ class Claimed:
     recipient: str
     digest: bytes
     kind: str
+    recalled: bool  # its sender recalled it before it was taken (exchange/flows.py)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,9 @@ class PostgresPush:
                 SELECT p.id FROM push_deliveries p WHERE p.organ_id = $1 AND {_DUE}
                 ORDER BY p.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
             RETURNING q.id, q.delivery_id, q.attempts, q.window_start, d.state,
-                      d.package_id, d.recipient, k.digest, k.kind
+                      d.package_id, d.recipient, k.digest, k.kind,
+                      EXISTS (SELECT 1 FROM dispositions x WHERE x.package_id = d.package_id
+                              AND x.recipient = d.recipient AND x.disposition = 'recalled')
             """,
             organ_id,
             limit,

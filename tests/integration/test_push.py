@@ -442,3 +442,19 @@ async def test_a_new_secret_overlaps_the_old_one(ex):
         assert len(last.headers["webhook-signature"].split()) == 1
         with pytest.raises(WebhookError):
             WebhookVerifier(old).verify(last.headers, last.body)
+
+
+async def test_a_copy_recalled_before_it_was_taken_is_not_pushed(ex):
+    receiver = Receiver(port=free_port())
+    code, _ = await pushed_agency(ex, receiver.url)
+    sent = await ex.sender.submit(document([code]))
+    await until(lambda: state_is(ex, sent["id"], code, "waiting_for_retry"))
+    recall = await ex.sender.recall(SENDER, sent["document_id"], [code])
+    async with receiver:
+        await until(lambda: state_is(ex, sent["id"], code, "failed"))
+        await until(lambda: state_is(ex, recall["id"], code, "acknowledged"))
+        await asyncio.sleep(0.5)
+        got = [r.headers["Lienthong-Package-Id"] for r in receiver.requests]
+        assert got == [recall["id"]]  # the revocation is pushed, the recalled document not
+    row = await push_row(ex, sent["id"], code)
+    assert "recalled by its sender" in row["last_error"]
