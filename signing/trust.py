@@ -29,7 +29,7 @@ One certificate loader and one context factory serve the whole package:
 
 * :func:`load_certificates` / :func:`certificates` read every certificate the configuration,
   a signer's options or a caller names (PEM with one or many, DER, folders of them); the files
-  are parsed once per version (path, size, modification time);
+  are parsed once per version (the file: device, inode, size, modification time);
 * :func:`make_validation_context` builds every pyhanko-certvalidator ``ValidationContext`` (PDF
   and package validation, detached CMS, the signer's own checks), its revocation fetches going
   through the process cache of :mod:`signing.fetchers` unless asked not to.
@@ -131,7 +131,7 @@ def load_certificates(path: Path) -> list[asn1_x509.Certificate]:
     return _parse_certificates(path.read_bytes(), str(path))
 
 
-_FILE_CACHE: dict[tuple[str, int, int], tuple[asn1_x509.Certificate, ...]] = {}
+_FILE_CACHE: dict[tuple[int, int, int, int], tuple[asn1_x509.Certificate, ...]] = {}
 _FILE_CACHE_LOCK = threading.Lock()
 
 
@@ -143,7 +143,7 @@ def _cached_load(path: Path) -> tuple[asn1_x509.Certificate, ...]:
         st = path.stat()
     except OSError:
         raise TrustError(f"{path}: no such certificate file") from None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file version, no realpath
     with _FILE_CACHE_LOCK:
         hit = _FILE_CACHE.get(key)
     if hit is None:
