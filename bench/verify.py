@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.util
 import io
 import json
 import os
@@ -514,6 +515,9 @@ def main() -> int:
     missing = [t for t in ("pdfsig", "xmlsec1") if shutil.which(t) is None]
     if missing:
         print(f"missing tools: {', '.join(missing)} (apt install poppler-utils xmlsec1)")
+        return 1
+    if args.stages and importlib.util.find_spec("pyinstrument") is None:
+        print("--stages needs pyinstrument: .venv/bin/pip install pyinstrument")
         return 1
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
     fast = install_fast_paths()  # as the hub's workers and ``lienthong verify`` do
