@@ -85,6 +85,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
+    "status.out_of_order": (409, "a status the recipient's copy cannot take now (names its state)"),
+    "recall.pending": (409, "a recall of that copy still waits for its answer (15 or 16)"),
+    "document.unknown": (422, "a revocation, update or replacement of a document never sent"),
+    "document.not_sender": (403, "a revocation, update or replacement of another's document"),
+    "document.not_recipient": (422, "a replacement naming an organ that never received it"),
+    "package.recalled": (410, "the sender recalled this document from the caller"),
 }
 
 
