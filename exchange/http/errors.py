@@ -91,6 +91,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "document.not_sender": (403, "a revocation, update or replacement of another's document"),
     "document.not_recipient": (422, "a replacement naming an organ that never received it"),
     "package.recalled": (410, "the sender recalled this document from the caller"),
+    "push.invalid_url": (422, "a push URL that is not http(s), names no host, or carries a user"),
+    "push.unknown_agency": (404, "push for an agency that is not in the registry"),
+    "push.not_found": (404, "no push delivery with that id"),
+    "push.not_retryable": (409, "the push delivery was acknowledged already"),
+    "admin.disabled": (403, "the admin API is off until admin_token is set"),
     "agency.not_found": (404, "no such agency in the registry (on that day)"),
     "sender.inactive": (403, "sending as a retired code; the message names its successor"),
 }

@@ -24,6 +24,7 @@ from exchange.history import agency_as_of, package_parties, parse_day
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
+from exchange.http.push import push_routes
 from exchange.http.tls import peer_certificate
 from exchange.hub import Hub
 from exchange.throttle import SlidingWindow, too_many
@@ -394,3 +395,4 @@ ROUTES = [
     ("GET", "/v1/documents", document),
     ("GET", "/v1/agencies/{code}", agency),
 ]
+ROUTES += push_routes(HUB, _caller)  # receipts and /v1/admin (exchange/http/push.py)
