@@ -261,3 +261,16 @@ async def test_migration_keeps_existing_rows_as_their_first_versions(tmp_path):
             await pool.close()
     finally:
         await db.drop_schema(settings)
+
+
+async def test_a_change_dated_tomorrow_routes_from_tomorrow(registry, tmp_path):
+    tomorrow = today() + dt.timedelta(days=1)
+    problems, _ = await _plan(
+        registry, tmp_path, f"{HEADER}{demo.BAC_GIANG},{demo.BAC_NINH},{tomorrow},merge,\n"
+    )
+    assert problems == []
+    now = await route_recipients(registry, (demo.BAC_GIANG,), today(), "redirect", "To")
+    assert now.recipients == (demo.BAC_GIANG,) and now.redirected_from == {}
+    later = await route_recipients(registry, (demo.BAC_GIANG,), tomorrow, "redirect", "To")
+    assert later.recipients == (demo.BAC_NINH,)
+    assert (await registry.agencies([demo.BAC_GIANG]))[demo.BAC_GIANG].valid_to is None
