@@ -32,12 +32,14 @@ def parse_day(raw: str | None, field: str = "at") -> dt.date | None:
 
 async def agency_as_of(registry: PostgresRegistry, raw_code: str, day: dt.date | None) -> dict:
     """One agency as the registry described it on ``day`` (default today), whether it took
-    documents then, the codes that take its documents today, and every version.
+    documents then, the codes that take its documents today, and every version (with who
+    recorded it, when and why).
 
     Raises ``agency.not_found`` for a code the registry never had or did not know yet."""
     code = str(OrganId.parse(raw_code, field="code"))
     day = day or today()
-    versions = await registry.history(code)
+    recorded = await registry.recorded_history(code)
+    versions = [agency for agency, _ in recorded]
     if not versions:
         raise HubError("agency.not_found", f"{code} is not in the registry", field="code")
     found = (await registry.as_of([code], day)).get(code)
@@ -58,7 +60,7 @@ async def agency_as_of(registry: PostgresRegistry, raw_code: str, day: dt.date |
         "successors_today": list(await current_successors(registry, now, today()))
         if retired_now
         else [],
-        "versions": [v.to_json() for v in versions],
+        "versions": [{**v.to_json(), **record} for v, record in recorded],
     }
 
 

@@ -108,7 +108,16 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
         console.print(f"successors: {', '.join(a['successors'])}")
     if found["successors_today"]:
         console.print(f"packages for it go today to: {', '.join(found['successors_today'])}")
-    table = Table("effective", "name", "level", "parent", "valid", "successors", title="versions")
+    table = Table(
+        "effective",
+        "name",
+        "level",
+        "parent",
+        "valid",
+        "successors",
+        "recorded by",
+        title="versions",
+    )
     for v in found["versions"]:
         valid = f"{v['valid_from'] or '…'} → {v['valid_to'] or '…'}"
         table.add_row(
@@ -118,6 +127,7 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
             v["parent"] or "",
             valid,
             ", ".join(v["successors"]),
+            f"{v['recorded_by']} {v['recorded_at'][:10]}",
         )
     console.print(table)
     return 0

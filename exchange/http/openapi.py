@@ -436,7 +436,14 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                         "successors_today": {"type": "array", "items": {"type": "string"}},
                         "versions": {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/Agency"},
+                            "items": {
+                                "allOf": [{"$ref": "#/components/schemas/Agency"}],
+                                "properties": {
+                                    "recorded_by": {"type": "string"},
+                                    "recorded_at": {"type": "string", "format": "date-time"},
+                                    "reason": {"type": ["string", "null"]},
+                                },
+                            },
                         },
                     },
                 },

@@ -224,10 +224,25 @@ class PostgresRegistry:
 
     async def history(self, code: str) -> list[Agency]:
         """Every version of an agency, in the order they take effect."""
+        return [agency for agency, _ in await self.recorded_history(code)]
+
+    async def recorded_history(self, code: str) -> list[tuple[Agency, dict]]:
+        """Every version of an agency in the order they take effect, each with who recorded
+        it, when and why (``recorded_by``, ``recorded_at``, ``reason``)."""
         rows = await self.pool.fetch(
             "SELECT * FROM agency_versions WHERE code = $1 ORDER BY effective_from, id", code
         )
-        return [_agency(r) for r in rows]
+        return [
+            (
+                _agency(r),
+                {
+                    "recorded_by": r["recorded_by"],
+                    "recorded_at": r["recorded_at"].isoformat(),
+                    "reason": r["reason"],
+                },
+            )
+            for r in rows
+        ]
 
     async def histories(
         self, codes: Sequence[str] | None = None, *, conn: asyncpg.Connection | None = None

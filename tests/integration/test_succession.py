@@ -90,6 +90,7 @@ async def test_agency_as_of_a_day_and_today(exchange, world):
     assert now["active"] is False and now["agency"]["valid_to"] == "2025-06-30"
     assert now["agency"]["successors"] == [demo.HONG_GAI, demo.HA_LONG, demo.BAI_CHAY]
     assert [v["effective_from"] for v in now["versions"]] == ["0001-01-01", "2025-07-01"]
+    assert (now["versions"][1]["recorded_by"], now["versions"][1]["reason"]) == ("test", "demo")
     # The structure of each day: the old ward under the city then, the new ward under H49 now.
     status, old = await _get(exchange, f"/v1/agencies?at=2025-06-30&under={demo.PROVINCE}")
     codes = {a["code"]: a for a in old["items"]}
