@@ -27,6 +27,7 @@ EVENT_KINDS = frozenset(
         "status",  # a status package about this document (01-06, 15, 16)
         "recalled",  # the sender's recall (status 13)
         "rejected",  # refused by the hub
+        "import_failed",  # the recipient's own system could not import its copy (VDXP, LGSP)
     }
 )
 LEAF_VERSION = 1

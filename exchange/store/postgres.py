@@ -27,7 +27,13 @@ _LOCK_DIGEST = 7214010
 _LOCK_DOCUMENT_ID = 7214011
 _LOCK_DELIVERING = 7214002  # one delivering transaction at a time: inbox cursors only grow
 _REPLACING_TYPES = {1, 2, 3}  # revoke, update, replace: may reuse a DocumentId
-_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged"]
+_PER_RECIPIENT_EVENTS = [
+    "routed",
+    "delivered",
+    "fetched",
+    "acknowledged",
+    "import_failed",
+]
 _STATUS_EVENTS = ["status", "recalled"]
 
 ChooseDocument = Callable[[Package, list[DocumentCandidate]], DocumentCandidate]
@@ -56,6 +62,10 @@ class DeliveryRow:
             self.recipient,
             to,
         )
+        await record_events(self._conn, [event])
+
+    async def note(self, event: Event) -> None:
+        """Record ``event`` about this copy without changing its state."""
         await record_events(self._conn, [event])
 
 
