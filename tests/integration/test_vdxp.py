@@ -1,0 +1,268 @@
+"""The VDXP facade driven as SDKVXP drives it (tests/support/vdxp.py): the full DMS cycle,
+authentication, the body quirks, and every refusal in the SDK's envelope."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+
+from exchange.store.vdxp import PostgresVdxpSystems
+from exchange.vdxp_credentials import issue_vdxp_credentials
+from schemas import build_document, build_status
+from tests.conftest import sample
+from tests.support.vdxp import SdkClient
+
+MINISTRY = "000.00.00.G09"
+PROVINCE = "000.00.00.H27"
+DISTRICT = "000.00.12.H27"
+COMMUNE = "000.01.12.H27"
+STRANGER = "000.00.00.H28"
+
+
+@pytest.fixture(scope="module")
+async def dms(exchange):
+    """One SDK client per system: the ministry, the province (a centre that also serves the
+    district and the commune), the stranger."""
+    await exchange.register(
+        (MINISTRY, "Bộ Giáo dục và Đào tạo"),
+        (PROVINCE, "UBND tỉnh Hải Dương"),
+        (DISTRICT, "UBND huyện Nam Sách"),
+        (COMMUNE, "UBND xã An Lâm"),
+        (STRANGER, "UBND tỉnh Hà Nam"),
+    )
+    clients = {}
+    for organs in ([MINISTRY], [PROVINCE, DISTRICT, COMMUNE], [STRANGER]):
+        clients[organs[0]] = await sdk_client(exchange, organs)
+    return clients
+
+
+async def sdk_client(exchange, organs: list[str], system_id: str | None = None) -> SdkClient:
+    store = PostgresVdxpSystems(exchange.hub.pool)
+    creds = await issue_vdxp_credentials(store, exchange.hub.secrets, organs, system_id)
+    return SdkClient(exchange.session, f"{exchange.url}/vdxp", creds.systemid, creds.secret)
+
+
+def document(number: str, sender: str = MINISTRY, recipients=(PROVINCE,)) -> bytes:
+    return build_document(
+        sender=sender,
+        recipients=list(recipients),
+        code_number=number,
+        code_notation="BGDĐT-VP",
+        subject=f"Về việc thử nghiệm liên thông số {number}",
+        attachments=[("cv.pdf", "application/pdf", b"%PDF-1.4 thu nghiem")],
+    )
+
+
+async def wait_listed(client: SdkClient, doc_id: str, messagetype: str = "edoc") -> dict:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for item in await client.received(messagetype):
+            if item["docId"] == doc_id:
+                return item
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{doc_id} never listed")
+
+
+def assert_fail(answer: dict, number: str, code: str) -> None:
+    assert answer["status"] == "FAIL" and answer["ErrorCode"] == number, answer
+    assert f"[{code}]" in answer["ErrorDesc"]
+    assert answer["DocId"] == "" and answer["data"] == ""
+
+
+async def test_full_dms_cycle(dms):
+    ministry, province = dms[MINISTRY], dms[PROVINCE]
+    agencies = await ministry.call("getAgenciesList")
+    assert agencies["ErrorCode"] == "0"
+    assert {PROVINCE, DISTRICT} <= {a["code"] for a in agencies["data"]}
+    assert all(None not in a.values() for a in agencies["data"])
+
+    package = document("101")
+    sent = await ministry.send_edoc(package, "edoc", MINISTRY)
+    assert (sent["status"], sent["ErrorCode"]) == ("OK", "0") and sent["DocId"]
+    doc_id = sent["DocId"]
+    assert "/" not in doc_id and ".." not in doc_id
+
+    item = await wait_listed(province, doc_id)
+    assert (item["from"], item["to"], item["messageType"]) == (MINISTRY, PROVINCE, "edoc")
+    assert (await province.call("countReceiveEdoc", body=b"{}"))["count"] >= 1
+    assert await province.get_edoc(doc_id) == package
+    assert (await province.update_status(doc_id, "done"))["ErrorCode"] == "0"
+    # the map still carries docId, docid and status: the item is gone all the same
+    assert doc_id not in [i["docId"] for i in await province.received("edoc")]
+    again = await province.update_status(doc_id, "done")  # the SDK retries: idempotent
+    assert again["ErrorCode"] == "0"
+
+    status = build_status(
+        sender=PROVINCE,
+        response_for_organ_id=MINISTRY,
+        response_for_document_id=document_id(package),
+        status_code="03",
+        description="Đã tiếp nhận",
+    )
+    back = await province.send_edoc(status, "status", PROVINCE)
+    assert back["ErrorCode"] == "0", back
+    listed = await wait_listed(ministry, back["DocId"], "status")
+    assert listed["messageType"] == "status" and listed["from"] == PROVINCE
+    assert await ministry.get_edoc(back["DocId"]) == status
+    assert (await ministry.update_status(back["DocId"]))["ErrorCode"] == "0"
+
+    sent_list = (await ministry.call("getSentEdocList"))["data"]
+    copies = [i for i in sent_list if i["senderDocId"] == doc_id]
+    assert [(c["toCode"], c["receiveStatus"]) for c in copies] == [(PROVINCE, "done")]
+    assert all(None not in c.values() for c in copies)
+
+
+def document_id(package: bytes) -> str:
+    text = package.decode()
+    start = text.index("DocumentId>") + len("DocumentId>")
+    return text[start : text.index("<", start)]
+
+
+async def test_received_bytes_are_exact_and_the_crlf_is_stripped_once(dms):
+    """The status fixture ends with its own CRLF: only the SDK's is removed."""
+    ministry, province = dms[MINISTRY], dms[PROVINCE]
+    package = document("102").rstrip(b"\n") + b"\r\n"
+    sent = await ministry.send_edoc(package, "edoc", MINISTRY)
+    assert sent["ErrorCode"] == "0", sent
+    await wait_listed(province, sent["DocId"])
+    got = await province.get_edoc(sent["DocId"])
+    assert hashlib.sha256(got).digest() == hashlib.sha256(package).digest()
+    raw = await province.call("downloadEdoc", {"docId": sent["DocId"]}, method="GET", raw=True)
+    assert raw == package
+    # the same bytes again (a retried sendEdoc) give the same DocId
+    assert (await ministry.send_edoc(package, "edoc", MINISTRY))["DocId"] == sent["DocId"]
+
+
+async def test_a_centre_sends_and_receives_for_its_organs_only(dms):
+    ministry, province = dms[MINISTRY], dms[PROVINCE]
+    sent = await ministry.send_edoc(document("103", recipients=[COMMUNE]), "edoc", MINISTRY)
+    item = await wait_listed(province, sent["DocId"])
+    assert item["to"] == COMMUNE
+    reply = build_document(
+        sender=DISTRICT,
+        recipients=[MINISTRY],
+        code_number="7",
+        code_notation="UBND",
+        subject="Báo cáo",
+    )
+    answer = await province.send_edoc(reply, "edoc", DISTRICT)
+    assert answer["ErrorCode"] == "0", answer
+    await wait_listed(ministry, answer["DocId"])
+    # for an organ it does not serve, or a package from another than `from`
+    assert_fail(await province.send_edoc(reply, "edoc", STRANGER), "112", "vdxp.organ_not_served")
+    assert_fail(await province.send_edoc(reply, "edoc", COMMUNE), "401", "sender.mismatch")
+    # a document to the commune is not the stranger's to read
+    assert_fail(
+        await dms[STRANGER].call("getEdoc", {"docId": sent["DocId"]}, body=b"{}"),
+        "601",
+        "package.not_found",
+    )
+
+
+async def test_fail_is_recorded_for_the_sender(exchange, dms):
+    ministry, province = dms[MINISTRY], dms[PROVINCE]
+    sent = await ministry.send_edoc(document("104"), "edoc", MINISTRY)
+    await wait_listed(province, sent["DocId"])
+    assert (await province.update_status(sent["DocId"], "fail"))["ErrorCode"] == "0"
+    copies = [
+        i
+        for i in (await ministry.call("getSentEdocList"))["data"]
+        if i["senderDocId"] == sent["DocId"]
+    ]
+    assert [c["receiveStatus"] for c in copies] == ["fail"]
+    v1 = await exchange.client(MINISTRY)
+    trail = await v1.trail(sent["DocId"])
+    assert ("import_failed", PROVINCE) in [(e["event"], e["organ_id"]) for e in trail["events"]]
+    # the copy stays listed; a later done takes it off
+    await wait_listed(province, sent["DocId"])
+    await province.update_status(sent["DocId"], "done")
+    copies = [
+        i
+        for i in (await ministry.call("getSentEdocList"))["data"]
+        if i["senderDocId"] == sent["DocId"]
+    ]
+    assert [c["receiveStatus"] for c in copies] == ["done"]
+
+
+async def test_wrong_revoked_and_unknown_systems_are_refused_in_the_envelope(exchange, dms):
+    good = dms[MINISTRY]
+    wrong = SdkClient(exchange.session, good.endpoint, MINISTRY, "not-the-secret")
+    assert_fail(await wrong.call("getAgenciesList"), "111", "vdxp.bad_signature")
+    unknown = SdkClient(exchange.session, good.endpoint, "nobody", "x")
+    assert_fail(await unknown.call("getReceivedEdocList"), "111", "vdxp.bad_signature")
+    answer = await good.call("getEdoc", {"docId": "x"}, body=b"{}")
+    assert_fail(answer, "601", "package.not_found")
+
+    victim = await sdk_client(exchange, [STRANGER], system_id="stranger-dms")
+    assert (await victim.call("getAgenciesList"))["ErrorCode"] == "0"
+    assert await PostgresVdxpSystems(exchange.hub.pool).revoke("stranger-dms")
+    assert_fail(await victim.call("getAgenciesList"), "111", "vdxp.bad_signature")
+    async with exchange.session.post(f"{exchange.url}/vdxp/getAgenciesList") as r:
+        assert r.status == 200
+        assert_fail(await r.json(), "110", "vdxp.unsigned")
+
+
+async def test_a_tampered_parameter_breaks_the_signature(exchange, dms):
+    client = dms[MINISTRY]
+    headers = client.headers("application/json")
+    signed = dict(headers)["XroadVnpt-sign-header"].replace(MINISTRY, PROVINCE)
+    headers = [(k, signed if k == "XroadVnpt-sign-header" else v) for k, v in headers]
+    async with exchange.session.post(
+        f"{exchange.url}/vdxp/getReceivedEdocList", headers=headers
+    ) as r:
+        assert_fail(await r.json(), "111", "vdxp.bad_signature")
+
+
+async def test_core_refusals_come_back_mapped(dms):
+    ministry = dms[MINISTRY]
+    cases = [
+        (b"<edXML", "301", "xml.malformed"),
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>', "302", "xml.dtd_forbidden"),
+        (b"<edXML/>", "310", "edxml.namespace"),
+        (document("201", recipients=["000.00.00.H99"]), "403", "recipient.unknown"),
+        (sample("malformed_edoc.edxml"), None, None),
+    ]
+    for body, number, code in cases:
+        answer = await ministry.send_edoc(body, "edoc", MINISTRY)
+        if number is None:
+            assert answer["status"] == "FAIL" and answer["DocId"] == "", answer
+            continue
+        assert_fail(answer, number, code)
+    empty = await ministry.call(
+        "sendEdoc", {"from": MINISTRY}, body=b"\r\n", content_type="application/octet-stream"
+    )
+    assert_fail(empty, "220", "body.empty")
+    ministry.params.put("hash-file", "00")
+    cut = await ministry.call(
+        "sendEdoc", body=document("202") + b"\r\n", content_type="application/octet-stream"
+    )
+    assert_fail(cut, "224", "vdxp.hash_mismatch")
+    bad_status = await ministry.call("updateStatus", {"status": "maybe", "docid": "x"}, body=b"{}")
+    assert_fail(bad_status, "210", "request.invalid_parameter")
+    assert_fail(
+        await ministry.call("deleteAgency", {"AgencyCode": MINISTRY}, body=b"{}"),
+        "610",
+        "vdxp.registry_managed",
+    )
+    registered = await ministry.call(
+        "registerAgency", body=b'{"id":"1","name":"B","pcode":"x","code":"000.00.00.G09"}'
+    )
+    assert registered["ErrorCode"] == "0", registered
+    other = await ministry.call("registerAgency", body=b'{"code":"000.00.00.H27"}')
+    assert_fail(other, "610", "vdxp.registry_managed")
+
+
+async def test_paths_as_the_sdk_builds_them(exchange, dms):
+    client = dms[MINISTRY]
+    client.endpoint = f"{exchange.url}/vdxp/"  # a configured trailing slash: //operation
+    try:
+        assert (await client.call("getAgenciesListQD20"))["ErrorCode"] == "0"
+        units = await client.call("getSynchronizeUnit")
+        assert {type(u["deleted"]) for u in units["data"]} == {bool}
+    finally:
+        client.endpoint = f"{exchange.url}/vdxp"
+    assert_fail(await client.call("noSuchOperation"), "213", "http.not_found")
+    assert_fail(await client.call("sendEdoc", method="GET"), "214", "http.method_not_allowed")
