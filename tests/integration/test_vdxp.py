@@ -265,4 +265,6 @@ async def test_paths_as_the_sdk_builds_them(exchange, dms):
     finally:
         client.endpoint = f"{exchange.url}/vdxp"
     assert_fail(await client.call("noSuchOperation"), "213", "http.not_found")
-    assert_fail(await client.call("sendEdoc", method="GET"), "214", "http.method_not_allowed")
+    async with exchange.session.get(f"{exchange.url}/vdxp/sendEdoc") as r:
+        assert (r.status, r.headers["Allow"]) == (405, "POST")
+        assert_fail(await r.json(), "214", "http.method_not_allowed")

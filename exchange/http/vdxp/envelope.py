@@ -107,13 +107,18 @@ def error_of(exc: Refusal) -> tuple[str, str]:
     return number, f"{description} [{exc.code}] {exc.message}"
 
 
-def _json(body: dict) -> web.Response:
-    # ensure_ascii: see the module docstring. HTTP 200 whatever the outcome.
-    return web.Response(
+def _json(body: dict, exc: Refusal | None = None) -> web.Response:
+    # ensure_ascii: see the module docstring. HTTP 200 whatever the outcome, except a wrong
+    # method (which no SDK sends): 405 with Allow, as HTTP wants.
+    response = web.Response(
         text=json.dumps(body, ensure_ascii=True, separators=(",", ":")),
         content_type="application/json",
         charset="utf-8",
     )
+    if exc is not None and exc.code == "http.method_not_allowed":
+        response.set_status(405)
+        response.headers.update(getattr(exc, "headers", None) or {})
+    return response
 
 
 def ok(**fields: object) -> web.Response:
@@ -126,7 +131,8 @@ def refusal(exc: Refusal) -> web.Response:
     ``""``), so the SDK reports the FAIL instead of a result full of nulls."""
     number, description = error_of(exc)
     return _json(
-        {"status": "FAIL", "ErrorCode": number, "ErrorDesc": description, "DocId": "", "data": ""}
+        {"status": "FAIL", "ErrorCode": number, "ErrorDesc": description, "DocId": "", "data": ""},
+        exc,
     )
 
 
@@ -138,4 +144,6 @@ def lgsp_answer(data: object) -> web.Response:
 def lgsp_refusal(exc: Refusal) -> web.Response:
     """An LGSP failure (``data`` is null there: those clients read it only on success)."""
     number, description = error_of(exc)
-    return _json({"status": "FAIL", "errorCode": number, "errorDesc": description, "data": None})
+    return _json(
+        {"status": "FAIL", "errorCode": number, "errorDesc": description, "data": None}, exc
+    )
