@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 
 import pytest
@@ -268,3 +269,40 @@ async def test_paths_as_the_sdk_builds_them(exchange, dms):
     async with exchange.session.get(f"{exchange.url}/vdxp/sendEdoc") as r:
         assert (r.status, r.headers["Allow"]) == (405, "POST")
         assert_fail(await r.json(), "214", "http.method_not_allowed")
+
+
+async def raw_request(url: str, method: str, path: str, headers, body: bytes) -> dict:
+    """Header octets exactly as given (UTF-8, as sendEdoc's HttpURLConnection writes them),
+    repeated names kept; the JSON answer."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    head += [f"Host: {host}:{port}", f"Content-Length: {len(body)}", "Connection: close"]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"200", answer[:300]
+    return json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+async def test_raw_utf8_octets_and_colliding_names_verify(exchange, dms):
+    """After a getEdoc into a Vietnamese folder, the next sendEdoc carries that filePath as raw
+    UTF-8 octets, and docId next to docid: the signature still verifies, on the octets."""
+    ministry = dms[MINISTRY]
+    ministry.params.put("filePath", "/srv/văn bản đến")
+    ministry.params.put("docId", "stale-one")
+    ministry.params.put("docid", "another-one")
+    package = document("301")
+    ministry.params.put("hash-file", hashlib.sha256(package).hexdigest())  # padded: also fine
+    ministry.params.put("from", MINISTRY)
+    ministry.params.put("messagetype", "edoc")
+    headers = ministry.headers("application/octet-stream")
+    assert sum(k.lower() == "xroadvnpt-docid" for k, _ in headers) == 2
+    answer = await raw_request(exchange.url, "POST", "/vdxp/sendEdoc", headers, package + b"\r\n")
+    assert (answer["status"], answer["ErrorCode"]) == ("OK", "0"), answer
+    # a byte changed in the signed JSON: refused
+    forged = [(k, v.replace("văn", "vân")) for k, v in headers]
+    answer = await raw_request(exchange.url, "POST", "/vdxp/sendEdoc", forged, package + b"\r\n")
+    assert_fail(answer, "111", "vdxp.bad_signature")

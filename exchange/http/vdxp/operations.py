@@ -96,7 +96,11 @@ async def send_edoc(request: web.Request) -> web.Response:
     _message_type(signed)
     incoming = await _stream_package(request, hub)
     declared = signed.first("hash-file")
-    if declared and declared.strip().lower() != hash_file(incoming.digest):
+    # The SDK's unpadded hex, or the usual padded one from other clients.
+    if declared and declared.strip().lower() not in (
+        hash_file(incoming.digest),
+        incoming.digest.hex(),
+    ):
         incoming.discard()
         raise HubError(
             "vdxp.hash_mismatch",
