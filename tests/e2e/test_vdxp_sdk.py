@@ -5,13 +5,15 @@ put it at ``var/sdkvxp/SDKVXP-2.0.0.jar`` (Bkav's public ``QuangChuIT/edoc-integ
 in ``edoc-service/lib/``). Its dependencies are Debian's: ``apt-get install default-jdk-headless
 libhttpclient-java libhttpmime-java libgoogle-gson-java libcommons-codec-java
 libcommons-logging-java libguava-java``. Without either, the test is skipped and says why.
-SDKVXP 2.0.0 has no countReceive*, downloadEdoc, getAgenciesListQD20 (2.0.1 added them): the
-SDK-faithful client of tests/integration/test_vdxp.py covers those.
+SDKVXP 2.0.0 has no countReceive*, downloadEdoc, getAgenciesListQD20 (2.0.1 added them): they
+run when the jar has them (``LIENTHONG_SDKVXP_JAR`` may name several jars, ``:``-separated),
+and the SDK-faithful client of tests/integration/test_vdxp.py covers them always.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -29,11 +31,17 @@ from schemas import build_document, build_status
 MINISTRY = "000.00.00.G05"
 PROVINCE = "000.00.00.H31"
 _DEPENDENCIES = ("httpclient", "httpcore", "httpmime", "gson", "commons-codec", "commons-logging")
+_NUMBERS = itertools.count(88)
 _DRIVER = Path(__file__).parent / "sdkvxp" / "DmsDriver.java"
 
 
-def _classpath() -> tuple[Path, list[str]]:
-    jar = Path(os.environ.get("LIENTHONG_SDKVXP_JAR", "var/sdkvxp/SDKVXP-2.0.0.jar"))
+def _jars() -> list[str]:
+    """The SDK jars to test with: ``LIENTHONG_SDKVXP_JAR`` (several separated by ``:``)."""
+    return os.environ.get("LIENTHONG_SDKVXP_JAR", "var/sdkvxp/SDKVXP-2.0.0.jar").split(os.pathsep)
+
+
+def _classpath(given: str) -> tuple[Path, list[str]]:
+    jar = Path(given)
     if not jar.is_file():
         pytest.skip(f"VNPT's SDKVXP jar not found at {jar} (set LIENTHONG_SDKVXP_JAR)")
     if not shutil.which("javac") or not shutil.which("java"):
@@ -47,10 +55,10 @@ def _classpath() -> tuple[Path, list[str]]:
     return jar, jars
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory) -> list[str]:
-    """The compiled driver's java command line (without its arguments)."""
-    _, jars = _classpath()
+@pytest.fixture(scope="module", params=_jars(), ids=lambda jar: Path(jar).name)
+def driver(request, tmp_path_factory) -> list[str]:
+    """The compiled driver's java command line (without its arguments), for each SDK jar."""
+    _, jars = _classpath(request.param)
     out = tmp_path_factory.mktemp("sdkvxp-driver")
     proc = subprocess.run(
         ["javac", "-d", str(out), "-cp", ":".join(jars), str(_DRIVER)],
@@ -117,8 +125,29 @@ def _ok(answer: dict) -> dict:
     return answer
 
 
-async def test_the_unmodified_sdk_runs_the_full_cycle(driver, exchange, tmp_path):
+@pytest.fixture(scope="module")
+async def registered(exchange):
     await exchange.register((MINISTRY, "Bộ Tài chính"), (PROVINCE, "UBND tỉnh Hà Giang"))
+
+
+async def optional_operations(province: Dms, ministry: Dms, doc_id: str, package, tmp) -> None:
+    """The 2.0.1 operations, when the jar has them."""
+    header = {"servicetype": "eDoc", "messagetype": "edoc"}
+    counted = await province.run("optional", header, "countReceiveEdoc")
+    if counted.get("missing"):
+        return
+    assert _ok(counted)["count"] >= 1
+    assert _ok(await province.run("optional", header, "countReceiveStatus"))["count"] >= 0
+    qd20 = _ok(await ministry.run("optional", {}, "getAgenciesListQD20"))
+    assert PROVINCE in qd20["codes"]
+    folder = tmp / "download"
+    header = {"docId": doc_id, "filePath": str(folder)}
+    got = await province.run("optional", header, "downloadEdoc")
+    assert got["status"] == "SUCCESS", got  # the SDK's own word for a saved body
+    assert Path(got["filePath"]).read_bytes() == package
+
+
+async def test_the_sdk_runs_the_full_cycle(driver, exchange, registered, tmp_path):
     ministry = await start_dms(driver, exchange, MINISTRY, tmp_path / "m")
     province = await start_dms(driver, exchange, PROVINCE, tmp_path / "p")
     intruder = await start_dms(driver, exchange, PROVINCE, tmp_path / "x", secret="wrong")
@@ -130,7 +159,7 @@ async def test_the_unmodified_sdk_runs_the_full_cycle(driver, exchange, tmp_path
         package = build_document(
             sender=MINISTRY,
             recipients=[PROVINCE],
-            code_number="88",
+            code_number=str(next(_NUMBERS)),  # one new document per jar
             code_notation="BTC-NSNN",
             subject="Về việc giao dự toán ngân sách năm 2027",
             attachments=[("qd.pdf", "application/pdf", b"%PDF-1.4 du toan")],
@@ -143,6 +172,7 @@ async def test_the_unmodified_sdk_runs_the_full_cycle(driver, exchange, tmp_path
 
         item = await listed(province, doc_id, "edoc")
         assert (item["from"], item["to"]) == (MINISTRY, PROVINCE)
+        await optional_operations(province, ministry, doc_id, package, tmp_path)
         got = _ok(await province.run("get", {"filePath": str(tmp_path / "in"), "docId": doc_id}))
         assert Path(got["filePath"]).read_bytes() == package
         _ok(await province.run("update", {"status": "done", "docid": doc_id}))

@@ -110,6 +110,34 @@ public class DmsDriver {
         case "update":
           result = knobsticks.updateStatus(headers);
           break;
+        case "optional": {
+          // A 2.0.1 operation by name (2.0.0 lacks them): getAgenciesListQD20,
+          // countReceiveEdoc, countReceiveStatus, downloadEdoc.
+          Object target = argument.equals("getAgenciesListQD20") ? agencies : knobsticks;
+          java.lang.reflect.Method method;
+          try {
+            method = target.getClass().getMethod(argument, String.class);
+          } catch (NoSuchMethodException e) {
+            out.put("missing", true);
+            break;
+          }
+          Object r = method.invoke(target, headers);
+          if (r instanceof BasicResult) result = (BasicResult) r;
+          if (r instanceof GetEdocResult) out.put("filePath", ((GetEdocResult) r).getFilePath());
+          if (r instanceof GetAgenciesResult && ((GetAgenciesResult) r).getAgencies() != null) {
+            List<String> codes = new ArrayList<>();
+            for (Agency a : ((GetAgenciesResult) r).getAgencies()) codes.add(a.getCode());
+            out.put("codes", codes);
+          }
+          if (r != null) {
+            try {
+              out.put("count", r.getClass().getMethod("getCount").invoke(r));
+            } catch (NoSuchMethodException e) {
+              // not a count
+            }
+          }
+          break;
+        }
         default:
           out.put("error", "unknown command");
       }
