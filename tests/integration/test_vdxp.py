@@ -306,3 +306,19 @@ async def test_raw_utf8_octets_and_colliding_names_verify(exchange, dms):
     forged = [(k, v.replace("văn", "vân")) for k, v in headers]
     answer = await raw_request(exchange.url, "POST", "/vdxp/sendEdoc", forged, package + b"\r\n")
     assert_fail(answer, "111", "vdxp.bad_signature")
+
+
+async def test_missing_parameters_are_named(exchange, dms):
+    centre = await sdk_client(exchange, [PROVINCE, DISTRICT], system_id="centre-2")
+    answer = await centre.call("getEdoc", body=b"{}")  # a fresh map: no docId at all
+    assert_fail(answer, "212", "vdxp.missing_parameter")
+    assert "docId" in answer["ErrorDesc"]
+    answer = await centre.call(
+        "sendEdoc", body=document("401") + b"\r\n", content_type="application/octet-stream"
+    )
+    assert_fail(answer, "212", "vdxp.missing_parameter")  # a centre must say `from`
+    assert_fail(
+        await centre.call("updateStatus", {"docid": "x"}, body=b"{}"),
+        "210",
+        "request.invalid_parameter",
+    )  # no status
