@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import time
 
+import aiohttp
 import pytest
 
+from exchange.http.serve import running_hub
 from exchange.store.vdxp import PostgresVdxpSystems
 from exchange.vdxp_credentials import issue_vdxp_credentials
 from schemas import build_document, build_status
-from tests.conftest import sample
+from tests.conftest import make_settings, sample
 from tests.support.vdxp import SdkClient
 
 MINISTRY = "000.00.00.G09"
@@ -322,3 +325,24 @@ async def test_missing_parameters_are_named(exchange, dms):
         "210",
         "request.invalid_parameter",
     )  # no status
+
+
+async def test_an_unreachable_database_is_an_envelope_too(tmp_path):
+    """A DMS must never get HTML, plain text or a non-envelope JSON: 2.0.1 reads an unparsable
+    getReceivedEdocList answer as "OK, nothing new"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    settings = make_settings(tmp_path).replace(
+        database_url=f"postgresql://postgres@127.0.0.1:{closed}/lienthong_test",
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{closed}/",
+    )
+    async with (
+        running_hub(settings, ready_within=None) as (_, url),
+        aiohttp.ClientSession() as session,
+    ):
+        client = SdkClient(session, f"{url}/vdxp", MINISTRY, "secret")
+        assert_fail(await client.call("getReceivedEdocList"), "901", "service.unavailable")
+        async with session.get(f"{url}/lgsp/vanbans") as r:
+            body = await r.json()
+            assert (r.status, body["status"], body["errorCode"]) == (200, "FAIL", "901")
