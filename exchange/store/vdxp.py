@@ -10,6 +10,18 @@ import asyncpg
 __all__ = ["PostgresVdxpSystems"]
 
 
+async def _add_organs(conn: asyncpg.Connection, system_id: str, organs: Sequence[str]) -> None:
+    start = await conn.fetchval(
+        "SELECT coalesce(max(position) + 1, 0) FROM vdxp_system_organs WHERE system_id = $1",
+        system_id,
+    )
+    await conn.executemany(
+        "INSERT INTO vdxp_system_organs (system_id, organ_id, position) "
+        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [(system_id, organ, start + i) for i, organ in enumerate(organs)],
+    )
+
+
 class PostgresVdxpSystems:
     """Rows of ``vdxp_systems`` and ``vdxp_system_organs`` (migration 0008)."""
 
@@ -34,16 +46,12 @@ class PostgresVdxpSystems:
                 system_id,
                 sealed,
             )
-            start = await conn.fetchval(
-                "SELECT coalesce(max(position) + 1, 0) FROM vdxp_system_organs "
-                "WHERE system_id = $1",
-                system_id,
-            )
-            await conn.executemany(
-                "INSERT INTO vdxp_system_organs (system_id, organ_id, position) "
-                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                [(system_id, organ, start + i) for i, organ in enumerate(organs)],
-            )
+            await _add_organs(conn, system_id, organs)
+
+    async def add_organs(self, system_id: str, organs: Sequence[str]) -> None:
+        """Let the system serve ``organs`` too."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _add_organs(conn, system_id, organs)
 
     async def revoke(self, system_id: str) -> bool:
         """Stop accepting the system's signatures; whether it existed unrevoked."""

@@ -346,3 +346,27 @@ async def test_an_unreachable_database_is_an_envelope_too(tmp_path):
         async with session.get(f"{url}/lgsp/vanbans") as r:
             body = await r.json()
             assert (r.status, body["status"], body["errorCode"]) == (200, "FAIL", "901")
+
+
+async def test_a_centre_registers_a_new_unit_below_it_and_serves_it(exchange, dms):
+    province, ministry = dms[PROVINCE], dms[MINISTRY]
+    new_unit = "000.02.12.H27"  # a commune under the district the province serves
+    body = json.dumps(
+        {"id": "9", "name": "UBND xã Mới", "pcode": PROVINCE, "code": new_unit, "mail": ""}
+    ).encode()
+    assert (await province.call("registerAgency", body=body))["ErrorCode"] == "0"
+    exchange.codes.append(new_unit)  # its queue is removed with the others
+    assert (await province.call("registerAgency", body=body))["ErrorCode"] == "0"  # served now
+    codes = {a["code"]: a for a in (await ministry.call("getAgenciesList"))["data"]}
+    assert codes[new_unit]["pid"] == DISTRICT and codes[new_unit]["name"] == "UBND xã Mới"
+    # routed at once; delivered once the hub has declared the new agency's queue (it hears
+    # of registry changes), the outbox retrying until then
+    sent = await ministry.send_edoc(document("501", recipients=[new_unit]), "edoc", MINISTRY)
+    assert sent["ErrorCode"] == "0", sent
+    assert (await wait_listed(province, sent["DocId"]))["to"] == new_unit
+    # an existing code, or one under nobody the system serves, stays the operators'
+    for code in (STRANGER, "000.01.00.H28", MINISTRY):
+        refused = await province.call(
+            "registerAgency", body=json.dumps({"code": code, "name": "x"}).encode()
+        )
+        assert_fail(refused, "610", "vdxp.registry_managed")

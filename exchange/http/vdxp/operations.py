@@ -14,12 +14,14 @@ from aiohttp import web
 from exchange.errors import HubError
 from exchange.http.bodies import read_body, stream_body
 from exchange.http.facade import confirm, package_bytes, waiting
+from exchange.http.inputs import check_text
 from exchange.http.v1 import HUB
 from exchange.http.vdxp.auth import Signed, hash_file, verify_request
 from exchange.http.vdxp.envelope import ok
 from exchange.hub import Hub
+from exchange.registry import Agency
 from exchange.store.vdxp import PostgresVdxpSystems
-from schemas import normalise
+from schemas import OrganId
 
 __all__ = ["OPERATIONS"]
 
@@ -263,8 +265,9 @@ def _registry_managed(what: str) -> HubError:
 
 
 async def register_agency(request: web.Request) -> web.Response:
-    """registerAgency: accepted for an agency the system already serves (nothing changes);
-    anything else is the operators' (``lienthong registry import``)."""
+    """registerAgency: OK for an agency the system serves; a new code below one of its organs
+    (a centre registering a unit under it) enters the registry, served by the system. Codes
+    already registered, and anything else, are the operators' (``lienthong registry import``)."""
     hub, signed = await _signed(request)
     body = await read_body(
         request,
@@ -276,11 +279,28 @@ async def register_agency(request: web.Request) -> web.Response:
         data = json.loads(body or b"{}")
     except (ValueError, RecursionError):
         raise HubError("request.invalid_json", "the body is not JSON") from None
-    code = data.get("code") if isinstance(data, dict) else None
-    if not isinstance(code, str) or not code:
+    if not isinstance(data, dict) or not isinstance(data.get("code"), str):
         raise HubError("request.invalid_json", "the body has no agency code", field="code")
-    if normalise(code.strip(), field="code") not in signed.system.organs:
-        raise _registry_managed(f"{code} is not an agency of {signed.system.system_id}")
+    organ = OrganId.parse(data["code"].strip(), field="code")
+    system = signed.system
+    if str(organ) in system.organs:
+        return ok()
+    if not any(str(a) in system.organs for a in organ.ancestors()):
+        raise _registry_managed(f"{organ} is not under an agency of {system.system_id}")
+    if await hub.registry.exists(str(organ)):
+        raise _registry_managed(f"{organ} is registered already; the operators say who serves it")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise HubError("request.invalid_json", "the body has no agency name", field="name")
+    parent = organ.parent
+    agency = Agency(
+        str(organ),
+        check_text(name.strip(), "name", 500),
+        str(parent) if parent else None,
+        organ.gov_level.value,
+    )
+    await hub.registry.upsert([agency])
+    await PostgresVdxpSystems(hub.pool).add_organs(system.system_id, [agency.code])
     return ok()
 
 
@@ -295,7 +315,7 @@ OPERATIONS = [
     ("POST", "getAgenciesList", agencies_list, "The registry: id, code, name, mail, pid"),
     ("POST", "getAgenciesListQD20", agencies_list_qd20, "The registry with code102"),
     ("POST", "getSynchronizeUnit", synchronize_unit, "The registry with deleted, modifyDate"),
-    ("POST", "registerAgency", register_agency, "Accepted for an agency the system serves"),
+    ("POST", "registerAgency", register_agency, "A new unit below an agency the system serves"),
     ("POST", "deleteAgency", delete_agency, "Refused: the operators retire codes"),
     ("POST", "sendEdoc", send_edoc, "Send a package (raw body + CRLF); answers DocId"),
     ("POST", "getReceivedEdocList", received_list, "Documents or statuses waiting"),
