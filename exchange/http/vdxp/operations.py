@@ -95,7 +95,7 @@ async def send_edoc(request: web.Request) -> web.Response:
     """sendEdoc: the raw package (+ CRLF) as the body; routed by the package itself."""
     hub, signed = await _signed(request)
     caller = signed.sender(signed.first("from"))
-    _message_type(signed)
+    _message_type(signed)  # checked only: the package itself says what it is and where it goes
     incoming = await _stream_package(request, hub)
     declared = signed.first("hash-file")
     # The SDK's unpadded hex, or the usual padded one from other clients.
