@@ -370,3 +370,28 @@ async def test_a_centre_registers_a_new_unit_below_it_and_serves_it(exchange, dm
             "registerAgency", body=json.dumps({"code": code, "name": "x"}).encode()
         )
         assert_fail(refused, "610", "vdxp.registry_managed")
+
+
+@pytest.mark.parametrize(
+    "sign_header",
+    [
+        "not json",
+        '["XroadVnpt-systemid"]',
+        '{"XroadVnpt-systemid":"000.00.00.G09","XroadVnpt-systemid":"000.00.00.H27"}',
+        '{"XroadVnpt-systemid":1}',
+        '{"XroadVnpt-x":"' + "a" * 5000 + '"}',
+    ],
+    ids=["not-json", "array", "duplicate-key", "number", "too-long"],
+)
+async def test_malformed_signed_headers_are_unsigned(exchange, dms, sign_header):
+    headers = [("XroadVnpt-sign-header", sign_header), ("XroadVnpt-hash-header", "00")]
+    async with exchange.session.post(f"{exchange.url}/vdxp/getAgenciesList", headers=headers) as r:
+        assert r.status == 200
+        assert_fail(await r.json(), "110", "vdxp.unsigned")
+
+
+async def test_two_signatures_are_refused(exchange, dms):
+    headers = dms[MINISTRY].headers("application/json")
+    headers += [(k, v) for k, v in headers if k == "XroadVnpt-sign-header"]
+    async with exchange.session.post(f"{exchange.url}/vdxp/getAgenciesList", headers=headers) as r:
+        assert_fail(await r.json(), "110", "vdxp.unsigned")
