@@ -138,7 +138,7 @@ def _lgsp_paths() -> dict:
             "post": _lgsp("send a package (base64 in data) → data.docId", body=send),
         },
         "/lgsp/vanbans/{docId}": {
-            "get": _lgsp("one package, base64 in data.data", doc_id=True),
+            "get": _lgsp("one package: data is its base64", doc_id=True),
             "put": _lgsp(
                 "DONE acknowledges, FAIL records a failed import", body=state, doc_id=True
             ),

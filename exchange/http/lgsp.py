@@ -77,17 +77,11 @@ async def list_waiting(request: web.Request) -> web.Response:
 
 
 async def get_one(request: web.Request) -> web.Response:
-    """GET /lgsp/vanbans/{docId}: base64 of exactly the stored package in ``data``."""
+    """GET /lgsp/vanbans/{docId}: ``data`` is the base64 of exactly the stored package."""
     hub = request.app[HUB]
     caller = await caller_of(request)
-    data, row = await package_bytes(hub, [caller], request.match_info["docId"])
-    return lgsp_answer(
-        {
-            "docId": str(row["id"]),
-            "messageType": row["kind"],
-            "data": base64.b64encode(data).decode("ascii"),
-        }
-    )
+    data, _ = await package_bytes(hub, [caller], request.match_info["docId"])
+    return lgsp_answer(base64.b64encode(data).decode("ascii"))
 
 
 async def send(request: web.Request) -> web.Response:

@@ -105,7 +105,7 @@ async def test_lgsp_cycle_and_refusals(exchange, parties):
     item = await lgsp.waiting_for(answered["id"])
     assert (item["from"], item["to"], item["messageType"]) == (V1_AGENCY, LGSP_AGENCY, "edoc")
     got = await lgsp.call("GET", f"/vanbans/{answered['id']}")
-    assert base64.b64decode(got["data"]["data"]) == reply
+    assert base64.b64decode(got["data"]) == reply
     processing = await lgsp.call("PUT", f"/vanbans/{answered['id']}", json={"status": "PROCESSING"})
     assert processing["errorCode"] == "0"
     await lgsp.waiting_for(answered["id"])  # PROCESSING changes nothing
@@ -179,7 +179,7 @@ async def test_one_document_crosses_all_three_flavours(exchange, parties):
     sent = await sdk.send_edoc(back, "edoc", VDXP_AGENCY)
     await lgsp.waiting_for(sent["DocId"])
     got = await lgsp.call("GET", f"/vanbans/{sent['DocId']}")
-    assert base64.b64decode(got["data"]["data"]) == back
+    assert base64.b64decode(got["data"]) == back
     assert (await lgsp.call("PUT", f"/vanbans/{sent['DocId']}", json={"status": "FAIL"}))[
         "errorCode"
     ] == "0"
