@@ -113,6 +113,7 @@ async def set_status(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     doc_id = request.match_info["docId"]
     status = (await _json_body(request, 16 * 1024)).get("status")
+    status = status.strip().upper() if isinstance(status, str) else status
     if status not in _STATES:
         raise HubError(
             "request.invalid_parameter", f"status is one of {', '.join(_STATES)}", field="status"
