@@ -167,9 +167,9 @@ def cmd_agency_vdxp_credentials(args: argparse.Namespace) -> int:
     print(f"endpoint: {endpoint}")
     print(f"organs:   {', '.join(creds.organs)}")
     print(
-        "In the SDK's configuration: service.endpoint, system.id and secret.key (the names of "
-        "your DMS's file may differ). The secret is shown once; the hub keeps it sealed, and "
-        "issuing again replaces it. Revoke with: lienthong agency revoke SYSTEMID"
+        "In the SDK's properties file set service.endpoint, systemid and secret. The secret is "
+        "shown once; the hub keeps it sealed, and issuing again replaces it. Revoke with: "
+        "lienthong agency revoke SYSTEMID"
     )
     return 0
 
