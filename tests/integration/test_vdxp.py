@@ -397,3 +397,25 @@ async def test_two_signatures_are_refused(exchange, dms):
     headers += [(k, v) for k, v in headers if k == "XroadVnpt-sign-header"]
     async with exchange.session.post(f"{exchange.url}/vdxp/getAgenciesList", headers=headers) as r:
         assert_fail(await r.json(), "110", "vdxp.unsigned")
+
+
+async def test_field_samples_cross_the_facade_byte_for_byte(exchange):
+    """Real packages: the ministry's update to a province, and the province's status back
+    (the status sample ends with its own CRLF CRLF: only the SDK's CRLF is removed)."""
+    await exchange.register(("000.00.00.G22", "Văn phòng Chính phủ"), ("000.00.00.H41", "Nghệ An"))
+    ministry = await sdk_client(exchange, ["000.00.00.G22"])
+    province = await sdk_client(exchange, ["000.00.00.H41"])
+    update = sample("edoc_update.edxml")
+    for code in ("000.00.00.H14", "000.00.00.G17"):
+        await exchange.register((code, code))
+    sent = await ministry.send_edoc(update, "edoc", "000.00.00.G22")
+    assert sent["ErrorCode"] == "0", sent
+    await wait_listed(province, sent["DocId"])
+    assert await province.get_edoc(sent["DocId"]) == update
+    await province.update_status(sent["DocId"])
+    status = sample("status.edxml")
+    assert status.endswith(b"\r\n")
+    back = await province.send_edoc(status, "status", "000.00.00.H41")
+    assert back["ErrorCode"] == "0", back
+    await wait_listed(ministry, back["DocId"], "status")
+    assert await ministry.get_edoc(back["DocId"]) == status
