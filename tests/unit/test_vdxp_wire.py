@@ -58,3 +58,25 @@ def test_readme_lists_the_mapping():
     readme = Path("README.md").read_text()
     for code, (number, description) in FACADE_ERRORS.items():
         assert f"| `{number}` | `{code}` | {description} |" in readme, code
+
+
+def test_envelopes_are_ascii_json_with_every_field():
+    import json
+
+    from exchange.errors import HubError
+    from exchange.http.vdxp.envelope import lgsp_refusal, ok, refusal
+
+    failed = refusal(HubError("recipient.unknown", "000.00.00.H99 is not registered"))
+    assert failed.status == 200 and failed.text.isascii()
+    body = json.loads(failed.text)
+    assert body == {
+        "status": "FAIL",
+        "ErrorCode": "403",
+        "ErrorDesc": "Đơn vị nhận không có trong danh bạ [recipient.unknown] "
+        "000.00.00.H99 is not registered",
+        "DocId": "",
+        "data": "",
+    }
+    assert json.loads(ok(DocId="x").text)["ErrorDesc"] == "Thành công"
+    unknown = json.loads(lgsp_refusal(HubError("something.new", "later")).text)
+    assert (unknown["errorCode"], unknown["data"]) == ("998", None)
