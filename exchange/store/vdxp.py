@@ -74,9 +74,9 @@ class PostgresVdxpSystems:
             return None
         return bytes(rows[0]["secret_sealed"]), [r["organ_id"] for r in rows]
 
-    async def sent(self, organs: Sequence[str], kind: str | None, limit: int) -> list:
-        """The newest packages sent by ``organs`` (of ``kind`` when given), one row per
-        receiver's copy, with whether that receiver reported a failed import."""
+    async def sent(self, organs: Sequence[str], limit: int) -> list:
+        """The ``limit`` newest packages sent by ``organs``, one row per receiver's copy, with
+        whether that receiver reported a failed import (and did not acknowledge since)."""
         return await self.pool.fetch(
             """
             SELECT p.id, p.kind, p.sender, p.subject, p.document_id, p.received_at,
@@ -85,11 +85,10 @@ class PostgresVdxpSystems:
                            AND e.event = 'import_failed' AND e.organ_id = d.recipient
                            AND (d.acked_at IS NULL OR e.at > d.acked_at)) AS import_failed
             FROM (SELECT * FROM packages WHERE sender = ANY($1::text[])
-                  AND ($2::text IS NULL OR kind = $2) ORDER BY received_at DESC LIMIT $3) p
+                  ORDER BY received_at DESC LIMIT $2) p
             JOIN deliveries d ON d.package_id = p.id
             ORDER BY p.received_at DESC, d.id
             """,
             list(organs),
-            kind,
             limit,
         )

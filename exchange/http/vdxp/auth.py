@@ -54,6 +54,7 @@ class Signed:
         return Caller(organ_id, f"vdxp:{self.system.system_id}", math.inf)
 
     def callers(self) -> list[Caller]:
+        """A caller per organ the system serves, its own first."""
         return [self.caller(organ) for organ in self.system.organs]
 
     def sender(self, declared: str | None) -> Caller:

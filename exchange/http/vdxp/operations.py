@@ -177,7 +177,7 @@ def _sent_item(row) -> dict:
 async def sent_list(request: web.Request) -> web.Response:
     """getSentEdocList: what the system's organs sent, one item per receiver with its state."""
     hub, signed = await _signed(request)
-    rows = await PostgresVdxpSystems(hub.pool).sent(signed.system.organs, None, _SENT_LIMIT)
+    rows = await PostgresVdxpSystems(hub.pool).sent(signed.system.organs, _SENT_LIMIT)
     return ok(data=[_sent_item(r) for r in rows])
 
 
