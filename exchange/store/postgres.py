@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -18,6 +18,7 @@ from exchange.errors import HubError
 from exchange.events import Event, canonical_leaf
 from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
 from exchange.store.events import record_events
+from exchange.store.flows import FlowOutcome
 from schemas import Package
 
 __all__ = ["DeliveryRow", "PostgresPackages"]
@@ -32,11 +33,15 @@ _PER_RECIPIENT_EVENTS = [
     "delivered",
     "fetched",
     "acknowledged",
+    "disposition",
     "import_failed",
 ]
 _STATUS_EVENTS = ["status", "recalled"]
 
 ChooseDocument = Callable[[Package, list[DocumentCandidate]], DocumentCandidate]
+SettleFlows = Callable[
+    [asyncpg.Connection, NewPackage, DocumentCandidate | None], Awaitable[FlowOutcome]
+]
 
 
 async def _lock(conn: asyncpg.Connection, namespace: int, key: str) -> None:
@@ -102,9 +107,16 @@ class PostgresPackages:
             row["id"], row["kind"], row["document_id"], digest, tuple(row["recipients"]), True
         )  # its receipt is the one stored with the first submission
 
-    async def insert(self, new: NewPackage, choose_document: ChooseDocument) -> Submission:
+    async def insert(
+        self,
+        new: NewPackage,
+        choose_document: ChooseDocument,
+        settle_flows: SettleFlows | None = None,
+    ) -> Submission:
         """Store an accepted package with its deliveries, outbox rows and events, in one
-        transaction; identical bytes stored meanwhile win (their submission is returned)."""
+        transaction; identical bytes stored meanwhile win (their submission is returned), and
+        so does the earlier status a status harmlessly repeats (``settle_flows``, which also
+        applies the package to the copies it concerns, in this transaction)."""
         package, digest, package_id = new.package, new.digest, new.id
         async with self.pool.acquire() as conn, conn.transaction():
             # The same bytes posted twice at once (a client retrying while its first attempt
@@ -118,6 +130,9 @@ class PostgresPackages:
             about = None
             if package.kind == "status":
                 about = choose_document(package, await self._candidates(conn, package))
+            flows = FlowOutcome() if settle_flows is None else await settle_flows(conn, new, about)
+            if flows.repeat_of is not None:
+                return await self.find_by_digest(flows.repeat_of, conn)
             submitted = Event(
                 "submitted",
                 digest,
@@ -141,7 +156,7 @@ class PostgresPackages:
             events = list(new.events)
             if about is not None:
                 events.append(_status_link(package, package_id, digest, about))
-            await record_events(conn, events)
+            await record_events(conn, [*events, *flows.events])
         return Submission(
             package_id,
             package.kind,
@@ -267,6 +282,8 @@ class PostgresPackages:
                    p.size, p.digest
             FROM deliveries d JOIN packages p ON p.id = d.package_id
             WHERE d.recipient = $1 AND d.state = 'delivered' AND d.inbox_seq > $2
+              AND NOT EXISTS (SELECT 1 FROM dispositions x WHERE x.package_id = d.package_id
+                              AND x.recipient = d.recipient AND x.disposition = 'recalled')
             ORDER BY d.inbox_seq LIMIT $3
             """,
             organ_id,
