@@ -406,8 +406,20 @@ async def test_field_samples_cross_the_facade_byte_for_byte(exchange):
     ministry = await sdk_client(exchange, ["000.00.00.G22"])
     province = await sdk_client(exchange, ["000.00.00.H41"])
     update = sample("edoc_update.edxml")
-    for code in ("000.00.00.H14", "000.00.00.G17"):
+    recipients = ["000.00.00.H41", "000.00.00.H14", "000.00.00.G17"]
+    for code in recipients[1:]:
         await exchange.register((code, code))
+    original = build_document(  # the document the update names
+        sender="000.00.00.G22",
+        recipients=recipients,
+        code_number="7806",
+        code_notation="VPCP-TTĐT",
+        subject="Văn bản gốc",
+        document_id="000.00.00.G22,2014/02/30,7806/VPCP-TTĐT",
+    )
+    first = await ministry.send_edoc(original, "edoc", "000.00.00.G22")
+    assert first["ErrorCode"] == "0", first
+    await wait_listed(province, first["DocId"])
     sent = await ministry.send_edoc(update, "edoc", "000.00.00.G22")
     assert sent["ErrorCode"] == "0", sent
     await wait_listed(province, sent["DocId"])
