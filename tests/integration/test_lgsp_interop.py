@@ -13,7 +13,7 @@ import pytest
 from exchange.auth import issue_credentials
 from exchange.store.vdxp import PostgresVdxpSystems
 from exchange.vdxp_credentials import issue_vdxp_credentials
-from schemas import build_document
+from schemas import build_document, build_status
 from tests.integration.test_exchange import wait_for_inbox
 from tests.support.vdxp import SdkClient
 
@@ -64,6 +64,35 @@ def document(sender: str, recipient: str, number: str) -> bytes:
         code_notation="UBND-VP",
         subject=f"Liên thông ba chiều số {number}",
     )
+
+
+_STATUSES: dict = {}
+
+
+def status_about(package: bytes, sender: str, organ: str, code: str) -> bytes:
+    """One status package per (document, code): the same bytes when asked again."""
+    key = (package, code)
+    if key not in _STATUSES:
+        text = package.decode()
+        start = text.index("DocumentId>") + len("DocumentId>")
+        _STATUSES[key] = build_status(
+            sender=sender,
+            response_for_organ_id=organ,
+            response_for_document_id=text[start : text.index("<", start)],
+            status_code=code,
+            description="Đã nhận",
+        )
+    return _STATUSES[key]
+
+
+async def listed(sdk: SdkClient, doc_id: str, messagetype: str) -> dict:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for item in await sdk.received(messagetype):
+            if item["docId"] == doc_id:
+                return item
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{doc_id} never listed")
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +180,9 @@ async def test_one_document_crosses_all_three_flavours(exchange, parties):
     await v1.ack(sent["DocId"])
     sent_list = (await sdk.call("getSentEdocList"))["data"]
     assert [i["receiveStatus"] for i in sent_list if i["senderDocId"] == sent["DocId"]] == ["done"]
+    status = await v1.submit(status_about(package, V1_AGENCY, VDXP_AGENCY, "01"))
+    assert await listed(sdk, status["id"], "status")
+    assert await sdk.get_edoc(status["id"]) == status_about(package, V1_AGENCY, VDXP_AGENCY, "01")
 
     # /v1 -> VDXP
     reply = document(V1_AGENCY, VDXP_AGENCY, "22")
@@ -162,6 +194,11 @@ async def test_one_document_crosses_all_three_flavours(exchange, parties):
     assert await sdk.get_edoc(answered["id"]) == reply
     await sdk.update_status(answered["id"], "done")
     assert (await v1.trail(answered["id"]))["recipients"][0]["state"] == "acknowledged"
+    back = status_about(reply, VDXP_AGENCY, V1_AGENCY, "03")
+    answer = await sdk.send_edoc(back, "status", VDXP_AGENCY)
+    assert answer["ErrorCode"] == "0", answer
+    await wait_for_inbox(v1, answer["DocId"])
+    assert await v1.fetch(answer["DocId"]) == back
 
     # LGSP -> VDXP, and VDXP -> LGSP
     onward = document(LGSP_AGENCY, VDXP_AGENCY, "23")
