@@ -431,3 +431,31 @@ async def test_field_samples_cross_the_facade_byte_for_byte(exchange):
     assert back["ErrorCode"] == "0", back
     await wait_listed(ministry, back["DocId"], "status")
     assert await ministry.get_edoc(back["DocId"]) == status
+
+
+async def _raw_answer(url: str, head: bytes) -> tuple[bytes, dict]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return status_line, json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+async def test_heads_refused_before_routing_get_the_envelope_too(exchange):
+    many = b"".join(b"X-Filler-%d: x\r\n" % i for i in range(120))
+    status, body = await _raw_answer(
+        exchange.url, b"POST /vdxp/getAgenciesList HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+    )
+    assert status.split()[1] == b"200"
+    assert_fail(body, "206", "request.header_too_large")
+    status, body = await _raw_answer(
+        exchange.url, b"GET /lgsp/vanbans/" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"
+    )
+    assert status.split()[1] == b"200" and body["errorCode"] == "205", body
+    status, body = await _raw_answer(  # /v1 keeps its own shape
+        exchange.url, b"GET /v1/agencies HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+    )
+    assert status.split()[1] == b"431" and body["error"]["code"] == "request.header_too_large"

@@ -20,6 +20,7 @@ __all__ = [
     "FACADE_ERRORS",
     "OTHER_ERROR",
     "error_of",
+    "facade_envelope",
     "lgsp_answer",
     "lgsp_refusal",
     "ok",
@@ -153,3 +154,15 @@ def lgsp_refusal(exc: Refusal) -> web.Response:
     return _json(
         {"status": "FAIL", "errorCode": number, "errorDesc": description, "data": None}, exc
     )
+
+
+def facade_envelope(request_start: bytes, code: str, message: str) -> bytes | None:
+    """The facade's envelope (JSON bytes) of a refusal made before routing (a head too slow
+    or too long), when the request line names a facade's path; None otherwise."""
+    _, _, rest = request_start.lstrip(b"\r\n").partition(b" ")
+    exc = HubError(code, message)
+    if rest.startswith(b"/vdxp/"):
+        return refusal(exc).body
+    if rest.startswith(b"/lgsp/"):
+        return lgsp_refusal(exc).body
+    return None
