@@ -69,7 +69,7 @@ async def load_system(
     store: PostgresVdxpSystems, box: SecretBox, system_id: str
 ) -> VdxpSystem | None:
     """The live system named ``system_id``, or None (unknown, revoked, or its secret does
-    not open with this hub's keys)."""
+    not open with this hub's keys). A secret sealed with a former key is re-sealed."""
     found = await store.system(system_id)
     if found is None:
         return None
@@ -78,4 +78,6 @@ async def load_system(
         secret = box.open(sealed, context=_context(system_id))
     except SealError:
         return None
+    if box.needs_reseal(sealed):  # sealed with a former key: move it to the current one
+        await store.reseal(system_id, sealed, box.seal(secret, context=_context(system_id)))
     return VdxpSystem(system_id, secret, tuple(organs))

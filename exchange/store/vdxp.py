@@ -53,6 +53,17 @@ class PostgresVdxpSystems:
         async with self.pool.acquire() as conn, conn.transaction():
             await _add_organs(conn, system_id, organs)
 
+    async def reseal(self, system_id: str, old: bytes, new: bytes) -> None:
+        """Replace the sealed secret ``old`` by ``new`` (the same secret under the current key),
+        unless it changed meanwhile."""
+        await self.pool.execute(
+            "UPDATE vdxp_systems SET secret_sealed = $3 WHERE system_id = $1 "
+            "AND secret_sealed = $2",
+            system_id,
+            old,
+            new,
+        )
+
     async def revoke(self, system_id: str) -> bool:
         """Stop accepting the system's signatures; whether it existed unrevoked."""
         done = await self.pool.execute(

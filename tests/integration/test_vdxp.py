@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
 import time
 
@@ -459,3 +460,19 @@ async def test_heads_refused_before_routing_get_the_envelope_too(exchange):
         exchange.url, b"GET /v1/agencies HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
     )
     assert status.split()[1] == b"431" and body["error"]["code"] == "request.header_too_large"
+
+
+async def test_secrets_follow_a_key_rotation(exchange, dms):
+    from exchange.sealing import SecretBox
+    from exchange.vdxp_credentials import load_system
+
+    old, new = os.urandom(32), os.urandom(32)
+    store = PostgresVdxpSystems(exchange.hub.pool)
+    creds = await issue_vdxp_credentials(store, SecretBox([old]), [MINISTRY], "rotating")
+    rotated = SecretBox([new, old])
+    system = await load_system(store, rotated, "rotating")
+    assert system is not None and system.secret == creds.secret.encode()
+    sealed, _ = await store.system("rotating")
+    assert not rotated.needs_reseal(sealed)  # now under the new key
+    assert (await load_system(store, SecretBox([new]), "rotating")).secret == system.secret
+    assert await load_system(store, SecretBox([os.urandom(32)]), "rotating") is None
