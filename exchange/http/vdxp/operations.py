@@ -155,7 +155,7 @@ def _sent_item(row) -> dict:
         state = "fetched"
     else:
         state = row["state"]
-    receive, receive_desc = _RECEIVE_STATUS[state]
+    receive, receive_desc = _RECEIVE_STATUS.get(state, (state, state))  # a state added later
     return {
         "serviceType": "eDoc",
         "senderDocId": str(row["id"]),
