@@ -476,3 +476,19 @@ async def test_secrets_follow_a_key_rotation(exchange, dms):
     assert not rotated.needs_reseal(sealed)  # now under the new key
     assert (await load_system(store, SecretBox([new]), "rotating")).secret == system.secret
     assert await load_system(store, SecretBox([os.urandom(32)]), "rotating") is None
+
+
+async def test_update_status_takes_docid_not_the_stale_docId(dms):
+    """A DMS that fetches several documents before confirming them sends the last getEdoc's
+    docId next to the right docid."""
+    ministry, province = dms[MINISTRY], dms[PROVINCE]
+    first = (await ministry.send_edoc(document("601"), "edoc", MINISTRY))["DocId"]
+    second = (await ministry.send_edoc(document("602"), "edoc", MINISTRY))["DocId"]
+    for doc_id in (first, second):
+        await wait_listed(province, doc_id)
+        await province.get_edoc(doc_id)
+    assert province.params.get("docId") == second
+    assert (await province.update_status(first))["ErrorCode"] == "0"
+    waiting = [i["docId"] for i in await province.received()]
+    assert first not in waiting and second in waiting
+    await province.update_status(second)

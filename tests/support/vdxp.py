@@ -38,6 +38,9 @@ class JavaHashMap:
         while len(self._entries) > self._capacity * 0.75:
             self._capacity *= 2
 
+    def get(self, key: str) -> str | None:
+        return self._entries.get(key)
+
     def _bucket(self, key: str) -> int:
         h = _java_hash(key)
         return (h ^ (h >> 16)) & (self._capacity - 1)
