@@ -22,6 +22,7 @@ from exchange.evidence import build_bundle
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
+from exchange.http.push import push_routes
 from exchange.http.tls import peer_certificate
 from exchange.hub import Hub
 from exchange.throttle import SlidingWindow, too_many
@@ -376,3 +377,4 @@ ROUTES = [
     ("GET", "/metrics", metrics),
     ("GET", "/v1/documents", document),
 ]
+ROUTES += push_routes(HUB, _caller)  # receipts and /v1/admin (exchange/http/push.py)
