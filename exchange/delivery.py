@@ -91,6 +91,24 @@ class Deliveries:
             "already": state is DeliveryState.ACKNOWLEDGED,
         }
 
+    async def import_failed(self, caller: Caller, package_id: str, reason: str) -> dict:
+        """The recipient reports that its own system could not import its copy: recorded once
+        in the trail for the sender (retries are idempotent); the copy stays where it is (a
+        later ack still works)."""
+        package = await self.locate(caller, package_id)
+        async with self.packages.delivery(package, caller.organ_id) as copy:
+            if copy.state is None:
+                raise HubError("delivery.not_recipient", "only a recipient reports an import")
+            if DeliveryState(copy.state) is DeliveryState.PENDING:
+                raise HubError(
+                    "delivery.not_delivered", "the package has not reached the inbox yet"
+                )
+            detail = {"reason": reason[:500]} if reason else {}
+            recorded = await copy.note(
+                Event("import_failed", package["digest"], package["id"], caller.organ_id, detail)
+            )
+        return {"id": str(package["id"]), "state": copy.state, "already": not recorded}
+
     async def inbox(self, caller: Caller, after: int, limit: int, max_bytes: int) -> dict:
         """What waits for the caller, oldest first, starting after a cursor.
 

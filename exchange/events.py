@@ -32,6 +32,7 @@ EVENT_KINDS = frozenset(
         "push_attempt",  # one webhook attempt to the recipient's system (exchange/push)
         "push_failed",  # the push gave up (dead letter); the copy stays in the inbox
         "registry",  # a new version of an agency in the registry (no package)
+        "import_failed",  # the recipient's own system could not import its copy (VDXP, LGSP)
     }
 )
 LEAF_VERSION = 1

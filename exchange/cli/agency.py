@@ -81,11 +81,15 @@ def cmd_agency_client_cert(args: argparse.Namespace) -> int:
 
 def cmd_agency_revoke(args: argparse.Namespace) -> int:
     from exchange.auth import revoke_credentials
+    from exchange.store.vdxp import PostgresVdxpSystems
+
+    async def revoke(stores) -> bool:
+        if await revoke_credentials(stores.credentials, args.client_id):
+            return True
+        return await PostgresVdxpSystems(stores.pool).revoke(args.client_id)  # a VDXP systemid
 
     settings = settings_of(args)
-    done = asyncio.run(
-        with_stores(settings, lambda s: revoke_credentials(s.credentials, args.client_id))
-    )
+    done = asyncio.run(with_stores(settings, revoke))
     print(f"{args.client_id}: {'revoked' if done else 'not found or already revoked'}")
     return 0 if done else 1
 
@@ -181,7 +185,64 @@ def add_agency_commands(sub: argparse._SubParsersAction) -> None:
         help="stop accepting the certificate with this fingerprint (hex)",
     )
     p.set_defaults(func=cmd_agency_client_cert)
-    p = ag.add_parser("revoke", help="revoke a client and its tokens")
+    p = ag.add_parser("revoke", help="revoke a client and its tokens, or a VDXP systemid")
     p.add_argument("client_id")
     p.set_defaults(func=cmd_agency_revoke)
     _add_push_command(ag)
+    add_vdxp_credentials_command(ag)
+
+
+# ----- agency vdxp-credentials: a systemid and HMAC secret for a DMS on VNPT's SDKVXP -----
+
+
+def cmd_agency_vdxp_credentials(args: argparse.Namespace) -> int:
+    from exchange.sealing import open_secret_box
+    from exchange.store.vdxp import PostgresVdxpSystems
+    from exchange.vdxp_credentials import issue_vdxp_credentials
+    from schemas import normalise
+
+    settings = settings_of(args)
+    organs = list(dict.fromkeys(normalise(o) for o in [args.organ_id, *args.also]))
+    box = open_secret_box(settings)
+
+    async def issue(stores):
+        return await issue_vdxp_credentials(
+            PostgresVdxpSystems(stores.pool), box, organs, args.system_id
+        )
+
+    creds = asyncio.run(with_stores(settings, issue))
+    scheme = "https" if settings.tls_cert else "http"
+    endpoint = f"{scheme}://{settings.host}:{settings.port}/vdxp"
+    if args.json:
+        print(
+            json.dumps({"systemid": creds.systemid, "secret": creds.secret, "endpoint": endpoint})
+        )
+        return 0
+    print(f"systemid: {creds.systemid}")
+    print(f"secret:   {creds.secret}")
+    print(f"endpoint: {endpoint}")
+    print(f"organs:   {', '.join(creds.organs)}")
+    print(
+        "In the SDK's properties file set service.endpoint, systemid and secret. The secret is "
+        "shown once; the hub keeps it sealed, and issuing again replaces it. Revoke with: "
+        "lienthong agency revoke SYSTEMID"
+    )
+    return 0
+
+
+def add_vdxp_credentials_command(ag: argparse._SubParsersAction) -> None:
+    """agency vdxp-credentials ORGAN_ID [--also ORGAN_ID]... [--system-id ID] [--json]"""
+    p = ag.add_parser(
+        "vdxp-credentials",
+        help="issue a VDXP systemid and secret for a DMS on VNPT's SDKVXP (shown once)",
+        description="The systemid is the organ id unless --system-id says otherwise. A centre "
+        "(a provincial hub) serves several organs: name them with --also; it sends and "
+        "receives only for those. Issuing again for a systemid replaces its secret.",
+    )
+    p.add_argument("organ_id")
+    p.add_argument(
+        "--also", action="append", default=[], metavar="ORGAN_ID", help="another organ served"
+    )
+    p.add_argument("--system-id", help="the systemid the DMS is configured with")
+    p.add_argument("--json", action="store_true", help='print {"systemid", "secret", "endpoint"}')
+    p.set_defaults(func=cmd_agency_vdxp_credentials)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.clientcerts import CertificateCache
-from exchange.http.errors import DATABASE_READY, REFUSALS, errors_middleware
+from exchange.http import lgsp, vdxp
+from exchange.http.errors import DATABASE_READY, FACADE_REFUSALS, REFUSALS, errors_middleware
 from exchange.http.guard import guard_middleware, security_headers
 from exchange.http.inputs import query_middleware
 from exchange.http.login import LoginGuard
@@ -23,7 +24,12 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def make_app(hub: Hub) -> web.Application:
     """The aiohttp application serving ``hub``; the caller starts and stops the hub."""
     app = web.Application(
-        middlewares=[guard_middleware, errors_middleware, query_middleware],
+        middlewares=[
+            guard_middleware,
+            errors_middleware,
+            query_middleware,
+            vdxp.slashes_middleware,
+        ],
         client_max_size=1024**2,
     )
     app[HUB] = hub
@@ -34,7 +40,8 @@ def make_app(hub: Hub) -> web.Application:
         hub.settings.head_signs_per_window, hub.settings.head_sign_window_seconds
     )
     app[CERTS] = CertificateCache()
+    app[FACADE_REFUSALS] = {vdxp.BASE + "/": vdxp.refusal, lgsp.BASE + "/": lgsp.lgsp_refusal}
     app.on_response_prepare.append(_security_headers)
-    for method, path, handler in ROUTES:
+    for method, path, handler in (*ROUTES, *vdxp.ROUTES, *lgsp.ROUTES):
         app.router.add_route(method, path, handler)
     return app

@@ -98,6 +98,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "admin.disabled": (403, "the admin API is off until admin_token is set"),
     "agency.not_found": (404, "no such agency in the registry (on that day)"),
     "sender.inactive": (403, "sending as a retired code; the message names its successor"),
+    "vdxp.unsigned": (401, "VDXP: no or malformed XroadVnpt-sign-header / hash-header"),
+    "vdxp.bad_signature": (401, "VDXP: wrong HMAC, or unknown or revoked systemid"),
+    "vdxp.organ_not_served": (403, "VDXP: the systemid does not serve this organ id"),
+    "vdxp.missing_parameter": (400, "VDXP: a parameter the operation needs is missing"),
+    "vdxp.hash_mismatch": (400, "VDXP: hash-file does not match the body (truncated upload)"),
+    "vdxp.registry_managed": (403, "VDXP: the registry is managed by the hub's operators"),
 }
 
 
@@ -156,6 +162,17 @@ def _http_error(exc: web.HTTPException) -> HubError:
     return HubError(code, exc.reason, headers=headers)
 
 
+# Facades answer refusals in their own envelope: path prefix -> (refusal) -> response.
+FACADE_REFUSALS = web.AppKey("facade_refusals", dict)
+
+
+def _answer(request: web.Request, exc: Refusal) -> web.Response:
+    for prefix, answer in request.app.get(FACADE_REFUSALS, {}).items():
+        if request.path.startswith(prefix):
+            return answer(exc)
+    return refusal_response(exc)
+
+
 REFUSALS = web.AppKey("refusals", Callable)  # (code) -> None: counts refusals for /metrics
 DATABASE_READY = web.AppKey("database_ready", Callable)  # () -> bool
 
@@ -173,28 +190,29 @@ async def errors_middleware(
         return await handler(request)
     except (HubError, FormatError) as exc:
         count(exc.code)
-        return refusal_response(exc)
+        return _answer(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return refusal_response(_http_error(exc))
+        return _answer(request, _http_error(exc))
     except Exception as exc:
         if unavailable(exc):
             log.warning("database unavailable", extra={"path": request.path, "error": repr(exc)})
             count("service.unavailable")
-            return refusal_response(unavailable_error())
+            return _answer(request, unavailable_error())
         if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
             log.error("storage unavailable", extra={"path": request.path, "error": repr(exc)})
             count("service.unavailable")
-            return refusal_response(
+            return _answer(
+                request,
                 HubError(
                     "service.unavailable",
                     "the hub cannot store the package right now (its storage is full or "
                     "failing); nothing was kept, try again later",
-                )
+                ),
             )
         incident = uuid.uuid4().hex[:12]
         log.exception("internal error", extra={"incident": incident, "path": request.path})
-        return refusal_response(
-            HubError("internal", f"internal error; incident {incident} is logged")
+        return _answer(
+            request, HubError("internal", f"internal error; incident {incident} is logged")
         )

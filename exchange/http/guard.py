@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from exchange.http.vdxp.envelope import facade_envelope
+
 __all__ = ["AIOHTTP_LIMITS", "ConnectionGuard", "GuardLimits", "guard_middleware"]
 
 # Given to aiohttp (AppRunner keyword arguments): above the guard's limits below.
@@ -44,11 +46,18 @@ class GuardLimits:
 log = logging.getLogger("lienthong.http")
 _GUARDS: dict[asyncio.BaseProtocol, ConnectionGuard] = {}
 _SECURITY_HEADERS = {"Server": "lienthong", "X-Content-Type-Options": "nosniff"}
+_START = 32  # bytes enough for "POST /vdxp/"
 
 
-def refusal_bytes(status: int, reason: str, code: str, message: str) -> bytes:
-    """A complete HTTP/1.1 JSON error response that closes the connection."""
+def refusal_bytes(
+    status: int, reason: str, code: str, message: str, request_start: bytes = b""
+) -> bytes:
+    """A complete HTTP/1.1 JSON error response that closes the connection; for a facade's
+    path (``request_start`` is the head's first bytes), its envelope with status 200."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    facade = facade_envelope(request_start, code, message)
+    if facade is not None:
+        status, reason, body = 200, "OK", facade
     head = [
         f"HTTP/1.1 {status} {reason}",
         "Content-Type: application/json; charset=utf-8",
@@ -72,6 +81,7 @@ class ConnectionGuard(asyncio.Protocol):
         self._line = 0  # bytes of the current line so far
         self._lines = 0  # complete lines of this head
         self._head = 0  # bytes of this head so far
+        self._start = b""  # the head's first bytes: whose envelope a refusal takes
         self._closed = False
 
     # -- protocol events, all passed on --------------------------------------------------
@@ -84,6 +94,8 @@ class ConnectionGuard(asyncio.Protocol):
         if self._closed:
             return
         if self._in_head:
+            if len(self._start) < _START:
+                self._start += data[: _START - len(self._start)]
             if self._timer is None:
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(self._limits.header_timeout, self._head_timeout)
@@ -171,6 +183,7 @@ class ConnectionGuard(asyncio.Protocol):
         """The response is written: whatever comes next is a new request head."""
         self._in_head = True
         self._line = self._lines = self._head = 0
+        self._start = b""
         self._cancel_timer()
 
     def _head_timeout(self) -> None:
@@ -183,7 +196,7 @@ class ConnectionGuard(asyncio.Protocol):
         self._closed = True
         self._cancel_timer()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(refusal_bytes(status, reason, code, message))
+            self._transport.write(refusal_bytes(status, reason, code, message, self._start))
             self._transport.close()
 
     def _cancel_timer(self) -> None:

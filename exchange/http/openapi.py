@@ -77,7 +77,14 @@ _HEALTH = {
 
 @cache
 def openapi_document(inbox_max_limit: int = 500) -> dict:
-    """The document, built once per inbox limit (the one setting that shows in it)."""
+    """The document, built once per inbox limit (the one setting that shows in it), with the
+    VDXP and LGSP facades."""
+    from exchange.http.facade_openapi import add_facades  # it imports v1, which imports this
+
+    return add_facades(_v1_document(inbox_max_limit))
+
+
+def _v1_document(inbox_max_limit: int) -> dict:
     package_routes = {
         f"/v1/packages/{{id}}{suffix}": {
             method: {

@@ -37,6 +37,7 @@ _PER_RECIPIENT_EVENTS = [
     "disposition",
     "push_attempt",
     "push_failed",
+    "import_failed",
 ]
 _STATUS_EVENTS = ["status", "recalled"]
 
@@ -70,6 +71,19 @@ class DeliveryRow:
             to,
         )
         await record_events(self._conn, [event])
+
+    async def note(self, event: Event) -> bool:
+        """Record ``event`` about this copy without changing its state, unless this copy has
+        one of that kind already (a retried report); whether it was recorded."""
+        seen = await self._conn.fetchval(
+            "SELECT 1 FROM events WHERE package_id = $1 AND organ_id = $2 AND event = $3",
+            self.package["id"],
+            self.recipient,
+            event.event,
+        )
+        if not seen:
+            await record_events(self._conn, [event])
+        return not seen
 
 
 class PostgresPackages:

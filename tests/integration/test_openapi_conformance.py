@@ -161,6 +161,7 @@ async def test_schemathesis_finds_nothing(exchange, token, tmp_path):
 
 def test_the_document_describes_exactly_the_router():
     """Every route is documented, and nothing is documented that is not served."""
+    from exchange.http import lgsp, vdxp
     from exchange.http.openapi import openapi_document
     from exchange.http.v1 import ROUTES
 
@@ -171,4 +172,5 @@ def test_the_document_describes_exactly_the_router():
         for method in operations
         if method in ("get", "post", "put", "patch", "delete")
     }
-    assert documented == {(method, path) for method, path, _ in ROUTES}
+    served = (*ROUTES, *vdxp.ROUTES, *lgsp.ROUTES)
+    assert documented == {(method, path) for method, path, _ in served}
