@@ -115,8 +115,16 @@ class Settings(BaseSettings):
     # AES-GCM): base64 keys, one per line, the first current. LIENTHONG_SECRET_KEY wins; with
     # neither, a development key is made at <blob_dir>/../secret.key.
     secret_key_file: str = ""
+    # Federation (exchange/federation): this hub's id among its peers (empty: not federated);
+    # the routing keys it takes from peers (its subtrees, e.g. "H49.#"; "#" for a national
+    # hub); the RabbitMQ management API that configures upstreams and policies (credentials
+    # from amqp_url unless given here); how often peers' tree heads are countersigned.
+    hub_id: str = ""
+    federation_bindings: Annotated[tuple[str, ...], NoDecode] = ()
+    federation_management_url: str = "http://127.0.0.1:15672"
+    federation_witness_interval_seconds: float = 60.0
 
-    @field_validator("trust_anchors", "trust_intermediates", mode="before")
+    @field_validator("trust_anchors", "trust_intermediates", "federation_bindings", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """In the environment a list of files is comma-separated."""

@@ -20,6 +20,7 @@ from exchange.blobs import BlobStore
 from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.delivery import Deliveries
+from exchange.federation import Federation
 from exchange.ledger import Ledger
 from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
@@ -70,6 +71,9 @@ class Hub:
         self.credentials = self.stores.credentials
         self.ledger_store = self.stores.ledger
         self.broker = Broker(settings)
+        self.federation = (
+            Federation(settings, self.pool, self.broker, self.secrets) if settings.hub_id else None
+        )
         self.ledger = Ledger(
             self.ledger_store,
             self.key,
@@ -77,7 +81,8 @@ class Hub:
             head_interval=settings.ledger_head_interval_seconds,
         )
         self.receipts = Receipts(self.ledger_store, self.ledger, self.key)
-        self.dispatcher = Dispatcher(self.packages, self.broker, settings)
+        outbound = self.federation.publisher if self.federation else self.broker
+        self.dispatcher = Dispatcher(self.packages, outbound, settings)
         self.deliveries = Deliveries(self.packages)
         self.worker = InboxWorker(self.deliveries, self.broker)
         self.inspector = Inspector(settings, self.cpu, self.limits)
@@ -91,6 +96,8 @@ class Hub:
             retry_after=settings.outbox_retry_seconds,
             on_accepted=self.metrics.count_accepted,
         )
+        if self.federation:
+            self.federation.wire(self)
         self.database_ready = asyncio.Event()  # migrated and reachable at least once
         self.broker_ready = asyncio.Event()  # connected, queues declared and consumed
         self._tasks: list[asyncio.Task] = []
@@ -110,6 +117,8 @@ class Hub:
             asyncio.create_task(self._bring_up_database(), name="database-bring-up"),
             asyncio.create_task(self._bring_up_broker(), name="broker-bring-up"),
         ]
+        if self.federation:
+            self.federation.start(self.database_ready)
         log.info("hub starting", extra={"schema": self.settings.database_schema})
 
     async def wait_ready(self, timeout: float) -> None:
@@ -262,6 +271,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.federation:
+            await self.federation.stop()
         for loop in (self.ledger, self.dispatcher, self.worker):
             await loop.stop()
         await self.broker.close()

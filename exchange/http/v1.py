@@ -19,6 +19,7 @@ from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
+from exchange.http import federation as federation_routes
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
@@ -361,4 +362,8 @@ ROUTES = [
     ("GET", "/healthz", health),
     ("GET", "/readyz", ready),
     ("GET", "/metrics", metrics),
+    ("GET", "/v1/federation/packages/{digest}", federation_routes.package_for_peer),
+    ("GET", "/v1/federation/head", federation_routes.peer_head),
+    ("GET", "/v1/federation/directory", federation_routes.directory),
+    ("GET", "/v1/ledger/witnesses", federation_routes.witnesses),
 ]

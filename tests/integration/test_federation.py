@@ -1,0 +1,247 @@
+"""Federation between hubs on one machine: each with its own schema and RabbitMQ virtual
+host, linked by the federation plugin, packages fetched over mutual TLS by claim check."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import secrets
+import time
+
+import aio_pika
+import aiohttp
+import pytest
+
+from adapters.client import HubClient
+from exchange.auth import issue_credentials
+from exchange.federation.management import IN_EXCHANGE
+from exchange.federation.messages import Handover, now_iso
+from exchange.federation.sandbox import HubSpec, federated_hubs
+from exchange.registry import Agency
+from schemas import build_document, build_status
+from tests.conftest import make_settings
+from tests.support.http import assert_error
+
+COMMUNE = Agency("000.05.10.H49", "UBND phường Hồng Gai", "000.00.10.H49", "commune")
+DISTRICT = Agency("000.00.10.H41", "UBND huyện X", None, "district")
+
+
+async def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+async def hubs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fed")
+    base = make_settings(folder, federation_witness_interval_seconds=3600)
+    tag = f"ltfed-{secrets.token_hex(3)}"
+    specs = [
+        HubSpec("H49", ("H49.#",), (COMMUNE,)),
+        HubSpec("H41", ("H41.#",), (DISTRICT,)),
+    ]
+    async with federated_hubs(base, tag, specs, [("H49", "H41")], folder) as running:
+        yield running
+
+
+async def _client(running, organ_id: str) -> HubClient:
+    creds = await issue_credentials(running.hub.credentials, organ_id)
+    connector = aiohttp.TCPConnector(ssl=False)
+    session = aiohttp.ClientSession(connector=connector)
+    return HubClient(running.url, creds.client_id, creds.client_secret, session=session)
+
+
+def _document(number: str) -> bytes:
+    return build_document(
+        sender=COMMUNE.code,
+        recipients=[DISTRICT.code],
+        code_number=number,
+        code_notation="UBND",
+        subject="Liên thông giữa hai tỉnh",
+        attachments=[("a.txt", "text/plain", f"văn bản {number}".encode())],
+    )
+
+
+async def _events(running, digest: bytes, kind: str) -> list:
+    return await running.hub.pool.fetch(
+        "SELECT * FROM events WHERE digest = $1 AND event = $2 ORDER BY id", digest, kind
+    )
+
+
+async def test_a_package_crosses_hubs_once_and_statuses_come_back(hubs):
+    p, q = hubs["H49"], hubs["H41"]
+    commune, district = await _client(p, COMMUNE.code), await _client(q, DISTRICT.code)
+    try:
+        package = _document(str(time.time_ns()))
+        sent = await commune.submit(package)
+        items = await _wait(lambda: _inbox(district), what="the remote inbox")
+        assert [i["id"] for i in items] and len(items) == 1
+        remote_id = items[0]["id"]
+        data = await district.fetch(remote_id)
+        assert data == package and hashlib.sha256(data).hexdigest() == sent["digest"]
+        await district.ack(remote_id)
+        remote_trail = await district.trail(remote_id)
+        arrived = [e for e in remote_trail["events"] if e["event"] == "arrived"]
+        assert [h["hub"] for h in arrived[0]["detail"]["hops"]] == ["H49"]
+
+        await district.submit(
+            build_status(
+                sender=DISTRICT.code,
+                response_for_organ_id=COMMUNE.code,
+                response_for_document_id=sent["document_id"],
+                status_code="03",
+                description="Tiếp nhận",
+            )
+        )
+        statuses = await _wait(lambda: _inbox(commune), what="the status back at H49")
+        assert statuses[0]["status_code"] == "03" and statuses[0]["sender"] == DISTRICT.code
+
+        async def remote_kinds():
+            trail = await commune.trail(sent["id"])
+            kinds = {e["detail"].get("kind") for e in trail["events"] if e["event"] == "remote"}
+            return kinds >= {"accepted", "delivered", "fetched", "acknowledged"} and trail
+
+        trail = await _wait(remote_kinds, what="the remote trail at H49")
+        accepted = next(e for e in trail["events"] if e["detail"].get("kind") == "accepted")
+        assert accepted["detail"]["hub"] == "H41"
+        assert accepted["detail"]["receipt"]["claims"]["digest"] == sent["digest"]
+        assert any(e["event"] == "status" for e in trail["events"])
+        copy = next(r for r in trail["recipients"] if r["organ_id"] == DISTRICT.code)
+        assert copy["state"] == "delivered"  # handed over, the next hub's receipt came back
+        digest = bytes.fromhex(sent["digest"])
+        assert len(await _events(q, digest, "delivered")) == 1
+        assert len(await _events(p, digest, "remote")) == 4  # each note recorded once
+    finally:
+        for c in (commune, district):
+            await c.session.close()
+
+
+async def _inbox(client: HubClient) -> list:
+    return (await client.inbox())["items"]
+
+
+async def _publish_into(running, body: bytes, key: str) -> None:
+    connection = await aio_pika.connect(running.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(IN_EXCHANGE)
+        await exchange.publish(aio_pika.Message(body, delivery_mode=2), routing_key=key)
+
+
+async def _rejection(running, digest: bytes, code: str):
+    async def found():
+        rows = await _events(running, digest, "rejected")
+        return [r for r in rows if r["detail"]["code"] == code]
+
+    return await _wait(found, what=f"a {code} rejection")
+
+
+async def test_a_loop_and_a_forged_hand_over_are_refused(hubs):
+    q = hubs["H41"]
+    digest = hashlib.sha256(secrets.token_bytes(8)).digest()
+    loop = Handover(
+        digest,
+        COMMUNE.code,
+        DISTRICT.code,
+        "H49",
+        ({"hub": "H41", "at": now_iso()}, {"hub": "H49", "at": now_iso()}),
+    )
+    await _publish_into(q, loop.to_bytes(), "H41.10.00.000")
+    await _rejection(q, digest, "federation.loop")
+    forged = Handover(
+        digest, COMMUNE.code, DISTRICT.code, "H99", ({"hub": "H99", "at": now_iso()},)
+    )
+    await _publish_into(q, forged.to_bytes(), "H41.10.00.000")
+    await _rejection(q, digest, "federation.not_peer")
+    assert not await q.hub.packages.digest_known(digest)
+
+
+async def test_peer_routes_need_a_peer_certificate(hubs):
+    p = hubs["H49"]
+    token = await (await _client(p, COMMUNE.code)).token()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+        async with session.get(
+            f"{p.url}/v1/federation/packages/{'0' * 64}",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r:
+            assert_error(r.status, await r.json(), 403, "federation.not_peer")
+        async with session.get(f"{p.url}/v1/ledger/witnesses") as r:
+            assert r.status == 401
+
+
+async def test_a_refusal_at_the_remote_hub_comes_back_as_status_02(hubs):
+    p, q = hubs["H49"], hubs["H41"]
+    gone = Agency("000.00.20.H41", "UBND huyện đã giải thể", None, "district")
+    await p.hub.registry.upsert([gone])
+    await p.hub.federation.store.set_homes([(gone.code, "H41")])
+    await q.hub.registry.upsert(
+        [
+            Agency(
+                gone.code,
+                gone.name,
+                None,
+                "district",
+                valid_to=dt.date(2020, 1, 1),
+            )
+        ]
+    )
+    commune = await _client(p, COMMUNE.code)
+    try:
+        package = build_document(
+            sender=COMMUNE.code,
+            recipients=[gone.code],
+            code_number=str(time.time_ns()),
+            code_notation="UBND",
+            subject="Gửi nơi đã giải thể",
+        )
+        sent = await commune.submit(package)
+
+        async def refused():
+            trail = await commune.trail(sent["id"])
+            return [e for e in trail["events"] if e["detail"].get("kind") == "refused"]
+
+        events = await _wait(refused, what="the refusal at H49")
+        assert events[0]["detail"]["status"] == "02"
+        assert events[0]["detail"]["code"] == "recipient.inactive"
+        assert not await q.hub.packages.digest_known(bytes.fromhex(sent["digest"]))
+    finally:
+        await commune.session.close()
+
+
+async def test_the_same_hand_over_twice_is_delivered_once(hubs):
+    p, q = hubs["H49"], hubs["H41"]
+    commune, district = await _client(p, COMMUNE.code), await _client(q, DISTRICT.code)
+    try:
+        sent = await commune.submit(_document(str(time.time_ns())))
+        digest = bytes.fromhex(sent["digest"])
+        await _wait(lambda: _events(q, digest, "delivered"), what="the first copy")
+        again = Handover(
+            digest, COMMUNE.code, DISTRICT.code, "H49", ({"hub": "H49", "at": now_iso()},)
+        )
+        before = q.hub.federation.intake.duplicates
+        await _publish_into(q, again.to_bytes(), "H41.10.00.000")
+        await _wait(
+            lambda: _true(q.hub.federation.intake.duplicates > before), what="the duplicate"
+        )
+        assert len(await _events(q, digest, "delivered")) == 1
+        assert len(await _events(q, digest, "submitted")) == 1
+    finally:
+        for c in (commune, district):
+            await c.session.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_messages_are_json():
+    h = Handover(b"\x01" * 32, "a", "b", "H49", ({"hub": "H49", "at": "t"},))
+    assert json.loads(h.to_bytes())["type"] == "handover"
