@@ -13,12 +13,13 @@ import time
 import aio_pika
 import aiohttp
 import pytest
+from yarl import URL
 
 from adapters.client import HubClient
 from exchange.auth import issue_credentials
 from exchange.federation.management import IN_EXCHANGE
 from exchange.federation.messages import Handover, now_iso
-from exchange.federation.sandbox import HubSpec, federated_hubs
+from exchange.federation.sandbox import HubSpec, federated_hubs, wait_for_links
 from exchange.registry import Agency
 from schemas import build_document, build_status
 from tests.conftest import make_settings
@@ -245,3 +246,73 @@ async def _true(value: bool) -> bool:
 def test_messages_are_json():
     h = Handover(b"\x01" * 32, "a", "b", "H49", ({"hub": "H49", "at": "t"},))
     assert json.loads(h.to_bytes())["type"] == "handover"
+
+
+async def test_a_link_down_while_packages_queue_loses_and_doubles_nothing(hubs):
+    """H41's link to H49 goes through a proxy that is cut: hand-overs wait in H49's upstream
+    queue; once the link is back each arrives, once."""
+    from tests.support.faults import TcpProxy
+
+    p, q = hubs["H49"], hubs["H41"]
+    amqp = URL(p.settings.amqp_url)
+    commune, district = await _client(p, COMMUNE.code), await _client(q, DISTRICT.code)
+    async with TcpProxy(amqp.host, amqp.port) as proxy:
+        via_proxy = proxy.url("amqp://guest:guest@", amqp.raw_path)
+        try:
+            await q.hub.federation.peers.add("H49", via_proxy, p.url, p.cert_pem)
+            await wait_for_links({"H41": q})
+            proxy.cut()
+            sent = [await commune.submit(_document(f"down-{i}-{time.time_ns()}")) for i in range(5)]
+            await asyncio.sleep(1.0)
+            digests = [bytes.fromhex(s["digest"]) for s in sent]
+            arrived_while_down = [d for d in digests if await q.hub.packages.digest_known(d)]
+            assert arrived_while_down == []
+            proxy.restore()
+
+            async def all_delivered():
+                counts = [len(await _events(q, d, "delivered")) for d in digests]
+                return all(c >= 1 for c in counts) and counts
+
+            counts = await _wait(all_delivered, timeout=60, what="the backlog after the link")
+            await asyncio.sleep(1.0)
+            assert [len(await _events(q, d, "delivered")) for d in digests] == [1] * 5 == counts
+        finally:
+            await q.hub.federation.peers.add("H49", p.settings.amqp_url, p.url, p.cert_pem)
+            for c in (commune, district):
+                await c.session.close()
+
+
+async def test_peers_heads_are_witnessed_and_a_fork_is_reported(hubs):
+    p, q = hubs["H49"], hubs["H41"]
+    await q.hub.ledger.sign_head()
+    outcome = await p.hub.federation.witness.witness_all()
+    assert outcome["H41"].startswith("witnessed")
+    answer = (await p.hub.federation.store.witnesses("H41", 10))[0]
+    assert answer["tree_size"] > 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+        token = await (await _client(p, COMMUNE.code)).token()
+        async with session.get(
+            f"{p.url}/v1/ledger/witnesses", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            items = (await r.json())["items"]
+    assert items[0]["peer"] == "H41" and items[0]["signature"]
+    # A head that does not extend the last one seen is not countersigned, and is reported.
+    store = p.hub.federation.store
+    await store.pool.execute(
+        "UPDATE federation_witnesses SET root_hash = $1 WHERE peer = 'H41'", b"\x00" * 32
+    )
+    await _commit_something(q)
+    await q.hub.ledger.sign_head()
+    assert (await p.hub.federation.witness.witness_all())["H41"] == "inconsistent"
+    assert (await store.inconsistencies())[-1]["peer"] == "H41"
+    status = {s.hub_id: s for s in await p.hub.federation.peers.status()}
+    assert "inconsistent" in status["H41"].last_error
+    assert status["H41"].link == "running"
+
+
+async def _commit_something(running) -> None:
+    """One more ledger leaf at a hub (a refused body), so its next head is larger."""
+    await running.hub.packages.record_rejection(
+        DISTRICT.code, secrets.token_bytes(32), {"code": "test.filler"}
+    )
+    await running.hub.ledger.sequence()
