@@ -70,6 +70,9 @@ class Peers:
         except ValueError as exc:
             raise HubError("certificate.invalid", f"not an X.509 certificate: {exc}") from None
         der = parsed.public_bytes(serialization.Encoding.DER)
+        owner = await self.store.peer_by_certificate(fingerprint(der))
+        if owner not in (None, hub_id):
+            raise HubError("certificate.taken", f"this certificate is the peer {owner}'s")
         await self.management.set_upstream(hub_id, amqp_url)
         await self.store.add_peer(
             hub_id,

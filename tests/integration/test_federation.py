@@ -316,3 +316,89 @@ async def _commit_something(running) -> None:
         DISTRICT.code, secrets.token_bytes(32), {"code": "test.filler"}
     )
     await running.hub.ledger.sequence()
+
+
+def _cli_env(running) -> dict:
+    from tests.support.cli import env_for
+
+    s = running.settings
+    return env_for(
+        s,
+        LIENTHONG_HUB_ID=s.hub_id,
+        LIENTHONG_AMQP_URL=s.amqp_url,
+        LIENTHONG_TLS_CERT=s.tls_cert,
+        LIENTHONG_TLS_KEY=s.tls_key,
+    )
+
+
+async def test_operators_manage_peers_from_the_command_line(hubs, tmp_path):
+    from tests.support.cli import lienthong, no_noise
+
+    p, q = hubs["H49"], hubs["H41"]
+    env = _cli_env(p)
+    listed = await asyncio.to_thread(
+        lienthong, p.settings, "federation", "peer", "list", "--json", env=env
+    )
+    peers = json.loads(listed.stdout)
+    assert [x["hub_id"] for x in peers] == ["H41"] and "guest:guest" not in listed.stdout
+    status = await asyncio.to_thread(
+        lienthong, p.settings, "federation", "status", "--json", env=env, check=False
+    )
+    rows = json.loads(status.stdout)
+    assert rows[0]["hub_id"] == "H41" and rows[0]["link"] == "running"
+    cert = tmp_path / "h41.pem"
+    cert.write_bytes(q.cert_pem)
+    bad = await asyncio.to_thread(
+        lienthong,
+        p.settings,
+        "federation",
+        "peer",
+        "add",
+        "H42",
+        "--amqp",
+        "http://x",
+        "--http",
+        q.url,
+        "--cert",
+        str(cert),
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 1 and "federation.bad_peer" in bad.stderr
+    no_noise(bad)
+    gone = await asyncio.to_thread(
+        lienthong, p.settings, "federation", "peer", "remove", "H42", env=env, check=False
+    )
+    assert gone.returncode == 1 and "federation.unknown_peer" in gone.stderr
+    added = await asyncio.to_thread(
+        lienthong,
+        p.settings,
+        "federation",
+        "peer",
+        "add",
+        "H42",
+        "--amqp",
+        q.settings.amqp_url,
+        "--http",
+        q.url,
+        "--cert",
+        str(cert),
+        env=env,
+        check=False,
+    )
+    assert added.returncode == 1 and "certificate.taken" in added.stderr
+    await asyncio.to_thread(
+        lienthong,
+        p.settings,
+        "federation",
+        "peer",
+        "add",
+        "H41",
+        "--amqp",
+        q.settings.amqp_url,
+        "--http",
+        q.url,
+        "--cert",
+        str(cert),
+        env=env,
+    )
