@@ -43,8 +43,15 @@ async def _wait_inbox(client: HubClient, want: int, timeout: float = 30.0) -> li
         await asyncio.sleep(0.05)
 
 
-async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
-    """Run the demo exchange; returns a process exit code (0 when every step checked out)."""
+async def run_demo(
+    settings: Settings, *, keep_serving: bool = False, federated: bool = False
+) -> int:
+    """Run the demo exchange; returns a process exit code (0 when every step checked out).
+    ``federated``: three federated hubs instead (:mod:`exchange.federation.demo`)."""
+    if federated:
+        from exchange.federation.demo import run_federated_demo
+
+        return await run_federated_demo(settings, keep_serving=keep_serving)
     console = Console()
     ministry, province, district, commune = DEMO_AGENCIES
     async with running_hub(settings) as (hub, url):

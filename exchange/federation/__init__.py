@@ -69,6 +69,7 @@ class Federation:
             packages=hub.packages,
             deliveries=hub.deliveries,
             publisher=hub.dispatcher,
+            receipts=hub.receipts,
             retry_after=self.settings.outbox_retry_seconds,
         )
         self.reporter = Reporter(self.hub_id, self.store, self.link, hub.receipts)

@@ -25,6 +25,7 @@ from exchange.federation.messages import Handover, Note, now_iso
 from exchange.federation.peers import Peers
 from exchange.policy import Policy
 from exchange.ports import NewPackage, Publisher
+from exchange.receipts import Receipts
 from exchange.registry import check_recipient
 from exchange.store.federation import PostgresFederation
 from exchange.store.postgres import PostgresPackages
@@ -58,6 +59,7 @@ class Intake:
         packages: PostgresPackages,
         deliveries: Deliveries,
         publisher: Publisher,
+        receipts: Receipts,
         retry_after: float,
     ) -> None:
         self.hub_id = hub_id
@@ -71,6 +73,7 @@ class Intake:
         self.packages = packages
         self.deliveries = deliveries
         self.publisher = publisher
+        self.receipts = receipts
         self.retry_after = retry_after
         self.duplicates = 0  # hand-overs dropped because the bytes were already here
 
@@ -172,6 +175,7 @@ class Intake:
             self.duplicates += 1
             return None
         self.publisher.submit(result.outgoing)
+        await self.receipts.for_submission(result)  # signed now: the 'accepted' note carries it
         log.info(
             "hand-over accepted",
             extra={"package_id": str(result.id), "from_hub": handover.from_hub},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from exchange.errors import HubError
 from exchange.federation.link import Link
 from exchange.federation.messages import Note
 from exchange.receipts import Receipts
@@ -54,6 +55,8 @@ class Reporter(BackgroundLoop):
                     pass
             except asyncio.CancelledError:
                 raise
+            except HubError as exc:  # a receipt not signed yet: the next pass sends it
+                log.debug("federation notes wait", extra={"code": exc.code})
             except Exception as exc:
                 log_failure(log, "federation notes could not be sent; retrying", exc)
             await asyncio.sleep(self.interval)
