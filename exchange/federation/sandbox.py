@@ -35,6 +35,7 @@ class HubSpec:
     hub_id: str
     bindings: tuple[str, ...]  # routing keys it takes from peers
     agencies: tuple[Agency, ...]  # the agencies it serves
+    broker: tuple[str, str] | None = None  # (AMQP URL, management URL); None: the settings'
 
 
 @dataclass
@@ -48,7 +49,7 @@ class RunningHub:
 
 def _settings(base: Settings, tag: str, spec: HubSpec, folder: Path, certs) -> Settings:
     vhost = f"{tag}-{spec.hub_id}"
-    amqp = URL(base.amqp_url)
+    amqp = URL(spec.broker[0] if spec.broker else base.amqp_url)
     amqp_url = (
         f"{amqp.scheme}://{amqp.raw_user or 'guest'}:{amqp.raw_password or 'guest'}@"
         f"{amqp.host}:{amqp.port}/{quote(vhost, safe='')}"
@@ -64,6 +65,7 @@ def _settings(base: Settings, tag: str, spec: HubSpec, folder: Path, certs) -> S
         tls_key=str(cert.key),
         tls_client_ca=str(cert.ca),
         federation_bindings=spec.bindings,
+        federation_management_url=spec.broker[1] if spec.broker else base.federation_management_url,
         host="127.0.0.1",
         port=0,
     )
@@ -90,12 +92,12 @@ async def federated_hubs(
 ) -> AsyncIterator[dict[str, RunningHub]]:
     """Start the hubs, register and distribute the directory, link them; clean up after."""
     certs = make_hub_certificates(folder / "pki", [s.hub_id for s in specs])
-    management = Management(base)
     all_settings = {s.hub_id: _settings(base, tag, s, folder, certs) for s in specs}
     hubs: dict[str, RunningHub] = {}
     async with contextlib.AsyncExitStack() as stack:
         for settings in all_settings.values():
             vhost = URL(settings.amqp_url).path[1:]
+            management = Management(settings)
             await management.create_vhost(vhost)
             stack.push_async_callback(management.delete_vhost, vhost)
             stack.push_async_callback(db.drop_schema, settings)
