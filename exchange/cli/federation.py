@@ -30,7 +30,10 @@ async def _with_federation(settings: Settings, work):
     try:
         store = PostgresFederation(pool)
         peers = Peers(settings, store, open_secret_box(settings))
-        return await work(peers, store, PostgresRegistry(pool))
+        try:
+            return await work(peers, store, PostgresRegistry(pool))
+        finally:
+            await peers.close()
     finally:
         await pool.close()
 

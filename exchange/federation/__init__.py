@@ -102,6 +102,7 @@ class Federation:
         for task in list(self._handling):
             task.cancel()
         await self.link.close()
+        await self.peers.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(self._handle(message))

@@ -44,21 +44,27 @@ class PeerClient:
         self.base = http_url.rstrip("/")
         self._ssl = client_context(settings, cert_der)
         self._max = settings.max_body_bytes
+        self._session: aiohttp.ClientSession | None = None
 
-    def _session(self, total: float) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=total, sock_connect=10),
-            connector=aiohttp.TCPConnector(ssl=self._ssl),
-        )
+    def _get(self, url: str, total: float, params: dict | None = None):
+        """A GET on the kept-alive connections to this peer (TLS handshakes are reused)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=32, keepalive_timeout=30)
+            )
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=10)
+        return self._session.get(url, params=params, timeout=timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def fetch_package(self, blobs: BlobStore, digest: bytes) -> IncomingBlob:
         """The bytes with this digest, in a temporary blob (the caller keeps or discards it)."""
         incoming = blobs.incoming(self._max)
         try:
-            async with (
-                self._session(300) as session,
-                session.get(f"{self.base}/v1/federation/packages/{digest.hex()}") as response,
-            ):
+            url = f"{self.base}/v1/federation/packages/{digest.hex()}"
+            async with self._get(url, 300) as response:
                 if response.status != 200:
                     raise HubError(
                         "federation.fetch_failed",
@@ -86,10 +92,7 @@ class PeerClient:
     async def get_json(self, path: str, params: dict | None = None) -> dict:
         """A JSON document from the peer's federation API."""
         try:
-            async with (
-                self._session(30) as session,
-                session.get(f"{self.base}{path}", params=params) as response,
-            ):
+            async with self._get(f"{self.base}{path}", 30, params) as response:
                 if response.status != 200:
                     raise HubError(
                         "federation.fetch_failed", f"{self.hub_id} answered {response.status}"

@@ -49,6 +49,7 @@ class Peers:
         self.store = store
         self.secrets = secrets
         self.management = Management(settings)
+        self._clients: dict[tuple, PeerClient] = {}
 
     async def add(self, hub_id: str, amqp_url: str, http_url: str, cert: bytes) -> str:
         """Configure a peer; returns its certificate's SHA-256 (hex)."""
@@ -93,7 +94,21 @@ class Peers:
         row = await self.store.peer(hub_id)
         if row is None:
             raise HubError("federation.not_peer", f"{hub_id} is not a peer of this hub")
-        return PeerClient(self.settings, hub_id, row["http_url"], row["cert_der"])
+        key = (hub_id, row["http_url"], bytes(row["cert_sha256"]))
+        client = self._clients.get(key)
+        if client is None:  # new, or the peer's address or certificate changed
+            for old in [k for k in self._clients if k[0] == hub_id]:
+                await self._clients.pop(old).close()
+            client = self._clients[key] = PeerClient(
+                self.settings, hub_id, row["http_url"], row["cert_der"]
+            )
+        return client
+
+    async def close(self) -> None:
+        """Close the connections to every peer."""
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
 
     async def listing(self) -> list[dict]:
         """Peers without secrets: id, API, certificate fingerprint, when added."""
