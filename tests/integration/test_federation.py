@@ -402,3 +402,38 @@ async def test_operators_manage_peers_from_the_command_line(hubs, tmp_path):
         str(cert),
         env=env,
     )
+
+
+async def test_the_evidence_bundle_holds_the_remote_receipt_and_witnessed_heads(hubs, tmp_path):
+    from exchange.audit import verify_bundle
+
+    p, q = hubs["H49"], hubs["H41"]
+    commune = await _client(p, COMMUNE.code)
+    try:
+        sent = await commune.submit(_document(f"evidence-{time.time_ns()}"))
+
+        async def accepted():
+            trail = await commune.trail(sent["id"])
+            return any(e["detail"].get("kind") == "accepted" for e in trail["events"])
+
+        await _wait(accepted, what="the remote receipt")
+        await q.hub.ledger.sign_head()
+        await p.hub.federation.witness.witness_all()
+        headers = {"Authorization": f"Bearer {await commune.token()}"}
+        async with commune.session.get(
+            f"{p.url}/v1/packages/{sent['id']}/evidence", headers=headers
+        ) as r:
+            assert r.status == 200
+            (tmp_path / "e.asice").write_bytes(await r.read())
+    finally:
+        await commune.session.close()
+    both = [p.hub.key.cert, q.hub.key.cert]
+    checks = await verify_bundle(tmp_path / "e.asice", both)
+    by_item = {c.item: c for c in checks}
+    assert by_item["remote receipt of H41"].ok, by_item["remote receipt of H41"].detail
+    assert by_item["witnessed head H41"].ok, by_item["witnessed head H41"].detail
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    # Without the remote hub's root the remote receipt is not trusted.
+    alone = {c.item: c for c in await verify_bundle(tmp_path / "e.asice", [p.hub.key.cert])}
+    assert not alone["remote receipt of H41"].ok
+    assert not alone["witnessed head H41"].ok
