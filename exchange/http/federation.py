@@ -53,8 +53,8 @@ async def package_for_peer(request: web.Request) -> web.StreamResponse:
 async def peer_head(request: web.Request) -> web.Response:
     """GET /v1/federation/head[?consistency_from=M]: the latest signed head, for witnesses."""
     hub = request.app[v1.HUB]
-    await _peer(request)
     old = v1._int(request.query, "consistency_from", 0, 0, 2**62)
+    await _peer(request)
     head = await hub.ledger.head()
     if head is None:
         raise HubError("ledger.head_not_found", "no signed head yet")
