@@ -27,6 +27,8 @@ EVENT_KINDS = frozenset(
         "status",  # a status package about this document (01-06, 15, 16)
         "recalled",  # the sender's recall (status 13)
         "rejected",  # refused by the hub
+        "linked",  # a revocation, update or replacement linked to the document it concerns
+        "disposition",  # a recipient's copy recalled, superseded, or answered (exchange/flows.py)
         "arrived",  # handed over by a peer hub (federation): from which hub, the hops
         "remote",  # what a peer hub reported about our hand-over (accepted, delivered, ...)
     }

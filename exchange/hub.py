@@ -28,6 +28,7 @@ from exchange.receipts import Receipts
 from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
+from exchange.store.flows import PostgresFlows
 from exchange.store.registry import REGISTRY_CHANNEL
 from exchange.submission import Submissions
 from exchange.verification import Inspector
@@ -84,6 +85,7 @@ class Hub:
         outbound = self.federation.publisher if self.federation else self.broker
         self.dispatcher = Dispatcher(self.packages, outbound, settings)
         self.deliveries = Deliveries(self.packages)
+        self.flows = PostgresFlows(self.pool)  # dispositions and links (exchange/flows.py)
         self.worker = InboxWorker(self.deliveries, self.broker)
         self.inspector = Inspector(settings, self.cpu, self.limits)
         self.submissions = Submissions(

@@ -10,6 +10,7 @@ import asyncpg
 
 from exchange.cli.agency import add_agency_commands
 from exchange.cli.audit import add_audit_commands
+from exchange.cli.document import add_document_commands
 from exchange.cli.federation import add_federation_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_sign_commands(sub)
     add_verify_command(sub)
+    add_document_commands(sub)
     add_federation_commands(sub)
     return parser
 

@@ -23,6 +23,7 @@ from exchange.events import Event
 from exchange.federation.link import Link
 from exchange.federation.messages import Handover, Note, now_iso
 from exchange.federation.peers import Peers
+from exchange.flows import settle
 from exchange.policy import Policy
 from exchange.ports import NewPackage, Publisher
 from exchange.receipts import Receipts
@@ -170,7 +171,7 @@ class Intake:
             events=tuple(events),
         )
         await incoming.keep()
-        result = await self.packages.insert(new, choose_document)
+        result = await self.packages.insert(new, choose_document, settle)
         if result.duplicate:  # the same bytes over another path, a moment earlier
             self.duplicates += 1
             return None
