@@ -115,10 +115,11 @@ class Federation:
         while True:
             try:
                 parsed = parse_message(message.body)
+                via = (message.headers or {}).get("x-received-from")
                 if isinstance(parsed, Handover):
-                    await self.intake.handover(parsed)
+                    await self.intake.handover(parsed, via)
                 else:
-                    await self.intake.note(parsed)
+                    await self.intake.note(parsed, via)
                 break
             except (HubError, FormatError) as exc:
                 log.info("federation message refused", extra={"code": exc.code})

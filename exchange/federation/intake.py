@@ -17,6 +17,8 @@ import datetime as dt
 import logging
 import uuid
 
+from yarl import URL
+
 from exchange.delivery import Deliveries, choose_document
 from exchange.errors import HubError
 from exchange.events import Event
@@ -80,23 +82,23 @@ class Intake:
 
     # ----- hand-overs -------------------------------------------------------------------
 
-    async def handover(self, handover: Handover) -> uuid.UUID | None:
+    async def handover(self, handover: Handover, via: object) -> uuid.UUID | None:
         """Store the package a peer handed over; its id, or None when it was a duplicate.
+        ``via``: the message's ``x-received-from`` header (which federation link brought it).
         Raises HubError (refused, recorded and answered) or TryLater."""
         try:
-            return await self._take(handover)
+            return await self._take(handover, via)
         except (HubError, FormatError) as exc:
             await self._refuse(handover, exc.code, str(exc))
             raise
 
-    async def _take(self, handover: Handover) -> uuid.UUID | None:
+    async def _take(self, handover: Handover, via: object) -> uuid.UUID | None:
         if self.hub_id in handover.hubs():
             raise HubError(
                 "federation.loop",
                 f"hand-over came back to {self.hub_id} (hops: {', '.join(handover.hubs())})",
             )
-        if await self.store.peer(handover.from_hub) is None:
-            raise HubError("federation.not_peer", f"{handover.from_hub} is not a peer of this hub")
+        await self._check_peer(handover.from_hub, via)
         if not handover.hops or handover.hops[-1]["hub"] != handover.from_hub:
             raise HubError("federation.bad_message", "the last hop is not the sending hub")
         if await self.packages.digest_known(handover.digest):
@@ -210,12 +212,23 @@ class Intake:
         except Exception as exc:  # the ledger has it; the sender's hub retries the hand-over
             log.warning("the refusal note could not be sent", extra={"error": repr(exc)})
 
+    async def _check_peer(self, hub_id: str, via: object) -> None:
+        """``hub_id`` must be a peer, and the message must have come over the federation link
+        from that peer's broker (``x-received-from``, set by the plugin): a message published
+        straight into this hub's exchange, or relayed from another broker, is not the peer's."""
+        peer = await self.store.peer(hub_id)
+        if peer is None:
+            raise HubError("federation.not_peer", f"{hub_id} is not a peer of this hub")
+        if not received_from(via, self.peers.amqp_url(peer)):
+            raise HubError(
+                "federation.not_peer", f"the message did not come over the link from {hub_id}"
+            )
+
     # ----- notes ------------------------------------------------------------------------
 
-    async def note(self, note: Note) -> bool:
+    async def note(self, note: Note, via: object) -> bool:
         """Record what a peer tells about a package we hold; whether it was new."""
-        if await self.store.peer(note.from_hub) is None:
-            raise HubError("federation.not_peer", f"{note.from_hub} is not a peer of this hub")
+        await self._check_peer(note.from_hub, via)
         row = await self.store.package_by_digest(note.digest)
         if row is None:
             log.info("note about a package this hub does not hold", extra={"kind": note.kind})
@@ -242,3 +255,21 @@ class Intake:
             if ids:
                 await self.deliveries.deliver(ids)
         return new
+
+
+def received_from(via: object, amqp_url: str) -> bool:
+    """Whether the last hop of an ``x-received-from`` header is the broker of ``amqp_url``
+    (the plugin records the upstream's URI without credentials)."""
+    if not isinstance(via, list | tuple) or not via or not isinstance(via[-1], dict):
+        return False
+    uri = via[-1].get("uri")
+    uri = uri.decode() if isinstance(uri, bytes) else uri
+    if not isinstance(uri, str):
+        return False
+    got, want = URL(uri), URL(amqp_url)
+    return (got.scheme, got.host, got.port, got.raw_path) == (
+        want.scheme,
+        want.host,
+        want.port,
+        want.raw_path,
+    )

@@ -110,15 +110,17 @@ class Peers:
             await client.close()
         self._clients.clear()
 
+    def amqp_url(self, row) -> str:
+        """The peer's broker URL (unsealed) from its row."""
+        return self.secrets.open(row["amqp_sealed"], context=_context(row["hub_id"])).decode()
+
     async def listing(self) -> list[dict]:
         """Peers without secrets: id, API, certificate fingerprint, when added."""
         return [
             {
                 "hub_id": r["hub_id"],
                 "http_url": r["http_url"],
-                "amqp": _without_password(
-                    self.secrets.open(r["amqp_sealed"], context=_context(r["hub_id"])).decode()
-                ),
+                "amqp": _without_password(self.amqp_url(r)),
                 "cert_sha256": r["cert_sha256"].hex(),
                 "added_at": r["added_at"].isoformat(),
             }

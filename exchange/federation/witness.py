@@ -17,12 +17,16 @@ import hashlib
 import json
 import logging
 
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+
 from exchange import merkle
 from exchange.errors import HubError
 from exchange.federation.peers import Peers
+from exchange.hubkeys import key_id
 from exchange.store.federation import PostgresFederation
 from exchange.tasks import BackgroundLoop, log_failure
-from signing import KeyHandle, sign_detached
+from signing import KeyHandle, sign_detached, verify_detached
 
 __all__ = ["Witness", "witness_json"]
 
@@ -60,6 +64,28 @@ def witness_json(row) -> dict:
         "signature_format": "CMS SignedData, detached, DER, base64",
         "witnessed_at": row["witnessed_at"].isoformat(),
     }
+
+
+async def _check_signed(peer: str, head: bytes, signature: bytes, chain_pem: object) -> None:
+    """The head's CMS signature is intact and made by the key the head names (whose chain the
+    peer serves with it). This proves integrity, not trust: an auditor checks the peer's key
+    against the anchors it trusts (``lienthong audit verify --trust``)."""
+    try:
+        certs = [
+            asn1_x509.Certificate.load(der)
+            for _, _, der in pem.unarmor(str(chain_pem).encode(), multiple=True)
+        ]
+        if not certs:
+            raise ValueError("no certificate")
+        result = await verify_detached(head, signature, [certs[-1]])
+        named = json.loads(head).get("key")
+    except (ValueError, TypeError) as exc:
+        raise HubError("federation.bad_head", f"{peer}'s head signature: {exc}") from None
+    if not (result.intact and result.valid) or (named and named != key_id(result.signer_cert)):
+        raise HubError(
+            "federation.bad_head",
+            f"{peer}'s head is not signed by the key it names ({result.problem or 'other key'})",
+        )
 
 
 class Witness(BackgroundLoop):
@@ -124,6 +150,7 @@ class Witness(BackgroundLoop):
             raise HubError(
                 "federation.bad_head", f"{peer} served an unreadable head: {exc}"
             ) from None
+        await _check_signed(peer, head, signature, answer.get("certificate"))
         if last is not None:
             if size < last["tree_size"]:
                 return await self._inconsistent(peer, last, size, root, "the log shrank")

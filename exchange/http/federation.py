@@ -11,6 +11,7 @@ import re
 
 from aiohttp import web
 
+from exchange import hubkeys
 from exchange.errors import HubError
 from exchange.federation.witness import witness_json
 from exchange.http import v1
@@ -59,6 +60,7 @@ async def peer_head(request: web.Request) -> web.Response:
     if head is None:
         raise HubError("ledger.head_not_found", "no signed head yet")
     body = head.to_json()
+    body["certificate"] = hubkeys.pem_chain(hubkeys.chain_of(hub.key))
     if old:
         proof = await v1._proof(hub.ledger.consistency(old, head.tree_size))
         body["consistency"] = {"from": old, "proof": [h.hex() for h in proof]}

@@ -161,7 +161,19 @@ async def test_a_loop_and_a_forged_hand_over_are_refused(hubs):
         digest, COMMUNE.code, DISTRICT.code, "H99", ({"hub": "H99", "at": now_iso()},)
     )
     await _publish_into(q, forged.to_bytes(), "H41.10.00.000")
-    await _rejection(q, digest, "federation.not_peer")
+    rows = await _rejection(q, digest, "federation.not_peer")
+    assert "not a peer" in rows[0]["detail"]["reason"]
+    # Naming a real peer does not help: the message did not come over that peer's link.
+    posing = Handover(
+        digest, COMMUNE.code, DISTRICT.code, "H49", ({"hub": "H49", "at": now_iso()},)
+    )
+    await _publish_into(q, posing.to_bytes(), "H41.10.00.000")
+
+    async def over_the_link():
+        found = await _rejection(q, digest, "federation.not_peer")
+        return [r for r in found if "did not come over the link" in r["detail"]["reason"]]
+
+    await _wait(over_the_link, what="the refusal of a hand-over posing as H49")
     assert not await q.hub.packages.digest_known(digest)
 
 
@@ -228,7 +240,10 @@ async def test_the_same_hand_over_twice_is_delivered_once(hubs):
             digest, COMMUNE.code, DISTRICT.code, "H49", ({"hub": "H49", "at": now_iso()},)
         )
         before = q.hub.federation.intake.duplicates
-        await _publish_into(q, again.to_bytes(), "H41.10.00.000")
+        # The same hand-over again, over the real link (as the reconciler would send it).
+        await p.hub.federation.link.publish(
+            again.to_bytes(), "H41.10.00.000", "again", mandatory=True
+        )
         await _wait(
             lambda: _true(q.hub.federation.intake.duplicates > before), what="the duplicate"
         )
@@ -437,3 +452,20 @@ async def test_the_evidence_bundle_holds_the_remote_receipt_and_witnessed_heads(
     alone = {c.item: c for c in await verify_bundle(tmp_path / "e.asice", [p.hub.key.cert])}
     assert not alone["remote receipt of H41"].ok
     assert not alone["witnessed head H41"].ok
+
+
+async def test_a_head_not_signed_by_the_key_it_names_is_not_countersigned(hubs):
+    p, q = hubs["H49"], hubs["H41"]
+    await _commit_something(q)
+    head = await q.hub.ledger.sign_head()
+    other = await p.hub.ledger.sign_head()  # a valid CMS, by another hub's key
+    await q.hub.pool.execute(
+        "UPDATE tree_heads SET signature = $1 WHERE tree_size = $2",
+        other.signature,
+        head.tree_size,
+    )
+    before = len(await p.hub.federation.store.witnesses("H41", 1000))
+    assert (await p.hub.federation.witness.witness_all())["H41"] == "federation.bad_head"
+    assert len(await p.hub.federation.store.witnesses("H41", 1000)) == before
+    status = {s.hub_id: s for s in await p.hub.federation.peers.status()}
+    assert "head" in status["H41"].last_error
