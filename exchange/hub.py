@@ -227,7 +227,7 @@ class Hub:
         delay = 0.5
         while self.consume:
             try:
-                await self.worker.consume(await self.registry.codes())
+                await self.worker.consume(await self._served_codes())
                 break
             except Exception as exc:
                 log.warning(
@@ -285,6 +285,14 @@ class Hub:
         await self.cpu.close()
         self._exit.close()
 
+    async def _served_codes(self) -> list[str]:
+        """The agencies whose inbox queues this hub keeps: those it serves itself (agencies
+        other hubs serve are reached by hand-over, see :mod:`exchange.federation`)."""
+        codes = await self.registry.codes()
+        if self.federation is None:
+            return codes
+        return sorted(await self.federation.store.local_codes(codes))
+
     def _on_registry_change(self, *_: object) -> None:
         asyncio.get_running_loop().create_task(self._declare_new_agencies())
 
@@ -292,7 +300,7 @@ class Hub:
         if not self.broker_ready.is_set():
             return  # declared with all the others once the broker is in use
         try:
-            for code in await self.registry.codes():
+            for code in await self._served_codes():
                 await self.broker.ensure_agency(code)
         except Exception:
             log.exception("declaring queues for new agencies failed")
