@@ -45,9 +45,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     setup_logging("ERROR")  # the demo says in plain words what the warnings would
-    return asyncio.run(
-        run_demo(settings, keep_serving=args.keep_serving, federated=args.federated)
-    )
+    return asyncio.run(run_demo(settings, keep_serving=args.keep_serving, federated=args.federated))
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -5,8 +5,8 @@ For every package that arrived from a peer, the reporter turns this hub's events
 the ``delivered``, ``fetched`` and ``acknowledged`` of the agencies it serves itself become
 notes of the same name, and ``remote`` events (notes from hubs further on) are passed back
 unchanged. Each goes on ``out`` with the routing key of the package's sender, so it travels
-the way hand-overs came, hop by hop. The events table is read after a cursor that moves only
-once the notes are confirmed: at least once, and the receiver records each note once.
+the way hand-overs came, hop by hop. The events are read in ledger order after a cursor that
+moves only once the notes are confirmed: at least once, and the receiver records each note once.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Reporter(BackgroundLoop):
         """Send the notes of the next events; returns how many events were read."""
         if not self.link.ready:
             return 0
-        position, rows = await self.store.reportable(_KINDS, limit)
+        rows = await self.store.reportable(_KINDS, limit)
         if not rows:
             return 0
         notes = []
@@ -79,7 +79,7 @@ class Reporter(BackgroundLoop):
                 for n, key, event_id in notes
             )
         )
-        await self.store.advance(rows[-1]["id"])
+        await self.store.advance(rows[-1]["ledger_index"])
         return len(rows)
 
     async def _note(self, row) -> Note | None:

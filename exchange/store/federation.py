@@ -108,14 +108,6 @@ class PostgresFederation:
 
     # ----- packages seen by federation --------------------------------------------------
 
-    async def arrival(self, package_id: uuid.UUID) -> dict | None:
-        """The 'arrived' detail (from hub, hops) of a package received from a peer."""
-        return await self.pool.fetchval(
-            "SELECT detail FROM events WHERE package_id = $1 AND event = 'arrived' "
-            "ORDER BY id LIMIT 1",
-            package_id,
-        )
-
     async def package_by_digest(self, digest: bytes) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
             "SELECT p.id, p.sender, p.digest, a.detail AS arrival FROM packages p LEFT JOIN "
@@ -177,29 +169,25 @@ class PostgresFederation:
 
     # ----- the note reporter ------------------------------------------------------------
 
-    async def reportable(self, kinds: Sequence[str], limit: int) -> tuple[int, list]:
-        """Events after the reporter's cursor about packages that arrived from a peer."""
-        position = (
-            await self.pool.fetchval(
-                "SELECT position FROM federation_cursors WHERE name = 'reporter'"
-            )
-            or 0
+    async def reportable(self, kinds: Sequence[str], limit: int) -> list[asyncpg.Record]:
+        """Events after the reporter's cursor about packages that arrived from a peer. The
+        cursor is a ledger position: the sequencer numbers leaves in commit order, so an event
+        committed late is never behind the cursor (event ids are not in commit order)."""
+        position = await self.pool.fetchval(
+            "SELECT position FROM federation_cursors WHERE name = 'reporter'"
         )
-        rows = await self.pool.fetch(
-            "SELECT e.id, e.event, e.organ_id, e.at, e.detail, p.digest, p.sender, "
-            "a.detail AS arrival, (h.hub_id IS NOT NULL) AS served_elsewhere "
+        return await self.pool.fetch(
+            "SELECT e.id, e.ledger_index, e.event, e.organ_id, e.at, e.detail, p.digest, "
+            "p.sender, a.detail AS arrival, (h.hub_id IS NOT NULL) AS served_elsewhere "
             "FROM events e JOIN packages p ON p.id = e.package_id "
             "JOIN events a ON a.package_id = e.package_id AND a.event = 'arrived' "
             "LEFT JOIN agency_home_hubs h ON h.organ_id = e.organ_id "
-            "WHERE e.id > $1 AND e.event = ANY($2::text[]) ORDER BY e.id LIMIT $3",
-            position,
+            "WHERE e.ledger_index > $1 AND e.event = ANY($2::text[]) "
+            "ORDER BY e.ledger_index LIMIT $3",
+            -1 if position is None else position,
             list(kinds),
             limit,
         )
-        return position, rows
-
-    async def last_event_id(self) -> int:
-        return await self.pool.fetchval("SELECT coalesce(max(id), 0) FROM events")
 
     async def advance(self, position: int) -> None:
         await self.pool.execute(
