@@ -36,7 +36,9 @@ __all__ = ["Federation"]
 
 log = logging.getLogger("lienthong.federation")
 _PREFETCH = 16
-_MAX_ATTEMPTS = 12  # for unexpected failures; a peer or database that is away is waited for
+# Attempts (about two minutes) before a message goes back to the end of the queue (a peer or the
+# database away) or, after an unexpected failure, is dropped with an error.
+_MAX_ATTEMPTS = 8
 
 
 class Federation:
@@ -129,7 +131,11 @@ class Federation:
             except Exception as exc:
                 waiting = isinstance(exc, TryLater) or unavailable(exc)
                 attempt += 1
-                if not waiting and attempt >= _MAX_ATTEMPTS:
+                if attempt >= _MAX_ATTEMPTS:
+                    if waiting:  # back of the queue: a peer that is away holds up no other
+                        with contextlib.suppress(Exception):
+                            await message.nack(requeue=True)
+                        return
                     log.error("federation message dropped after repeated failures", exc_info=exc)
                     break
                 log.warning(

@@ -469,3 +469,28 @@ async def test_a_head_not_signed_by_the_key_it_names_is_not_countersigned(hubs):
     assert len(await p.hub.federation.store.witnesses("H41", 1000)) == before
     status = {s.hub_id: s for s in await p.hub.federation.peers.status()}
     assert "head" in status["H41"].last_error
+
+
+async def test_a_sending_hub_that_cannot_be_fetched_from_is_waited_for(hubs):
+    """The claim check cannot be redeemed while the sending hub's API is unreachable: the
+    hand-over is kept and retried, the link status says why, and it arrives once after."""
+    p, q = hubs["H49"], hubs["H41"]
+    peers = q.hub.federation.peers
+    commune = await _client(p, COMMUNE.code)
+    try:
+        await peers.add("H49", p.settings.amqp_url, "https://127.0.0.1:9", p.cert_pem)
+        sent = await commune.submit(_document(f"unreachable-{time.time_ns()}"))
+        digest = bytes.fromhex(sent["digest"])
+
+        async def noted():
+            status = {s.hub_id: s for s in await peers.status()}
+            return status["H49"].last_error
+
+        error = await _wait(noted, what="the fetch failure in the status")
+        assert "cannot fetch from H49" in error
+        assert not await q.hub.packages.digest_known(digest)
+    finally:
+        await peers.add("H49", p.settings.amqp_url, p.url, p.cert_pem)
+        await commune.session.close()
+    await _wait(lambda: _events(q, digest, "delivered"), what="the delivery once reachable")
+    assert len(await _events(q, digest, "delivered")) == 1
