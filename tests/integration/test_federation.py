@@ -494,3 +494,62 @@ async def test_a_sending_hub_that_cannot_be_fetched_from_is_waited_for(hubs):
         await commune.session.close()
     await _wait(lambda: _events(q, digest, "delivered"), what="the delivery once reachable")
     assert len(await _events(q, digest, "delivered")) == 1
+
+
+def _rezip(source, target, changes: dict[str, bytes]) -> None:
+    """The bundle with some members replaced, evidence.json re-hashed (it is not signed)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old:
+        files = {i.filename: old.read(i) for i in old.infolist()}
+    files.update(changes)
+    index = json.loads(files["evidence.json"])
+    for name in changes:
+        index["files"][name] = hashlib.sha256(files[name]).hexdigest()
+    files["evidence.json"] = json.dumps(index).encode()
+    with zipfile.ZipFile(target, "w") as new:
+        new.writestr("mimetype", files.pop("mimetype"), compress_type=zipfile.ZIP_STORED)
+        for name, data in files.items():
+            new.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+async def test_a_remote_receipt_swapped_in_the_bundle_is_caught(hubs, tmp_path):
+    from exchange.audit import verify_bundle
+
+    p, q = hubs["H49"], hubs["H41"]
+    commune = await _client(p, COMMUNE.code)
+    bundles = []
+    try:
+        for n in range(2):
+            sent = await commune.submit(_document(f"swap-{n}-{time.time_ns()}"))
+
+            async def accepted(package_id=sent["id"]):
+                trail = await commune.trail(package_id)
+                return any(e["detail"].get("kind") == "accepted" for e in trail["events"])
+
+            await _wait(accepted, what="the remote receipt")
+            headers = {"Authorization": f"Bearer {await commune.token()}"}
+            async with commune.session.get(
+                f"{p.url}/v1/packages/{sent['id']}/evidence", headers=headers
+            ) as r:
+                bundles.append(tmp_path / f"{n}.asice")
+                bundles[-1].write_bytes(await r.read())
+    finally:
+        await commune.session.close()
+    import zipfile
+
+    with zipfile.ZipFile(bundles[1]) as other:
+        swapped = {
+            name: other.read(f"federation/receipts/H41.{ext}")
+            for ext, name in (
+                ("json", "federation/receipts/H41.json"),
+                ("p7s", "federation/receipts/H41.p7s"),
+            )
+        }
+    _rezip(bundles[0], tmp_path / "forged.asice", swapped)
+    checks = {
+        c.item: c
+        for c in await verify_bundle(tmp_path / "forged.asice", [p.hub.key.cert, q.hub.key.cert])
+    }
+    assert not checks["remote receipt of H41"].ok
+    assert "other bytes" in checks["remote receipt of H41"].detail
