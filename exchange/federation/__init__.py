@@ -17,9 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
+import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from exchange.broker import Broker
+from exchange.config import Settings
 from exchange.errors import HubError
 from exchange.federation.intake import Intake, TryLater
 from exchange.federation.link import Link
@@ -28,9 +32,13 @@ from exchange.federation.outbound import FederatedPublisher
 from exchange.federation.peers import Peers
 from exchange.federation.reporter import Reporter
 from exchange.federation.witness import Witness
+from exchange.sealing import SecretBox
 from exchange.store.database import unavailable
 from exchange.store.federation import PostgresFederation
 from schemas import FormatError
+
+if TYPE_CHECKING:
+    from exchange.hub import Hub
 
 __all__ = ["Federation"]
 
@@ -44,7 +52,9 @@ _MAX_ATTEMPTS = 8
 class Federation:
     """The federation side of one hub."""
 
-    def __init__(self, settings, pool, broker, secrets) -> None:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, broker: Broker, secrets: SecretBox
+    ) -> None:
         self.settings = settings
         self.hub_id = settings.hub_id
         self.store = PostgresFederation(pool)
@@ -57,7 +67,7 @@ class Federation:
         self._handling: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
 
-    def wire(self, hub) -> None:
+    def wire(self, hub: Hub) -> None:
         """Connect to the rest of the hub (called once the hub has built its parts)."""
         self.intake = Intake(
             self.hub_id,
