@@ -246,15 +246,16 @@ class Intake:
                 **{k: v for k, v in note.detail.items() if k not in ("kind", "hub", "from_hub")},
             },
         )
-        new = await self.store.record_note(
-            note.digest, note.hub_id, note.organ_id, note.kind, event
-        )
-        if new and note.kind == "accepted" and note.hub_id == note.from_hub:
+        if note.kind == "accepted" and note.hub_id == note.from_hub:
             # The next hub took the package: our copies for what it serves are handed over.
+            # Marked before the note is recorded (both are idempotent), so a trail that shows
+            # the receipt also shows the copy delivered.
             ids = await self.store.remote_deliveries(row["id"], note.detail.get("recipients", []))
             if ids:
                 await self.deliveries.deliver(ids)
-        return new
+        return await self.store.record_note(
+            note.digest, note.hub_id, note.organ_id, note.kind, event
+        )
 
 
 def received_from(via: object, amqp_url: str) -> bool:
