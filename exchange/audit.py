@@ -17,6 +17,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from exchange import merkle
+from exchange.audit_delivery import check_delivery_receipts, delivery_receipt_members
 from exchange.bundle import (
     Bundle,
     BundleError,
@@ -174,6 +175,7 @@ async def verify_bundle(
         content["_index"] = entry.index
         by_package.setdefault(content["package"], []).append(content)
     await _check_subjects(checks, bundle, by_package, anchors)
+    await check_delivery_receipts(checks, bundle, by_package, anchors, _signed_check, Check)
     _check_layout(checks, bundle, by_package)
     await _check_federation(checks, bundle, by_package, anchors)
 
@@ -206,6 +208,7 @@ def _check_layout(checks: list[Check], bundle: Bundle, by_package: dict) -> None
     allowed = set(_FIXED) | {f"statuses/{sid}.edxml" for sid in bundle.status_ids}
     for pid in ids:
         allowed |= {f"receipts/{pid}.json", f"receipts/{pid}.p7s", f"reports/{pid}.json"}
+    allowed |= delivery_receipt_members(bundle)
     for name in sorted(bundle.files):
         if name not in allowed and not federation_evidence.allowed(name):
             checks.append(Check(f"file {name}", False, "not a member of an evidence bundle"))

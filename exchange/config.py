@@ -115,6 +115,23 @@ class Settings(BaseSettings):
     # AES-GCM): base64 keys, one per line, the first current. LIENTHONG_SECRET_KEY wins; with
     # neither, a development key is made at <blob_dir>/../secret.key.
     secret_key_file: str = ""
+    # Push delivery (exchange/push/): retry intervals in seconds, the last one repeating until
+    # push_ttl_seconds after the push began; connect and whole-request timeouts; attempts at
+    # once per endpoint in each hub process; the circuit breaker (failures in a row, seconds
+    # open); how often due pushes are looked for; an extra CA file for https endpoints.
+    push_retry_schedule: str = "30,120,1200,3600"
+    push_ttl_seconds: float = 72 * 3600.0
+    push_connect_timeout_seconds: float = 5.0
+    push_timeout_seconds: float = 30.0
+    push_concurrency: int = 4
+    push_breaker_failures: int = 5
+    push_breaker_seconds: float = 60.0
+    push_poll_seconds: float = 0.2
+    push_ca_file: str = ""
+    # After `agency push --new-secret` the old secret signs too (a second signature) this long.
+    push_secret_overlap_seconds: float = 86_400.0
+    # When set, /v1/admin/... takes "Authorization: Bearer <admin_token>" (operators).
+    admin_token: str = ""
     # Federation (exchange/federation): this hub's id among its peers (empty: not federated);
     # the routing keys it takes from peers (its subtrees, e.g. "H49.#"; "#" for a national
     # hub); the RabbitMQ management API that configures upstreams and policies (credentials
@@ -130,6 +147,18 @@ class Settings(BaseSettings):
         """In the environment a list of files is comma-separated."""
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("push_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        """Comma-separated seconds, each above 0 and at most a day."""
+        try:
+            steps = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("comma-separated seconds, e.g. 30,120,1200,3600") from None
+        if not all(0 < step <= 86_400 for step in steps):
+            raise ValueError("each interval is above 0 and at most 86400 seconds")
         return value
 
     @field_validator("log_level", mode="before")

@@ -22,6 +22,7 @@ from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
 from exchange.demo_flows import demo_flows
+from exchange.demo_push import PushReceiver
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from schemas import build_document, build_status
@@ -46,9 +47,14 @@ async def _wait_inbox(client: HubClient, want: int, timeout: float = 30.0) -> li
 
 
 async def run_demo(
-    settings: Settings, *, keep_serving: bool = False, federated: bool = False
+    settings: Settings,
+    *,
+    keep_serving: bool = False,
+    push: bool = False,
+    federated: bool = False,
 ) -> int:
     """Run the demo exchange; returns a process exit code (0 when every step checked out).
+    With ``push`` the commune takes its documents by push (exchange/demo_push.py);
     ``federated``: three federated hubs instead (:mod:`exchange.federation.demo`)."""
     if federated:
         from exchange.federation.demo import run_federated_demo
@@ -69,17 +75,23 @@ async def run_demo(
             registry.add_row(agency.level, agency.code, agency.name, agency.routing_key)
         console.print(registry)
 
+        receiver = PushReceiver(commune.code) if push else None
+        if receiver is not None:
+            await receiver.start(hub)
+            console.print(f"{commune.name} takes its documents by push, at {receiver.url}.")
         clients = {}
         for agency in DEMO_AGENCIES:
             creds = await issue_credentials(hub.credentials, agency.code)
             clients[agency.code] = HubClient(url, creds.client_id, creds.client_secret)
         try:
             ok = await _exchange(
-                console, clients, ministry, [province, district, commune], hub.key.cert
+                console, clients, ministry, [province, district, commune], hub.key.cert, receiver
             )
         finally:
             for client in clients.values():
                 await client.close()
+            if receiver is not None:
+                await receiver.stop()
         if keep_serving:
             console.print(f"The hub keeps serving on {url}; Ctrl-C to stop.")
             await asyncio.Event().wait()
@@ -107,7 +119,7 @@ async def _check_evidence(console: Console, client: HubClient, package_id: str, 
 
 
 async def _exchange(
-    console: Console, clients: dict, sender: Agency, recipients: list, hub_cert
+    console: Console, clients: dict, sender: Agency, recipients: list, hub_cert, receiver=None
 ) -> bool:
     number = str(int(time.time()))
     attachment = "Công văn về việc triển khai liên thông văn bản điện tử.\n".encode()
@@ -120,6 +132,8 @@ async def _exchange(
         priority=1,
         attachments=[("cong-van.txt", "text/plain", attachment)],
     )
+    for client in clients.values():
+        await client.token()  # logged in beforehand: the times below are the documents' own
     started = time.perf_counter()
     sent = await clients[sender.code].submit(package)
     console.print(
@@ -130,6 +144,8 @@ async def _exchange(
     all_ok = True
 
     async def arrival(agency: Agency) -> float | None:
+        if receiver is not None and agency.code == receiver.organ_id:
+            return await receiver.arrival(sent["id"], started)
         items = await _wait_inbox(clients[agency.code], 1)
         if not any(i["id"] == sent["id"] for i in items):
             return None
@@ -160,7 +176,8 @@ async def _exchange(
         results.add_row(
             agency.name,
             agency.level,
-            f"{arrived * 1000:.0f} ms",
+            f"{arrived * 1000:.0f} ms"
+            + (" (push)" if receiver is not None and agency.code == receiver.organ_id else ""),
             "yes" if identical else "NO",
             "01, 03",
         )
@@ -186,6 +203,8 @@ async def _exchange(
         table.add_row(event["at"][11:23], event["event"], event["organ_id"] or "", str(detail))
     console.print(table)
     all_ok &= await _check_evidence(console, clients[sender.code], sent["id"], hub_cert)
+    if receiver is not None:
+        await receiver.stop()  # the business flows below are shown by pull
     all_ok &= await demo_flows(console, clients, sender, recipients, sent["document_id"])
     verdict = "[green]every step checked out[/]" if all_ok else "[red]something went wrong[/]"
     console.print(f"Demo finished: {verdict}.")

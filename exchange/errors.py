@@ -42,4 +42,3 @@ class HubError(Exception):
 
     def __repr__(self) -> str:
         return f"HubError({self.code!r}, {self.message!r})"
-

@@ -29,6 +29,8 @@ EVENT_KINDS = frozenset(
         "rejected",  # refused by the hub
         "linked",  # a revocation, update or replacement linked to the document it concerns
         "disposition",  # a recipient's copy recalled, superseded, or answered (exchange/flows.py)
+        "push_attempt",  # one webhook attempt to the recipient's system (exchange/push)
+        "push_failed",  # the push gave up (dead letter); the copy stays in the inbox
         "arrived",  # handed over by a peer hub (federation): from which hub, the hops
         "remote",  # what a peer hub reported about our hand-over (accepted, delivered, ...)
     }

@@ -8,6 +8,7 @@ Layout (every member is listed with its SHA-256 in ``evidence.json``):
     package.edxml                   the exact bytes the sender posted
     statuses/<id>.edxml             every status package about it, exact bytes
     receipts/<id>.json, .p7s        the hub's signed receipts (package and statuses)
+    delivery-receipts/<id>/<organ>.json, .p7s   signed delivery receipts: what each recipient took
     reports/<id>.json               verification reports, when the hub made them
     ledger/leaves.json              the leaves of every event, with inclusion proofs
     ledger/head.json, head.p7s      the signed tree head the proofs lead to
@@ -52,6 +53,8 @@ statuses/*.edxml    The status packages (01-16) about it, exact bytes; each one'
                     a leaf of the package's chain ("status_digest") and in the status's own leaves.
 receipts/*          The hub's receipts: what arrived, from whom, for whom, when, and at which ledger
                     leaf, signed by the hub (CMS; openssl cms -verify can check them too).
+delivery-receipts/* The hub's delivery receipts: the bytes (SHA-256) a recipient's system took,
+                    when, how (push or pull), at which 'acknowledged' leaf; signed by the hub.
 reports/*           Signature verification reports made at the hub's door, when there are any.
 ledger/leaves.json  Every event (submitted, routed, delivered, fetched, acknowledged, status,
                     recalled) as its exact leaf bytes with an inclusion proof (RFC 9162).
@@ -137,6 +140,12 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
         files[f"receipts/{package_id}.json"] = base64.b64decode(receipt["body"])
         files[f"receipts/{package_id}.p7s"] = base64.b64decode(receipt["signature"])
         signers.add(receipt["key_id"])
+        for taken in await hub.delivery_receipts.for_package(package_id, _only(package, caller)):
+            if taken["receipt"] is not None:
+                name = f"delivery-receipts/{package_id}/{taken['recipient']}"
+                files[f"{name}.json"] = base64.b64decode(taken["receipt"]["body"])
+                files[f"{name}.p7s"] = base64.b64decode(taken["receipt"]["signature"])
+                signers.add(taken["receipt"]["key_id"])
     for report in await hub.ledger_store.reports(ids):
         files[f"reports/{report['package_id']}.json"] = report["report"]
     files["ledger/leaves.json"] = json.dumps(
@@ -158,6 +167,11 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     files["evidence.json"] = json.dumps(index, indent=1).encode()
     # Compressing up to 50 MiB is no work for the event loop.
     return await asyncio.to_thread(_zip, files)
+
+
+def _only(package: asyncpg.Record, caller: str) -> str | None:
+    """Whose delivery receipts the caller sees: every recipient's for the sender, else its own."""
+    return None if package["sender"] == caller else caller
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

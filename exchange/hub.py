@@ -20,15 +20,19 @@ from exchange.blobs import BlobStore
 from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.delivery import Deliveries
+from exchange.delivery_receipts import DeliveryReceipts
 from exchange.federation import Federation
 from exchange.ledger import Ledger
 from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
+from exchange.push import PushAdmin, Pusher, PushMetrics
 from exchange.receipts import Receipts
 from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
+from exchange.store.delivery_receipts import PostgresDeliveryReceipts
 from exchange.store.flows import PostgresFlows
+from exchange.store.push import PostgresPush
 from exchange.store.registry import REGISTRY_CHANNEL
 from exchange.submission import Submissions
 from exchange.verification import Inspector
@@ -82,11 +86,21 @@ class Hub:
             head_interval=settings.ledger_head_interval_seconds,
         )
         self.receipts = Receipts(self.ledger_store, self.ledger, self.key)
+        self.delivery_receipts = DeliveryReceipts(
+            PostgresDeliveryReceipts(self.pool), self.ledger, self.key
+        )
         outbound = self.federation.publisher if self.federation else self.broker
         self.dispatcher = Dispatcher(self.packages, outbound, settings)
         self.deliveries = Deliveries(self.packages)
         self.flows = PostgresFlows(self.pool)  # dispositions and links (exchange/flows.py)
         self.worker = InboxWorker(self.deliveries, self.broker)
+        self.push_store = PostgresPush(self.pool)
+        self.push_admin = PushAdmin(
+            self.push_store, self.secrets, settings.push_secret_overlap_seconds
+        )
+        self.pusher = Pusher(
+            self.push_store, self.blobs, self.secrets, settings, PushMetrics(self.metrics.registry)
+        )
         self.inspector = Inspector(settings, self.cpu, self.limits)
         self.submissions = Submissions(
             self.packages,
@@ -186,6 +200,11 @@ class Hub:
                     "Copies not yet acknowledged, by state.",
                     {f'state="{state}"': count for state, count in states.items()},
                 )
+                lines += gauge_lines(
+                    "lienthong_push_deliveries",
+                    "Pushes to agencies' systems not acknowledged yet, by state.",
+                    {f'state="{s}"': n for s, n in (await self.push_store.counts()).items()},
+                )
             except Exception:  # noqa: BLE001 (the gauge then says the database is down)
                 pass
         lines.append(f'lienthong_dependency_up{{dependency="database"}} {database_up}')
@@ -193,6 +212,11 @@ class Hub:
             "lienthong_deliveries_held",
             "Messages received and not yet recorded (held while the database is down).",
             self.worker.waiting,
+        )
+        lines += gauge_lines(
+            "lienthong_push_circuits_open",
+            "Push endpoints this process sends nothing to for now (circuit breaker open).",
+            self.pusher.open_circuits,
         )
         return "\n".join(lines) + "\n"
 
@@ -214,6 +238,8 @@ class Hub:
                 delay = min(delay * 2, 30.0)
         self.ledger.start()
         self.dispatcher.start()
+        if self.consume:
+            self.pusher.start()
         self.database_ready.set()
         log.info("database ready")
         if self.consume:
@@ -275,7 +301,7 @@ class Hub:
         self._tasks = []
         if self.federation:
             await self.federation.stop()
-        for loop in (self.ledger, self.dispatcher, self.worker):
+        for loop in (self.pusher, self.ledger, self.dispatcher, self.worker):
             await loop.stop()
         await self.broker.close()
         try:

@@ -10,6 +10,7 @@ import asyncpg
 
 from exchange.cli.agency import add_agency_commands
 from exchange.cli.audit import add_audit_commands
+from exchange.cli.deliveries import add_deliveries_commands
 from exchange.cli.document import add_document_commands
 from exchange.cli.federation import add_federation_commands
 from exchange.cli.hub import add_hub_commands
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(sub)
     add_agency_commands(sub)
     add_audit_commands(sub)
+    add_deliveries_commands(sub)
     add_sign_commands(sub)
     add_verify_command(sub)
     add_document_commands(sub)

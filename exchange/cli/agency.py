@@ -90,6 +90,61 @@ def cmd_agency_revoke(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
+# ----- agency push (push delivery, exchange/push/) ---------------------------------------
+
+
+def cmd_agency_push(args: argparse.Namespace) -> int:
+    from exchange.push import PushAdmin
+    from exchange.sealing import open_secret_box
+    from exchange.store.push import PostgresPush
+    from schemas import normalise
+
+    settings = settings_of(args)
+    organ_id = normalise(args.organ_id)
+    if bool(args.url) == bool(args.off):
+        print("error: give --url URL or --off", file=sys.stderr)
+        return 1
+    box = open_secret_box(settings)
+
+    async def work(stores):
+        admin = PushAdmin(PostgresPush(stores.pool), box, settings.push_secret_overlap_seconds)
+        if args.off:
+            return await admin.switch_off(organ_id)
+        return await admin.switch_on(organ_id, args.url, args.new_secret)
+
+    result = asyncio.run(with_stores(settings, work))
+    if args.off:
+        print(f"{organ_id}: {'back to pull' if result else 'was not on push'}")
+        return 0
+    print(f"{organ_id}: push to {args.url}")
+    if result:
+        print(f"webhook secret: {result}")
+        print("The secret is shown once and stored sealed. Give it to the receiving system.")
+        if args.new_secret:
+            hours = settings.push_secret_overlap_seconds / 3600
+            print(
+                f"The previous secret signs beside it for {hours:g} h (push_secret_overlap_seconds)"
+            )
+    else:
+        print("webhook secret: unchanged (--new-secret makes a new one)")
+    return 0
+
+
+def _add_push_command(ag) -> None:
+    p = ag.add_parser(
+        "push",
+        help="deliver to the agency's system by webhook (or --off: back to pull)",
+        description="Switch an agency to push delivery: the hub POSTs each document and status "
+        "to URL, signed as Standard Webhooks say, and retries on a schedule. Its signing secret "
+        "is printed once. Pull keeps working.",
+    )
+    p.add_argument("organ_id")
+    p.add_argument("--url", help="where the agency's system takes pushes (http or https)")
+    p.add_argument("--off", action="store_true", help="back to pull; the secret is dropped")
+    p.add_argument("--new-secret", action="store_true", help="replace the signing secret")
+    p.set_defaults(func=cmd_agency_push)
+
+
 def add_agency_commands(sub: argparse._SubParsersAction) -> None:
     """agency credentials, signer, client-cert, revoke."""
     ag = sub.add_parser("agency", help="agency credentials").add_subparsers(
@@ -129,3 +184,4 @@ def add_agency_commands(sub: argparse._SubParsersAction) -> None:
     p = ag.add_parser("revoke", help="revoke a client and its tokens")
     p.add_argument("client_id")
     p.set_defaults(func=cmd_agency_revoke)
+    _add_push_command(ag)

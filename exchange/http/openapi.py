@@ -6,6 +6,7 @@ from functools import cache
 
 from exchange.http.errors import ERROR_CODES
 from exchange.http.inputs import MAX_QUERY_VALUE
+from exchange.http.push import push_paths
 
 __all__ = ["openapi_document"]
 
@@ -363,6 +364,7 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     },
                 }
             },
+            **push_paths(_errors, _json),
         },
         "components": {
             "securitySchemes": {

@@ -23,6 +23,7 @@ from exchange.http import federation as federation_routes
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
+from exchange.http.push import push_routes
 from exchange.http.tls import peer_certificate
 from exchange.hub import Hub
 from exchange.throttle import SlidingWindow, too_many
@@ -381,3 +382,4 @@ ROUTES = [
     ("GET", "/v1/federation/directory", federation_routes.directory),
     ("GET", "/v1/ledger/witnesses", federation_routes.witnesses),
 ]
+ROUTES += push_routes(HUB, _caller)  # receipts and /v1/admin (exchange/http/push.py)

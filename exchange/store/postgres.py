@@ -19,6 +19,7 @@ from exchange.events import Event, canonical_leaf
 from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
 from exchange.store.events import record_events
 from exchange.store.flows import FlowOutcome
+from exchange.store.push import enqueue_pushes
 from schemas import Package
 
 __all__ = ["DeliveryRow", "PostgresPackages"]
@@ -28,7 +29,15 @@ _LOCK_DIGEST = 7214010
 _LOCK_DOCUMENT_ID = 7214011
 _LOCK_DELIVERING = 7214002  # one delivering transaction at a time: inbox cursors only grow
 _REPLACING_TYPES = {1, 2, 3}  # revoke, update, replace: may reuse a DocumentId
-_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged", "disposition"]
+_PER_RECIPIENT_EVENTS = [
+    "routed",
+    "delivered",
+    "fetched",
+    "acknowledged",
+    "disposition",
+    "push_attempt",
+    "push_failed",
+]
 _STATUS_EVENTS = ["status", "recalled"]
 
 ChooseDocument = Callable[[Package, list[DocumentCandidate]], DocumentCandidate]
@@ -331,10 +340,11 @@ class PostgresPackages:
                 FROM packages p
                 WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
                   AND p.id = deliveries.package_id
-                RETURNING deliveries.package_id, deliveries.recipient, p.digest
+                RETURNING deliveries.id, deliveries.package_id, deliveries.recipient, p.digest
                 """,
                 delivery_ids,
             )
+            await enqueue_pushes(conn, [r["id"] for r in rows])
             await record_events(
                 conn,
                 [Event("delivered", r["digest"], r["package_id"], r["recipient"]) for r in rows],

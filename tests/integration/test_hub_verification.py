@@ -254,9 +254,7 @@ async def test_only_try_later_may_be_accepted_by_policy(tmp_path, indeterminate)
         await db.drop_schema(settings)
 
 
-async def test_a_certificate_naming_no_revocation_source_is_refused_under_hard_fail(
-    tmp_path, pki
-):
+async def test_a_certificate_naming_no_revocation_source_is_refused_under_hard_fail(tmp_path, pki):
     """Under hard-fail the doubt that may be accepted is a responder that did not answer; a
     signer whose certificate names no OCSP responder and no CRL gives nothing to wait for, so
     even ``verify_indeterminate = accept`` refuses it, and the clerk's ordinary certificate
