@@ -33,6 +33,8 @@ from exchange.bundle import (
     want_str,
 )
 from exchange.evidence import MIMETYPE
+from exchange.federation import evidence as federation_evidence
+from exchange.federation.evidence_check import check_federation
 from exchange.hubkeys import key_id
 from signing import CmsCheck, verify_detached
 
@@ -176,6 +178,7 @@ async def verify_bundle(
     await check_delivery_receipts(checks, bundle, by_package, anchors, _signed_check, Check)
     _check_layout(checks, bundle, by_package)
     checks.extend(_parties(bundle))
+    await _check_federation(checks, bundle, by_package, anchors)
 
     # 4. A newer head, obtained later from the hub: the log only grew.
     if newer_head is not None:
@@ -233,7 +236,7 @@ def _check_layout(checks: list[Check], bundle: Bundle, by_package: dict) -> None
         allowed |= {f"receipts/{pid}.json", f"receipts/{pid}.p7s", f"reports/{pid}.json"}
     allowed |= delivery_receipt_members(bundle)
     for name in sorted(bundle.files):
-        if name not in allowed:
+        if name not in allowed and not federation_evidence.allowed(name):
             checks.append(Check(f"file {name}", False, "not a member of an evidence bundle"))
     for pid in ids:
         data = bundle.files.get(f"reports/{pid}.json")
@@ -315,6 +318,25 @@ async def _check_subjects(checks: list[Check], bundle: Bundle, by_package, ancho
                     else "the linked status package is missing or differs",
                 )
             )
+
+
+async def _check_federation(checks: list[Check], bundle: Bundle, by_package, anchors) -> None:
+    """Remote hubs' receipts and witnessed heads (see :mod:`exchange.federation.evidence`)."""
+    data = bundle.files.get("package.edxml")
+    if data is None:
+        return
+
+    async def verify(body: bytes, signature: bytes | None) -> tuple[bool, str]:
+        result, detail = await _signed(body, signature, anchors)
+        return result is not None and result.ok, detail
+
+    for item, ok, detail in await check_federation(
+        bundle.files,
+        hashlib.sha256(data).hexdigest(),
+        by_package.get(bundle.package_id, []),
+        verify,
+    ):
+        checks.append(Check(item, ok, detail))
 
 
 async def _check_newer(path: Path, size: int, root: bytes, anchors) -> Check:

@@ -135,8 +135,16 @@ class Settings(BaseSettings):
     # A package addressed to a retired code: "redirect" sends it to the code's successor(s),
     # "refuse" answers 422 recipient.inactive (see exchange/succession.py).
     retired_recipient: Literal["refuse", "redirect"] = "redirect"
+    # Federation (exchange/federation): this hub's id among its peers (empty: not federated);
+    # the routing keys it takes from peers (its subtrees, e.g. "H49.#"; "#" for a national
+    # hub); the RabbitMQ management API that configures upstreams and policies (credentials
+    # from amqp_url unless given here); how often peers' tree heads are countersigned.
+    hub_id: str = ""
+    federation_bindings: Annotated[tuple[str, ...], NoDecode] = ()
+    federation_management_url: str = "http://127.0.0.1:15672"
+    federation_witness_interval_seconds: float = 60.0
 
-    @field_validator("trust_anchors", "trust_intermediates", mode="before")
+    @field_validator("trust_anchors", "trust_intermediates", "federation_bindings", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """In the environment a list of files is comma-separated."""

@@ -47,9 +47,20 @@ async def _wait_inbox(client: HubClient, want: int, timeout: float = 30.0) -> li
         await asyncio.sleep(0.05)
 
 
-async def run_demo(settings: Settings, *, keep_serving: bool = False, push: bool = False) -> int:
+async def run_demo(
+    settings: Settings,
+    *,
+    keep_serving: bool = False,
+    push: bool = False,
+    federated: bool = False,
+) -> int:
     """Run the demo exchange; returns a process exit code (0 when every step checked out).
-    With ``push`` the commune takes its documents by push (exchange/demo_push.py)."""
+    With ``push`` the commune takes its documents by push (exchange/demo_push.py);
+    ``federated``: three federated hubs instead (:mod:`exchange.federation.demo`)."""
+    if federated:
+        from exchange.federation.demo import run_federated_demo
+
+        return await run_federated_demo(settings, keep_serving=keep_serving)
     console = Console()
     ministry, province, district, commune = DEMO_AGENCIES
     async with running_hub(settings) as (hub, url):

@@ -33,6 +33,8 @@ EVENT_KINDS = frozenset(
         "push_failed",  # the push gave up (dead letter); the copy stays in the inbox
         "registry",  # a new version of an agency in the registry (no package)
         "import_failed",  # the recipient's own system could not import its copy (VDXP, LGSP)
+        "arrived",  # handed over by a peer hub (federation): from which hub, the hops
+        "remote",  # what a peer hub reported about our hand-over (accepted, delivered, ...)
     }
 )
 LEAF_VERSION = 1

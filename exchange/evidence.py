@@ -13,6 +13,7 @@ Layout (every member is listed with its SHA-256 in ``evidence.json``):
     ledger/leaves.json              the leaves of every event, with inclusion proofs
     ledger/head.json, head.p7s      the signed tree head the proofs lead to
     certs/hub.pem                   the chains of the hub keys that signed head and receipts
+    federation/...                  remote hubs' receipts, witnessed heads (exchange.federation)
     evidence.json                   index of the above
     README.txt                      what each item proves
 """
@@ -32,6 +33,7 @@ from asn1crypto import pem
 from lxml import etree
 
 from exchange.history import package_parties
+from exchange.federation.evidence import federation_members
 from exchange.hubkeys import chain_of, key_id, pem_chain
 
 if TYPE_CHECKING:
@@ -156,6 +158,7 @@ async def build_bundle(hub: Hub, package: asyncpg.Record, caller: str) -> bytes:
     files["ledger/head.json"] = head.head
     files["ledger/head.p7s"] = head.signature
     files["certs/hub.pem"] = await _signer_chains(hub, signers)
+    files |= await federation_members(hub, events)  # remote receipts, witnessed heads
     files["README.txt"] = README.encode()  # hashed too: the auditor reads it
     copies = await hub.packages.copies(package, caller)
     codes = [package["sender"], *(c for r in copies for c in (r["addressed_as"], r["recipient"]))]

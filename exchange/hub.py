@@ -21,6 +21,7 @@ from exchange.broker import Broker, Dispatcher, InboxWorker
 from exchange.config import Settings
 from exchange.delivery import Deliveries
 from exchange.delivery_receipts import DeliveryReceipts
+from exchange.federation import Federation
 from exchange.ledger import Ledger
 from exchange.observability import Metrics, gauge_lines
 from exchange.policy import Policy
@@ -75,6 +76,9 @@ class Hub:
         self.credentials = self.stores.credentials
         self.ledger_store = self.stores.ledger
         self.broker = Broker(settings)
+        self.federation = (
+            Federation(settings, self.pool, self.broker, self.secrets) if settings.hub_id else None
+        )
         self.ledger = Ledger(
             self.ledger_store,
             self.key,
@@ -85,7 +89,8 @@ class Hub:
         self.delivery_receipts = DeliveryReceipts(
             PostgresDeliveryReceipts(self.pool), self.ledger, self.key
         )
-        self.dispatcher = Dispatcher(self.packages, self.broker, settings)
+        outbound = self.federation.publisher if self.federation else self.broker
+        self.dispatcher = Dispatcher(self.packages, outbound, settings)
         self.deliveries = Deliveries(self.packages)
         self.flows = PostgresFlows(self.pool)  # dispositions and links (exchange/flows.py)
         self.worker = InboxWorker(self.deliveries, self.broker)
@@ -107,6 +112,8 @@ class Hub:
             retry_after=settings.outbox_retry_seconds,
             on_accepted=self.metrics.count_accepted,
         )
+        if self.federation:
+            self.federation.wire(self)
         self.database_ready = asyncio.Event()  # migrated and reachable at least once
         self.broker_ready = asyncio.Event()  # connected, queues declared and consumed
         self._tasks: list[asyncio.Task] = []
@@ -126,6 +133,8 @@ class Hub:
             asyncio.create_task(self._bring_up_database(), name="database-bring-up"),
             asyncio.create_task(self._bring_up_broker(), name="broker-bring-up"),
         ]
+        if self.federation:
+            self.federation.start(self.database_ready)
         log.info("hub starting", extra={"schema": self.settings.database_schema})
 
     async def wait_ready(self, timeout: float) -> None:
@@ -244,7 +253,7 @@ class Hub:
         delay = 0.5
         while self.consume:
             try:
-                await self.worker.consume(await self.registry.codes())
+                await self.worker.consume(await self._served_codes())
                 break
             except Exception as exc:
                 log.warning(
@@ -290,6 +299,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.federation:
+            await self.federation.stop()
         for loop in (self.pusher, self.ledger, self.dispatcher, self.worker):
             await loop.stop()
         await self.broker.close()
@@ -300,6 +311,14 @@ class Hub:
         await self.cpu.close()
         self._exit.close()
 
+    async def _served_codes(self) -> list[str]:
+        """The agencies whose inbox queues this hub keeps: those it serves itself (agencies
+        other hubs serve are reached by hand-over, see :mod:`exchange.federation`)."""
+        codes = await self.registry.codes()
+        if self.federation is None:
+            return codes
+        return sorted(await self.federation.store.local_codes(codes))
+
     def _on_registry_change(self, *_: object) -> None:
         asyncio.get_running_loop().create_task(self._declare_new_agencies())
 
@@ -307,7 +326,7 @@ class Hub:
         if not self.broker_ready.is_set():
             return  # declared with all the others once the broker is in use
         try:
-            for code in await self.registry.codes():
+            for code in await self._served_codes():
                 await self.broker.ensure_agency(code)
         except Exception:
             log.exception("declaring queues for new agencies failed")

@@ -12,6 +12,7 @@ from exchange.cli.agency import add_agency_commands
 from exchange.cli.audit import add_audit_commands
 from exchange.cli.deliveries import add_deliveries_commands
 from exchange.cli.document import add_document_commands
+from exchange.cli.federation import add_federation_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
 from exchange.errors import HubError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sign_commands(sub)
     add_verify_command(sub)
     add_document_commands(sub)
+    add_federation_commands(sub)
     return parser
 
 

@@ -45,7 +45,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     setup_logging("ERROR")  # the demo says in plain words what the warnings would
-    return asyncio.run(run_demo(settings, keep_serving=args.keep_serving, push=args.push))
+    return asyncio.run(
+        run_demo(settings, keep_serving=args.keep_serving, push=args.push, federated=args.federated)
+    )
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -91,6 +93,11 @@ def add_hub_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0, help="port for the demo hub (default: any)")
     p.add_argument("--keep-serving", action="store_true", help="keep the hub running afterwards")
     p.add_argument("--push", action="store_true", help="the commune takes its documents by push")
+    p.add_argument(
+        "--federated",
+        action="store_true",
+        help="three federated hubs (national, H49, H41), each with its own schema and vhost",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("db", help="database schema")

@@ -104,6 +104,17 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "vdxp.missing_parameter": (400, "VDXP: a parameter the operation needs is missing"),
     "vdxp.hash_mismatch": (400, "VDXP: hash-file does not match the body (truncated upload)"),
     "vdxp.registry_managed": (403, "VDXP: the registry is managed by the hub's operators"),
+    "federation.not_peer": (403, "a federation route or hand-over from a hub that is not a peer"),
+    "federation.loop": (409, "a hand-over whose hops already include this hub (never an answer)"),
+    "federation.bad_message": (400, "a federation message that is not a valid hand-over or note"),
+    "federation.sender_mismatch": (422, "the fetched package's sender is not the hand-over's"),
+    "federation.digest_mismatch": (502, "a peer served bytes other than the digest named"),
+    "federation.fetch_failed": (502, "a peer hub could not be reached or refused the fetch"),
+    "federation.bad_head": (502, "a peer served a tree head that cannot be read"),
+    "federation.bad_peer": (400, "peer add: a hub id, URL or certificate that is not usable"),
+    "federation.unknown_peer": (404, "peer remove: no such peer"),
+    "federation.not_configured": (400, "federation needs hub_id, tls_cert and tls_key"),
+    "federation.management_failed": (502, "the RabbitMQ management API refused or is unreachable"),
 }
 
 

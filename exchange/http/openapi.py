@@ -19,6 +19,18 @@ _BIG = 2**62  # the largest cursor, tree size or leaf index the handlers take
 _ANY = (400, 408, 414, 431, 500, 503)
 
 
+def _peer_route(summary: str, ok: dict, *parameters: dict) -> dict:
+    """A route for peer hubs: authenticated by the hub certificate of the connection."""
+    return {
+        "get": {
+            "summary": summary + " (peer hubs, mutual TLS)",
+            "security": [],
+            "parameters": list(parameters),
+            "responses": {"200": ok, **_errors(403, 404)},
+        }
+    }
+
+
 def _errors(*statuses: int) -> dict:
     out = {}
     for status in sorted(set(statuses) | set(_ANY)):
@@ -340,6 +352,7 @@ def _v1_document(inbox_max_limit: int) -> dict:
                     },
                 }
             },
+            **_FEDERATION_PATHS,
             "/v1/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -524,3 +537,31 @@ def _v1_document(inbox_max_limit: int) -> dict:
             },
         },
     }
+
+
+_FEDERATION_PATHS = {
+    "/v1/federation/packages/{digest}": _peer_route(
+        "The bytes of a package handed over, by SHA-256",
+        {
+            "description": "The package",
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        },
+        {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
+    ),
+    "/v1/federation/head": _peer_route(
+        "The latest signed tree head, with a consistency proof from an older size",
+        _json({"type": "object"}, "head (and proof)"),
+        _integer("consistency_from", 0, _BIG),
+    ),
+    "/v1/federation/directory": _peer_route(
+        "Every agency this hub knows, with its home hub",
+        _json({"type": "object"}, "directory"),
+    ),
+    "/v1/ledger/witnesses": {
+        "get": {
+            "summary": "This hub's countersignatures of its peers' tree heads",
+            "parameters": [_integer("limit", 1, 1000), _text("peer")],
+            "responses": {"200": _json({"type": "object"}, "witness signatures"), **_errors(401)},
+        }
+    },
+}

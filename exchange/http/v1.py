@@ -21,6 +21,7 @@ from exchange.clientcerts import CertificateCache, certificate_bound, certificat
 from exchange.errors import HubError
 from exchange.evidence import build_bundle
 from exchange.history import agency_as_of, package_parties, parse_day
+from exchange.http import federation as federation_routes
 from exchange.http.bodies import stream_body
 from exchange.http.login import LoginGuard, token_response
 from exchange.http.openapi import openapi_document
@@ -394,5 +395,9 @@ ROUTES = [
     ("GET", "/metrics", metrics),
     ("GET", "/v1/documents", document),
     ("GET", "/v1/agencies/{code}", agency),
+    ("GET", "/v1/federation/packages/{digest}", federation_routes.package_for_peer),
+    ("GET", "/v1/federation/head", federation_routes.peer_head),
+    ("GET", "/v1/federation/directory", federation_routes.directory),
+    ("GET", "/v1/ledger/witnesses", federation_routes.witnesses),
 ]
 ROUTES += push_routes(HUB, _caller)  # receipts and /v1/admin (exchange/http/push.py)
