@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     # AES-GCM): base64 keys, one per line, the first current. LIENTHONG_SECRET_KEY wins; with
     # neither, a development key is made at <blob_dir>/../secret.key.
     secret_key_file: str = ""
+    # KPI deadlines in working days (Vietnam's calendar) for statuses 01, 03 and 06.
+    kpi_deadline_01_days: Annotated[int, Field(ge=0, le=365)] = 0
+    kpi_deadline_03_days: Annotated[int, Field(ge=0, le=365)] = 1
+    kpi_deadline_06_days: Annotated[int, Field(ge=0, le=365)] = 10
+    # Web console: session lifetime; failed sign-ins of one user before it is locked, how long.
+    console_session_seconds: Annotated[int, Field(ge=60)] = 8 * 3600
+    console_lockout_failures: Annotated[int, Field(ge=1)] = 5
+    console_lockout_seconds: int = 900
 
     @field_validator("trust_anchors", "trust_intermediates", mode="before")
     @classmethod

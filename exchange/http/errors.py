@@ -85,6 +85,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "http.not_found": (404, "no such route"),
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
+    "report.out_of_scope": (403, "KPIs of agencies outside the caller's own subtree"),
 }
 
 

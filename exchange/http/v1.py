@@ -8,13 +8,14 @@ by :mod:`exchange.http.errors`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import logging
 
 from aiohttp import web
 
-from exchange import hubkeys, merkle, trails
+from exchange import hubkeys, kpi, merkle, trails
 from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
@@ -306,6 +307,30 @@ async def evidence(request: web.Request) -> web.Response:
     )
 
 
+async def kpi_report(request: web.Request) -> web.Response:
+    """GET /v1/reports/kpi?from=&to=&level=&under=&agency=: KPIs of the caller's own subtree."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    query = kpi.parse_query(request.query)
+    own = OrganId.parse(caller.organ_id).subtree_prefix
+    if query.scope.under is None:
+        query = dataclasses.replace(query, scope=dataclasses.replace(query.scope, under=own))
+    elif not kpi.within(query.scope.under, own):
+        raise HubError(
+            "report.out_of_scope",
+            f"{caller.organ_id} sees the KPIs of its own subtree only",
+            field="under",
+        )
+    if query.scope.agency and not kpi.within(OrganId.parse(query.scope.agency).routing_key, own):
+        raise HubError(
+            "report.out_of_scope",
+            f"{caller.organ_id} sees the KPIs of its own subtree only",
+            field="agency",
+        )
+    report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
+    return web.json_response(report)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[HUB].settings.inbox_max_limit))
 
@@ -361,4 +386,5 @@ ROUTES = [
     ("GET", "/healthz", health),
     ("GET", "/readyz", ready),
     ("GET", "/metrics", metrics),
+    ("GET", "/v1/reports/kpi", kpi_report),
 ]

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import asyncpg
 
 from exchange.store.credentials import PostgresCredentials
+from exchange.store.kpi import PostgresKpi
 from exchange.store.ledger import PostgresLedger
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
 
 __all__ = [
     "PostgresCredentials",
+    "PostgresKpi",
     "PostgresLedger",
     "PostgresPackages",
     "PostgresRegistry",
@@ -33,6 +35,7 @@ class Stores:
     registry: PostgresRegistry
     credentials: PostgresCredentials
     ledger: PostgresLedger
+    kpi: PostgresKpi
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Stores:
@@ -42,4 +45,5 @@ class Stores:
             PostgresRegistry(pool),
             PostgresCredentials(pool),
             PostgresLedger(pool),
+            PostgresKpi(pool),
         )
