@@ -12,6 +12,7 @@ from exchange.cli.agency import add_agency_commands
 from exchange.cli.audit import add_audit_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
+from exchange.cli.report import add_report_commands
 from exchange.errors import HubError
 from signing import SigningError, add_sign_commands, add_verify_command
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_sign_commands(sub)
     add_verify_command(sub)
+    add_report_commands(sub)
     return parser
 
 
