@@ -13,6 +13,7 @@ from exchange.cli.audit import add_audit_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
 from exchange.cli.report import add_report_commands
+from exchange.cli.user import add_user_commands
 from exchange.errors import HubError
 from signing import SigningError, add_sign_commands, add_verify_command
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sign_commands(sub)
     add_verify_command(sub)
     add_report_commands(sub)
+    add_user_commands(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.clientcerts import CertificateCache
+from exchange.http.console import add_console_routes
 from exchange.http.errors import DATABASE_READY, REFUSALS, errors_middleware
 from exchange.http.guard import guard_middleware, security_headers
 from exchange.http.inputs import query_middleware
@@ -37,4 +38,5 @@ def make_app(hub: Hub) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    add_console_routes(app)
     return app

@@ -86,6 +86,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "http.method_not_allowed": (405, "wrong method for the route"),
     "internal": (500, "unexpected failure; an incident id is logged"),
     "report.out_of_scope": (403, "KPIs of agencies outside the caller's own subtree"),
+    "console.bad_login": (401, "console sign-in with a wrong user name or password"),
+    "console.locked": (429, "console user locked after repeated failed sign-ins"),
+    "console.csrf_invalid": (403, "a console form without the session's CSRF token"),
+    "console.forbidden": (403, "a console page the user's role may not see"),
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from exchange.store.console import PostgresConsole
 from exchange.store.credentials import PostgresCredentials
 from exchange.store.kpi import PostgresKpi
 from exchange.store.ledger import PostgresLedger
@@ -17,6 +18,7 @@ from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
 
 __all__ = [
+    "PostgresConsole",
     "PostgresCredentials",
     "PostgresKpi",
     "PostgresLedger",
@@ -36,6 +38,7 @@ class Stores:
     credentials: PostgresCredentials
     ledger: PostgresLedger
     kpi: PostgresKpi
+    console: PostgresConsole
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Stores:
@@ -46,4 +49,5 @@ class Stores:
             PostgresCredentials(pool),
             PostgresLedger(pool),
             PostgresKpi(pool),
+            PostgresConsole(pool),
         )
