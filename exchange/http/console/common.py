@@ -3,6 +3,7 @@ the role check, the CSRF check on every form, and rendering with Jinja2."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from exchange.auth import Caller
 from exchange.http.console.sessions import Session, read_session
 from exchange.http.console.texts import LANGS, translate
 from exchange.http.v1 import HUB
+from exchange.kpi.calendar import VIETNAM
 from exchange.kpi.render import figure_label, shown
 
 __all__ = ["LANG_COOKIE", "Viewer", "console_page", "error_page", "lang_of", "render"]
@@ -31,6 +33,18 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _ict(value, pattern: str = "%H:%M:%S %d/%m/%Y") -> str:
+    """A time (datetime or ISO text) in Vietnam's time, as people there write it."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(VIETNAM).strftime(pattern)
+
+
+_env.filters["ict"] = _ict
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ def render(
         lang=lang,
         viewer=viewer,
         path=request.path,
+        here=request.rel_url,
         label=lambda name: figure_label(name, lang),
         shown=shown,
         Markup=Markup,
