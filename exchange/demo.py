@@ -20,6 +20,7 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
+from exchange.http.console.accounts import add_demo_users
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from schemas import build_document, build_status
@@ -72,6 +73,11 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             for client in clients.values():
                 await client.close()
         if keep_serving:
+            logins = Table("user", "role", "agency", "password", title="Web console users")
+            for login in await add_demo_users(hub.stores.console, province.code):
+                logins.add_row(*login)
+            console.print(logins)
+            console.print(f"Console: {url}/console (sign in with a user above)")
             console.print(f"The hub keeps serving on {url}; Ctrl-C to stop.")
             await asyncio.Event().wait()
     return 0 if ok else 1
