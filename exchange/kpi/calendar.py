@@ -27,6 +27,7 @@ def is_working_day(day: dt.date) -> bool:
     return day.weekday() < 5 and day not in _holidays(day.year)
 
 
+@lru_cache(maxsize=65536)
 def deadline(start: dt.datetime, working_days: int) -> dt.datetime:
     """The end (24:00 in Vietnam) of the ``working_days``-th working day after ``start``'s day.
 
@@ -34,7 +35,11 @@ def deadline(start: dt.datetime, working_days: int) -> dt.datetime:
     with 0, a document sent on a Saturday must be handled by the end of Monday (Decree 30/2020:
     receipt is confirmed on the day the document arrives).
     """
-    day = start.astimezone(VIETNAM).date()
+    return _deadline_of_day(start.astimezone(VIETNAM).date(), working_days)
+
+
+@lru_cache(maxsize=4096)
+def _deadline_of_day(day: dt.date, working_days: int) -> dt.datetime:
     while not is_working_day(day):
         day += dt.timedelta(days=1)
     for _ in range(working_days):

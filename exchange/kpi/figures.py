@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from exchange.kpi.calendar import deadline
 from exchange.kpi.model import Copy, Document, Evidence, Figure, Refusal
 
-__all__ = ["FIGURES", "PENDING", "Deadlines", "Slice", "percentile", "slice_of"]
+__all__ = ["FIGURES", "PENDING", "Deadlines", "Slice", "percentile", "slice_of", "slices_by"]
 
 PASSED = "TOTAL-PASSED"
 MILESTONE_STATUSES = ("01", "03", "06")
@@ -62,6 +62,26 @@ def slice_of(evidence: Evidence, holds: Callable[[str], bool], deadlines: Deadli
         evidence.as_of,
         deadlines,
     )
+
+
+def slices_by(whole: Slice, key: Callable[[str], str]) -> dict[str, Slice]:
+    """The parts of a slice by ``key`` of the agency (its level, or the agency itself), in one
+    pass: a document goes to its sender's part, a copy to its recipient's."""
+    parts: dict[str, Slice] = {}
+
+    def part(code: str) -> Slice:
+        name = key(code)
+        if name not in parts:
+            parts[name] = Slice([], [], [], whole.as_of, whole.deadlines)
+        return parts[name]
+
+    for d in whole.sent:
+        part(d.sender).sent.append(d)
+    for c in whole.received:
+        part(c.recipient).received.append(c)
+    for r in whole.refusals:
+        part(r.organ_id).refusals.append(r)
+    return parts
 
 
 def percentile(values: list[float], q: float) -> float | None:

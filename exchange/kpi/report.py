@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter
 
 from exchange.kpi.calendar import VIETNAM
-from exchange.kpi.figures import FIGURES, PENDING, Deadlines, Slice, slice_of
+from exchange.kpi.figures import FIGURES, PENDING, Deadlines, Slice, slice_of, slices_by
 from exchange.kpi.model import LEVELS, Evidence, Figure, Scope
 
 __all__ = ["REPORT_SCHEMA", "TIME_TO_03_BUCKETS", "build_report", "figures_of", "period_bounds"]
@@ -37,30 +37,27 @@ def build_report(evidence: Evidence, scope: Scope, deadlines: Deadlines) -> dict
     """The report as JSON-ready data: figures of the whole scope, per level, per agency (the
     agencies that sent or received anything), and the series the charts draw."""
 
-    def holds(code: str) -> bool:
-        return scope.holds(code, evidence)
-
-    whole = slice_of(evidence, holds, deadlines)
+    codes = {d.sender for d in evidence.documents} | {c.recipient for c in evidence.copies}
+    codes |= {r.organ_id for r in evidence.refusals}
+    inside = {code for code in codes if scope.holds(code, evidence)}
+    whole = slice_of(evidence, inside.__contains__, deadlines)
     overall = figures_of(whole)
-    by_level = {}
-    for level in LEVELS:
-        part = slice_of(
-            evidence, lambda c, level=level: holds(c) and evidence.level_of(c) == level, deadlines
-        )
-        if part.sent or part.received:
-            by_level[level] = _json(figures_of(part))
-    agencies = sorted({d.sender for d in whole.sent} | {c.recipient for c in whole.received})
-    by_agency = []
-    for code in agencies:
-        figures = figures_of(slice_of(evidence, lambda c, code=code: c == code, deadlines))
-        by_agency.append(
-            {
-                "organ_id": code,
-                "name": evidence.names.get(code),
-                "level": evidence.level_of(code),
-                "figures": _json(figures),
-            }
-        )
+    levels = slices_by(whole, evidence.level_of)
+    by_level = {
+        level: _json(figures_of(levels[level]))
+        for level in LEVELS
+        if level in levels and (levels[level].sent or levels[level].received)
+    }
+    by_agency = [
+        {
+            "organ_id": code,
+            "name": evidence.names.get(code),
+            "level": evidence.level_of(code),
+            "figures": _json(figures_of(part)),
+        }
+        for code, part in sorted(slices_by(whole, str).items())
+        if part.sent or part.received
+    ]
     return {
         "schema": REPORT_SCHEMA,
         "period": {"from": evidence.start.isoformat(), "to": evidence.end.isoformat()},
