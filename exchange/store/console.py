@@ -29,7 +29,7 @@ class PostgresConsole:
         await self.pool.execute(
             "INSERT INTO console_users (name, role, agency, password_hash) "
             "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET role = $2, agency = $3, "
-            "password_hash = $4, failures = 0, locked_until = NULL",
+            "password_hash = $4, failures = 0, locked_until = NULL, sessions_valid_after = now()",
             name,
             role,
             agency,
@@ -58,6 +58,14 @@ class PostgresConsole:
             name,
             limit,
             lock_seconds,
+        )
+
+    async def end_sessions(self, name: str, before: float) -> None:
+        """Void every session of ``name`` issued before ``before`` (a Unix time)."""
+        await self.pool.execute(
+            "UPDATE console_users SET sessions_valid_after = to_timestamp($2) WHERE name = $1",
+            name,
+            before,
         )
 
     async def signed_in(self, name: str) -> None:

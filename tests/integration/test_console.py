@@ -132,6 +132,8 @@ async def test_a_forged_or_tampered_cookie_is_no_session(site):
     async with await signed_in(url, "vanhanh") as session:
         cookie = next(c for c in session.cookie_jar if c.key == "lienthong_console")
         value = cookie.value
+    async with aiohttp.ClientSession(cookies={"lienthong_console": value}) as genuine:
+        assert (await _get(genuine, f"{url}/console/dashboard"))[0] == 200
     for forged in (
         value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB"),
         "e30",
@@ -225,3 +227,24 @@ async def test_redeliver_a_pending_delivery(site, exchange):
         "SELECT detail FROM events WHERE event = 'console_action' ORDER BY id DESC LIMIT 1"
     )
     assert row["detail"] == {"action": "redeliver", "by": "vanhanh", "delivery": delivery}
+
+
+async def test_signing_out_voids_the_cookie_even_if_kept(site):
+    url = site["url"]
+    session = await signed_in(url, "kiemtoan")
+    async with session:
+        cookie = next(c for c in session.cookie_jar if c.key == "lienthong_console").value
+        _, html, _ = await _get(session, f"{url}/console/dashboard")
+        async with aiohttp.ClientSession(cookies={"lienthong_console": cookie}) as copy:
+            status, _, _ = await _get(copy, f"{url}/console/dashboard")
+            assert status == 200  # the same cookie, sent by another client, works until...
+        async with session.post(
+            f"{url}/console/logout", data={"csrf": csrf_of(html)}, allow_redirects=False
+        ) as r:
+            assert r.status == 303
+    async with aiohttp.ClientSession(cookies={"lienthong_console": cookie}) as stolen:
+        status, _, _ = await _get(stolen, f"{url}/console/dashboard")
+        assert status == 303
+    async with await signed_in(url, "kiemtoan") as again:
+        status, _, _ = await _get(again, f"{url}/console/dashboard")
+        assert status == 200

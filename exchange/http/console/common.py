@@ -110,6 +110,10 @@ def error_page(request: web.Request, status: int, code: str, key: str, viewer=No
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
+def _voided(session: Session, valid_after: dt.datetime | None) -> bool:
+    return valid_after is not None and session.issued < valid_after.timestamp()
+
+
 def console_page(*roles: str) -> Callable[[Handler], Handler]:
     """A console handler for signed-in users of ``roles`` (every role when none is given).
     Without a valid session: redirect to sign-in. A POST must carry the session's CSRF token
@@ -121,7 +125,7 @@ def console_page(*roles: str) -> Callable[[Handler], Handler]:
             hub = request.app[HUB]
             session = read_session(request, hub.secrets)
             user = await hub.stores.console.user(session.user) if session and session.user else None
-            if user is None or user["locked"]:
+            if user is None or user["locked"] or _voided(session, user["sessions_valid_after"]):
                 raise web.HTTPSeeOther(f"/console/login?next={request.path}")
             viewer = Viewer(user["name"], user["role"], user["agency"], session)
             if roles and viewer.role not in roles:

@@ -1,8 +1,9 @@
 """Console sessions in cookies that are both signed and encrypted (AES-GCM, through the hub's
 :class:`~exchange.sealing.SecretBox`: rotating its keys rotates the cookies' keys too).
 
-The cookie holds the user's name, a CSRF token and its expiry; nothing else is trusted from it
-(role and agency are read from the database on every request). Before sign-in a short-lived
+The cookie holds the user's name, a CSRF token, when it was issued and its expiry; nothing else
+is trusted from it (role and agency are read from the database on every request, and signing
+out or a new password voids every session issued before). Before sign-in a short-lived
 pre-session cookie carries the sign-in form's CSRF token.
 """
 
@@ -44,14 +45,17 @@ class Session:
     csrf: str
     expires: float
     lang: str = "vi"
+    issued: float = 0.0
 
     @classmethod
     def anonymous(cls, lang: str = "vi") -> Session:
-        return cls(None, secrets.token_urlsafe(32), time.time() + _PRE_SECONDS, lang)
+        now = time.time()
+        return cls(None, secrets.token_urlsafe(32), now + _PRE_SECONDS, lang, now)
 
     @classmethod
     def signed_in(cls, user: str, seconds: int, lang: str) -> Session:
-        return cls(user, secrets.token_urlsafe(32), time.time() + seconds, lang)
+        now = time.time()
+        return cls(user, secrets.token_urlsafe(32), now + seconds, lang, now)
 
     def csrf_matches(self, given: str | None) -> bool:
         """Constant-time comparison of a form's token with the session's."""
@@ -60,7 +64,13 @@ class Session:
 
 def _seal(box: SecretBox, session: Session) -> str:
     body = json.dumps(
-        {"u": session.user, "c": session.csrf, "e": session.expires, "l": session.lang},
+        {
+            "u": session.user,
+            "c": session.csrf,
+            "e": session.expires,
+            "l": session.lang,
+            "i": session.issued,
+        },
         separators=(",", ":"),
     ).encode()
     return base64.urlsafe_b64encode(box.seal(body, context=_CONTEXT)).decode().rstrip("=")
@@ -72,7 +82,9 @@ def _open(box: SecretBox, value: str | None) -> Session | None:
     try:
         sealed = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         data = json.loads(box.open(sealed, context=_CONTEXT))
-        session = Session(data["u"], data["c"], float(data["e"]), data.get("l", "vi"))
+        session = Session(
+            data["u"], data["c"], float(data["e"]), data.get("l", "vi"), float(data["i"])
+        )
     except (SealError, ValueError, KeyError, TypeError):
         return None  # forged, tampered with, sealed with a retired key, or not ours
     return session if session.expires > time.time() else None

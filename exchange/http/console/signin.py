@@ -5,6 +5,7 @@ an audit log line per failure (never the password)."""
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -90,7 +91,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 @console_page()
 async def sign_out(request: web.Request, viewer: Viewer, form) -> web.StreamResponse:
-    """POST /console/logout"""
+    """POST /console/logout: this session and every other one of the user end now."""
+    await request.app[HUB].stores.console.end_sessions(viewer.name, time.time())
     response = web.HTTPSeeOther("/console/login")
     clear_session(response)
     raise response

@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS console_users (
     password_hash text NOT NULL,
     failures      integer NOT NULL DEFAULT 0,
     locked_until  timestamptz,
+    -- sessions issued before this are void (signed out, new password): cookies are stateless
+    sessions_valid_after timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     CHECK ((role = 'clerk') = (agency IS NOT NULL))
 );
