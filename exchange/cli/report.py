@@ -33,7 +33,7 @@ def cmd_report_kpi(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    period = f"{report['period']['from'][:10]} – {report['period']['to'][:10]}"
+    period = f"{report['period']['from']} – {report['period']['to']}"
     table = Table("figure", "value", "numerator", "denominator", title=f"KPIs {period}")
     for name, figure in report["figures"].items():
         table.add_row(

@@ -48,7 +48,7 @@ def column_chart(title: str, columns: list[tuple[str, int]]) -> Markup:
     plot = 140
     top = max([v for _, v in columns] or [0])
     width = max(step * len(columns), 200) + 10
-    height = plot + 60
+    height = plot + 74
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
@@ -58,12 +58,12 @@ def column_chart(title: str, columns: list[tuple[str, int]]) -> Markup:
     for index, (label, value) in enumerate(columns):
         x = 5 + index * step
         bar = 0 if not top else round(plot * value / top, 1)
-        y = 26 + plot - bar
+        y = 40 + plot - bar
         parts += [
             f'<rect class="chart-bar" x="{x}" y="{y}" width="{step - 14}" height="{bar}">'
             f"<title>{escape(label)}: {value}</title></rect>",
             f'<text class="chart-value" x="{x}" y="{y - 4}">{value}</text>',
-            f'<text class="chart-label" x="{x}" y="{26 + plot + 16}">{escape(label)}</text>',
+            f'<text class="chart-label" x="{x}" y="{40 + plot + 16}">{escape(label)}</text>',
         ]
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -60,7 +60,12 @@ def build_report(evidence: Evidence, scope: Scope, deadlines: Deadlines) -> dict
     ]
     return {
         "schema": REPORT_SCHEMA,
-        "period": {"from": evidence.start.isoformat(), "to": evidence.end.isoformat()},
+        "period": {
+            "from": evidence.start.astimezone(VIETNAM).date().isoformat(),
+            "to": (evidence.end.astimezone(VIETNAM).date() - dt.timedelta(days=1)).isoformat(),
+            "start": evidence.start.isoformat(),
+            "end": evidence.end.isoformat(),  # excluded
+        },
         "as_of": evidence.as_of.isoformat(),
         "scope": scope.to_json(),
         "deadlines_working_days": {

@@ -89,6 +89,8 @@ async def test_a_month_report_has_every_part_the_charts_need(month_pool):
     report = await kpi_report(
         PostgresKpi(month_pool), KpiQuery(first, last, Scope(), as_of), DEADLINES
     )
+    assert (report["period"]["from"], report["period"]["to"]) == ("2026-11-01", "2026-11-30")
+    assert report["period"]["end"] == "2026-12-01T00:00:00+07:00"  # excluded
     assert set(report["by_level"]) == {"central", "province", "district", "commune"}
     charts = report["charts"]
     weeks = charts["volume_per_week"]
