@@ -170,3 +170,15 @@ async def test_sign_in_page_and_a_wrong_password(browser, site, tmp_path):
     await page.fill("input[name=password]", "khong-dung-mat-khau")
     await page.click("button[type=submit]")
     assert await page.locator("[data-code='console.bad_login']").count() == 1
+
+
+async def test_pages_fit_a_tablet(site, browser, tmp_path):
+    url = site["url"]
+    page = await _signed_in_page(browser, url, "vanhanh")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    for path in (f"dashboard?{NOVEMBER}", "sent", f"documents/{site['doc']}", "registry", "ledger"):
+        await page.goto(f"{url}/console/{path}")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 768, (path, width)
+    await page.goto(f"{url}/console/dashboard?{NOVEMBER}&lang=en")
+    await _shoot(page, "dashboard-tablet-en", tmp_path)
