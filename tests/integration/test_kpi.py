@@ -207,3 +207,55 @@ async def test_bad_parameters_are_refused(exchange, exchanged):
         f"{exchange.url}/v1/reports/kpi", headers={"Authorization": f"Bearer {token}"}
     ) as r:
         assert_error(r.status, await r.json(), 401, "auth.invalid_token")
+
+
+async def test_an_auditor_recomputes_the_figures_from_the_evidence_export(exchange, exchanged):
+    """The sender's evidence bundle holds every leaf about the document: from those alone the
+    document's figures come out as the report says."""
+    import base64
+    import io
+    import json
+    import statistics
+    import zipfile
+
+    token = await exchange.token(CENTRAL)
+    async with exchange.session.get(
+        f"{exchange.url}/v1/packages/{exchanged['id']}/evidence",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as r:
+        bundle = zipfile.ZipFile(io.BytesIO(await r.read()))
+    leaves = [
+        json.loads(base64.b64decode(item["leaf"]))
+        for item in json.loads(bundle.read("ledger/leaves.json"))["leaves"]
+        if item["package_id"] == exchanged["id"]
+    ]
+    submitted = next(leaf for leaf in leaves if leaf["event"] == "submitted")
+    sent_at = dt.datetime.fromisoformat(submitted["at"])
+    recipients = submitted["detail"]["recipients"]
+
+    def first(kind: str, organ: str, code: str | None = None) -> dt.datetime | None:
+        times = [
+            dt.datetime.fromisoformat(leaf["at"])
+            for leaf in leaves
+            if leaf["event"] == kind
+            and leaf["organ"] == organ
+            and (code is None or leaf["detail"].get("status_code") == code)
+        ]
+        return min(times) if times else None
+
+    to_03 = [(first("status", r, "03") - sent_at).total_seconds() for r in recipients]
+    to_delivered = [(first("delivered", r) - sent_at).total_seconds() for r in recipients]
+    today = sent_at.astimezone(dt.timezone(dt.timedelta(hours=7))).date()
+    query = KpiQuery(today, today, Scope(), as_of=dt.datetime.now(dt.UTC))
+    report = await kpi_report(exchange.hub.stores.kpi, query, DEADLINES)
+    figures = report["figures"]
+    assert figures["copies_received"]["value"] == len(recipients) == 3
+    assert figures["status_03"]["numerator"] == sum(
+        first("status", r, "03") is not None for r in recipients
+    )
+    assert figures["time_to_03_median"]["value"] == pytest.approx(
+        statistics.median(to_03), abs=1e-3
+    )
+    assert figures["time_to_delivered_p90"]["value"] == pytest.approx(
+        statistics.quantiles(to_delivered, n=10, method="inclusive")[8], abs=1e-3
+    )
