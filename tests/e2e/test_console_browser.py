@@ -8,10 +8,12 @@ agency's document (404). Each page is also photographed: set LIENTHONG_CONSOLE_S
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,32 @@ async def site(exchange):
             )
         ]
     )
-    for code in (CENTRAL, PROVINCE, "000.00.10.H49", "000.05.10.H49"):
+    for code in (CENTRAL, PROVINCE, "000.00.10.H49", "000.05.10.H49", "000.00.11.H49"):
         await exchange.hub.broker.ensure_agency(code)
         exchange.codes.append(code)
     sent = await run_exchange(exchange, CENTRAL, [PROVINCE, "000.00.10.H49", "000.05.10.H49"])
     hub = exchange.hub
+    # a copy that never arrived (as if the broker lost it an hour ago), for the operator
+    lost = await run_exchange(exchange, CENTRAL, ["000.00.11.H49"])
+    await hub.pool.execute(
+        "UPDATE packages SET received_at = now() - interval '1 hour' WHERE id = $1",
+        uuid.UUID(lost["id"]),
+    )
+    await hub.pool.execute(
+        "UPDATE deliveries SET state = 'pending', delivered_at = NULL WHERE package_id = $1",
+        uuid.UUID(lost["id"]),
+    )
     await add_user(hub, "vanhanh", "operator")
     await add_user(hub, "vanthu", "clerk", PROVINCE)
     await add_user(hub, "vanthu-qnam", "clerk", OTHER)
     await hub.ledger.sign_head()
-    return {"url": exchange.url, "doc": sent["id"], "document_id": sent["document_id"]}
+    return {
+        "url": exchange.url,
+        "doc": sent["id"],
+        "document_id": sent["document_id"],
+        "lost": lost["id"],
+        "pool": hub.pool,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +149,22 @@ async def test_operator_sees_every_page(site, browser, tmp_path):
     await page.goto(f"{url}/console/operations")
     assert await page.locator("tr[data-client]").count() >= 4
     await _shoot(page, "operations", tmp_path)
+    # redeliver the copy that never arrived: it reaches the inbox, the ledger names who asked
+    await page.click("form[action='/console/operations/redeliver'] button")
+    assert await page.locator("[data-outcome=done]").count() == 1
+    by = await site["pool"].fetchval(
+        "SELECT detail->>'by' FROM events WHERE event = 'console_action' AND package_id = $1",
+        uuid.UUID(site["lost"]),
+    )
+    assert by == "vanhanh"
+    for _ in range(100):
+        state = await site["pool"].fetchval(
+            "SELECT state FROM deliveries WHERE package_id = $1", uuid.UUID(site["lost"])
+        )
+        if state == "delivered":
+            break
+        await asyncio.sleep(0.1)
+    assert state == "delivered"
 
 
 async def test_clerk_inbox_and_another_agencys_document(site, browser, tmp_path):
