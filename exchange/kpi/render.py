@@ -67,10 +67,42 @@ def text(key: str, lang: str) -> str:
     return en if lang == "en" else vi
 
 
+_MILESTONES = {
+    "delivered": ("vào hộp thư", "delivery"),
+    "fetched": ("tải về", "fetch"),
+    "01": ("báo đã đến (01)", "arrival (01)"),
+    "03": ("tiếp nhận (03)", "registration (03)"),
+    "06": ("hoàn thành (06)", "completion (06)"),
+}
+_STATUS_NAMES = {
+    "01": ("Đã đến", "Arrived"),
+    "02": ("Từ chối", "Rejected"),
+    "03": ("Tiếp nhận", "Registered"),
+    "04": ("Phân công", "Assigned"),
+    "05": ("Đang xử lý", "In progress"),
+    "06": ("Hoàn thành", "Completed"),
+    "15": ("Đồng ý thu hồi/cập nhật", "Agrees to recall/update"),
+    "16": ("Từ chối thu hồi/cập nhật", "Refuses recall/update"),
+}
+
+
 def figure_label(name: str, lang: str) -> str:
     """A figure's name for people."""
+    english = lang == "en"
     if name in LABELS:
-        return LABELS[name][1 if lang == "en" else 0]
+        return LABELS[name][english]
+    if name.startswith("status_") and name[7:] in _STATUS_NAMES:
+        code = name[7:]
+        return f"{_STATUS_NAMES[code][english]} ({code})"
+    if name.startswith("time_to_"):
+        milestone, _, statistic = name[8:].rpartition("_")
+        if milestone in _MILESTONES:
+            what = _MILESTONES[milestone][english]
+            if english:
+                return f"Time to {what}, {'median' if statistic == 'median' else '90th percentile'}"
+            return (
+                f"Thời gian đến khi {what}, {'trung vị' if statistic == 'median' else 'phân vị 90'}"
+            )
     return name.replace("_", " ")
 
 
