@@ -248,3 +248,21 @@ async def test_signing_out_voids_the_cookie_even_if_kept(site):
     async with await signed_in(url, "kiemtoan") as again:
         status, _, _ = await _get(again, f"{url}/console/dashboard")
         assert status == 200
+
+
+async def test_the_dashboards_report_to_print_and_as_csv(site):
+    url = site["url"]
+    async with await signed_in(url, "vanthu-qn") as session:
+        async with session.get(f"{url}/console/report.html?lang=en") as r:
+            html = await r.text()
+            assert r.status == 200 and "Document exchange KPI report" in html
+            assert html.count("<svg") == 4 and PROVINCE in html  # a clerk's own agency
+        async with session.get(f"{url}/console/report.csv") as r:
+            text = await r.text()
+            assert r.status == 200 and r.headers["Content-Disposition"].startswith("attachment")
+        assert text.startswith("scope,figure,value") and f"agency:{PROVINCE}" in text
+        assert f"agency:{CENTRAL}" not in text
+        async with session.get(f"{url}/console/report.pdf") as r:
+            assert r.status == 404
+        async with session.get(f"{url}/console/report.csv?from=nope") as r:
+            assert r.status == 400

@@ -20,6 +20,7 @@ CONSOLE_ROUTES = [
     ("POST", "/console/login", signin.sign_in),
     ("POST", "/console/logout", signin.sign_out),
     ("GET", "/console/dashboard", pages.dashboard),
+    ("GET", "/console/report.{kind:csv|html}", pages.report_file),
     ("GET", "/console/inbox", pages.inbox),
     ("GET", "/console/sent", pages.documents),
     ("GET", "/console/documents/{id}", pages.document),

@@ -15,11 +15,20 @@ from exchange.errors import HubError
 from exchange.evidence import build_bundle
 from exchange.http.console.common import Viewer, console_page, error_page, lang_of, render
 from exchange.http.v1 import HUB
-from exchange.kpi.render import chart_set
+from exchange.kpi.render import chart_set, render_csv, render_html
 from exchange.merkle import ProofError, verify_inclusion
 from schemas import OrganId
 
-__all__ = ["dashboard", "document", "documents", "evidence", "inbox", "ledger", "registry"]
+__all__ = [
+    "dashboard",
+    "document",
+    "documents",
+    "evidence",
+    "inbox",
+    "ledger",
+    "registry",
+    "report_file",
+]
 
 
 def _kpi_query(request: web.Request, viewer: Viewer) -> kpi.KpiQuery:
@@ -51,6 +60,30 @@ async def dashboard(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             hub.settings.redeliver_after_seconds
         )
     return render(request, "dashboard.html.j2", viewer=viewer, **context)
+
+
+@console_page()
+async def report_file(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """GET /console/report.{csv,html}?from=&to=: the dashboard's KPIs to keep or print."""
+    hub = request.app[HUB]
+    try:
+        query = _kpi_query(request, viewer)
+    except HubError:
+        return error_page(request, 400, "request.invalid_parameter", "not_found", viewer)
+    report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
+    name = f"kpi-{query.start}-{query.end}"
+    if request.match_info["kind"] == "csv":
+        return web.Response(
+            text=render_csv(report),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    response = web.Response(
+        text=render_html(report, lang_of(request)), content_type="text/html", charset="utf-8"
+    )
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
 
 
 @console_page("clerk")

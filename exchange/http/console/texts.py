@@ -31,6 +31,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "from": ("Từ ngày", "From"),
     "to": ("Đến ngày", "To"),
     "show": ("Xem", "Show"),
+    "report_html": ("Báo cáo để in", "Printable report"),
     "backlog": ("Tồn đọng", "Backlog"),
     "outbox": ("Chờ gửi qua broker (outbox)", "Waiting for the broker (outbox)"),
     "oldest": ("cũ nhất", "oldest"),
