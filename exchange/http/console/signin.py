@@ -67,10 +67,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))[:_MAX_FIELD]
     users = hub.stores.console
     user = await users.user(name) if name else None
-    if user is not None and user["locked"]:
+    matches = await check_password(password, user["password_hash"] if user else None)
+    if user is not None and user["locked"]:  # after the hash: a lock costs the same time
         log.warning("console sign-in while locked", extra={"audit": "console_locked", "user": name})
         return _form(request, "locked", 429, "console.locked")
-    if not await check_password(password, user["password_hash"] if user else None):
+    if not matches:
         if user is not None:
             await users.sign_in_failed(
                 name, settings.console_lockout_failures, settings.console_lockout_seconds
