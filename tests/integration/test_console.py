@@ -266,3 +266,24 @@ async def test_the_dashboards_report_to_print_and_as_csv(site):
             assert r.status == 404
         async with session.get(f"{url}/console/report.csv?from=nope") as r:
             assert r.status == 400
+
+
+async def test_one_address_trying_many_names_is_throttled(site, exchange):
+    """Last in this module: it exhausts 127.0.0.1's allowance of failed sign-ins."""
+    url = site["url"]
+    limit = exchange.hub.settings.login_failures_per_address
+    statuses = []
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        for n in range(limit + 1):
+            async with session.get(f"{url}/console/login") as r:
+                token = csrf_of(await r.text())
+            async with session.post(
+                f"{url}/console/login",
+                data={"csrf": token, "user": f"ten-{n}", "password": "doan-mo-mat-khau"},
+            ) as r:
+                statuses.append(r.status)
+                html = await r.text()
+    assert statuses[-1] == 429 and 'data-code="auth.throttled"' in html
+    # a user who signed in from here before is not locked out by the stranger
+    async with await signed_in(url, "vanhanh") as session:
+        assert (await _get(session, f"{url}/console/dashboard"))[0] == 200

@@ -6,6 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.http.console import operations, pages, signin
+from exchange.http.login import LoginGuard
+from exchange.http.v1 import HUB
 
 __all__ = ["CONSOLE_ROUTES", "add_console_routes"]
 
@@ -34,6 +36,7 @@ CONSOLE_ROUTES = [
 
 
 def add_console_routes(app: web.Application) -> None:
-    """Mount the console's routes on the hub's application."""
+    """Mount the console's routes on the hub's application (after its hub is set)."""
+    app[signin.CONSOLE_LOGINS] = LoginGuard(app[HUB].settings)
     for method, path, handler in CONSOLE_ROUTES:
         app.router.add_route(method, path, handler)

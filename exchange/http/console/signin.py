@@ -9,6 +9,7 @@ import time
 
 from aiohttp import web
 
+from exchange.errors import HubError
 from exchange.http.console.common import Viewer, console_page, error_page, lang_of, render
 from exchange.http.console.passwords import check_password
 from exchange.http.console.sessions import (
@@ -19,9 +20,14 @@ from exchange.http.console.sessions import (
     read_session,
     set_session,
 )
+from exchange.http.login import LoginGuard
 from exchange.http.v1 import HUB
 
-__all__ = ["sign_in", "sign_in_form", "sign_out"]
+__all__ = ["CONSOLE_LOGINS", "sign_in", "sign_in_form", "sign_out"]
+
+# Failed sign-ins per user name and per address, in this process (as for /v1/token): on top of
+# the lock-out kept in the database, it slows one address trying many names.
+CONSOLE_LOGINS = web.AppKey("console_logins", LoginGuard)
 
 log = logging.getLogger("lienthong.console")
 _MAX_FIELD = 256
@@ -66,6 +72,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     name = str(form.get("user", ""))[:_MAX_FIELD].strip()
     password = str(form.get("password", ""))[:_MAX_FIELD]
     users = hub.stores.console
+    guard, address = request.app[CONSOLE_LOGINS], request.remote or ""
+    try:
+        tickets = guard.admit(f"console:{name}", address)
+    except HubError:
+        return _form(request, "throttled", 429, "auth.throttled")
     user = await users.user(name) if name else None
     matches = await check_password(password, user["password_hash"] if user else None)
     if user is not None and user["locked"]:  # after the hash: a lock costs the same time
@@ -82,6 +93,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
         return _form(request, "bad_login", 401, "console.bad_login")
     await users.signed_in(name)
+    guard.succeeded(f"console:{name}", address, tickets)
     session = Session.signed_in(name, settings.console_session_seconds, lang_of(request))
     response = web.HTTPSeeOther(_next(request, str(form.get("next", ""))))
     set_session(response, hub.secrets, session, secure=request.secure, cookie=SESSION_COOKIE)

@@ -17,6 +17,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau.",
         "Too many failed sign-ins: the account is locked for a while; try again later.",
     ),
+    "throttled": (
+        "Quá nhiều lần đăng nhập sai từ địa chỉ này; chờ một lát rồi thử lại.",
+        "Too many failed sign-ins from this address; wait a while and try again.",
+    ),
     "dashboard": ("Tổng quan", "Dashboard"),
     "inbox": ("Văn bản đến", "Inbox"),
     "sent": ("Văn bản đi", "Sent"),
