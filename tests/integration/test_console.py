@@ -71,6 +71,17 @@ async def test_sign_in_and_every_page_of_each_role(site):
         assert "Backlog" in html and 'lang="en"' in html
 
 
+async def test_the_console_root_and_the_sign_in_page_once_signed_in(site):
+    url = site["url"]
+    async with await signed_in(url, "kiemtoan") as session:
+        for path in ("/console", "/console/", "/console/login?next=/console/registry"):
+            status, _, headers = await _get(session, f"{url}{path}")
+            assert status == 303, path
+        assert headers["Location"] == "/console/registry"
+        status, _, headers = await _get(session, f"{url}/console/login?next=//evil.example/")
+        assert headers["Location"] == "/console/dashboard"  # never off the console
+
+
 async def test_roles_that_may_not_see_a_page_get_403(site):
     url = site["url"]
     async with await signed_in(url, "kiemtoan") as session:

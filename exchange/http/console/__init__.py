@@ -18,6 +18,7 @@ async def _home(request: web.Request) -> web.StreamResponse:
 
 CONSOLE_ROUTES = [
     ("GET", "/console", _home),
+    ("GET", "/console/", _home),
     ("GET", "/console/login", signin.sign_in_form),
     ("POST", "/console/login", signin.sign_in),
     ("POST", "/console/logout", signin.sign_out),

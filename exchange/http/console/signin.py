@@ -57,7 +57,11 @@ def _form(request: web.Request, message: str | None = None, status: int = 200, c
 
 
 async def sign_in_form(request: web.Request) -> web.StreamResponse:
-    """GET /console/login"""
+    """GET /console/login (someone signed in already goes where they were going)."""
+    hub = request.app[HUB]
+    session = read_session(request, hub.secrets)
+    if session and session.user and await hub.stores.console.user(session.user):
+        raise web.HTTPSeeOther(_next(request, request.query.get("next")))
     return _form(request)
 
 
