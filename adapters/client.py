@@ -7,7 +7,11 @@
             ...  # store it safely, then:
             await hub.ack(item["id"])
 
-Tokens are fetched on first use and renewed shortly before they expire.
+Tokens are fetched on first use and renewed shortly before they expire. The business flows
+have helpers that build the package and send it: :meth:`HubClient.recall`,
+:meth:`HubClient.update`, :meth:`HubClient.replace` (BussinessDocType 1-3),
+:meth:`HubClient.recall_copy` (status 13), :meth:`HubClient.answer` (15/16), and
+:meth:`HubClient.dispositions` / :meth:`HubClient.document` to read where each copy stands.
 """
 
 from __future__ import annotations
@@ -16,6 +20,14 @@ import time
 from typing import Any
 
 import aiohttp
+
+from schemas import (
+    Replacement,
+    build_replacement,
+    build_revocation,
+    build_status,
+    build_update,
+)
 
 __all__ = ["HubClient", "HubClientError"]
 
@@ -140,3 +152,93 @@ class HubClient:
 
     async def agencies(self, **filters: str) -> list[dict]:
         return (await self._json("GET", "/v1/agencies", params=filters))["items"]
+
+    # ----- business flows -----------------------------------------------------------------
+
+    async def recall(
+        self, sender: str, revoked_document_id: str, recipients: list[str], **document: Any
+    ) -> dict:
+        """Build and send a revocation (BussinessDocType 1) of ``sender``'s document to
+        ``recipients``; ``document`` are :func:`schemas.build_document` arguments (its own
+        number, notation and subject default to the revoked document's)."""
+        data = build_revocation(
+            revoked_document_id=revoked_document_id,
+            **_flow_document(sender, recipients, revoked_document_id, "Thu hồi", document),
+        )
+        return await self.submit(data)
+
+    async def update(
+        self, sender: str, updated_document_id: str, recipients: list[str], **document: Any
+    ) -> dict:
+        """Build and send an update (BussinessDocType 2) of ``sender``'s document."""
+        data = build_update(
+            updated_document_id=updated_document_id,
+            **_flow_document(sender, recipients, updated_document_id, "Cập nhật", document),
+        )
+        return await self.submit(data)
+
+    async def replace(
+        self,
+        sender: str,
+        replaced: list[str | Replacement],
+        recipients: list[str],
+        **document: Any,
+    ) -> dict:
+        """Build and send a replacement (BussinessDocType 3) of one or more documents (a
+        DocumentId, or a :class:`schemas.Replacement` naming the organs whose copy it replaces)."""
+        first = replaced[0] if isinstance(replaced[0], str) else replaced[0].document_id
+        data = build_replacement(
+            replaced=replaced, **_flow_document(sender, recipients, first, "Thay thế", document)
+        )
+        return await self.submit(data)
+
+    async def recall_copy(self, sender: str, recipient: str, document_id: str) -> dict:
+        """Status 13: the sender recalls its document from one recipient."""
+        return await self.submit(
+            build_status(
+                sender=sender,
+                response_for_organ_id=recipient,
+                response_for_document_id=document_id,
+                status_code="13",
+            )
+        )
+
+    async def answer(
+        self, recipient: str, document_sender: str, document_id: str, agree: bool
+    ) -> dict:
+        """Status 15 (agree) or 16 (refuse): a recipient answers a recall, an update or a
+        replacement of ``document_id`` (the request's DocumentId, or the document's)."""
+        return await self.submit(
+            build_status(
+                sender=recipient,
+                response_for_organ_id=document_sender,
+                response_for_document_id=document_id,
+                status_code="15" if agree else "16",
+            )
+        )
+
+    async def dispositions(self, package_id: str) -> dict[str, dict]:
+        """Each visible recipient's copy of a package: ``state``, ``status_code``,
+        ``disposition`` (active, recall_requested, recalled, recall_refused, superseded)..."""
+        trail = await self.trail(package_id)
+        return {r["organ_id"]: r for r in trail["recipients"]}
+
+    async def document(self, document_id: str) -> dict:
+        """A document and every package about it (``GET /v1/documents``)."""
+        return await self._json("GET", "/v1/documents", params={"document_id": document_id})
+
+
+def _flow_document(
+    sender: str, recipients: list[str], concerned: str, verb: str, given: dict[str, Any]
+) -> dict[str, Any]:
+    """Arguments of a revocation, update or replacement: number and notation default to those
+    of the concerned DocumentId (``OrganId,yyyy/MM/dd,Number/Notation``)."""
+    number, _, notation = concerned.rsplit(",", 1)[-1].partition("/")
+    return {
+        "sender": sender,
+        "recipients": recipients,
+        "code_number": number or "0",
+        "code_notation": notation or "TH",
+        "subject": f"{verb} văn bản {concerned}",
+        **given,
+    }

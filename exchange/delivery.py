@@ -4,7 +4,8 @@ A copy is ``pending`` (stored, on its way through the broker), then ``delivered`
 recipient's inbox), then ``acknowledged`` (the recipient stored it safely; it leaves the inbox).
 Its first download is noted on the way (``fetched``). Each change is recorded as an event, whose
 leaf enters the ledger, in the transaction of the change itself. Statuses (01-16) are the
-business side of the same copy: who may send which is decided here too.
+business side of the same copy: who may send which is decided here too; what each status,
+recall, update and replacement does to the copy is :mod:`exchange.flows`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A ministry-level office sends a document down to a province, a district-level unit and a commune;
 each recipient fetches it, checks its digest, acknowledges it and answers with status packages
-01 (arrived) and 03 (accepted), which travel back up to the sender. Then the trail is printed.
+01 (arrived) and 03 (accepted), which travel back up to the sender. Then the trail is printed,
+and the business flows follow (:mod:`exchange.demo_flows`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from adapters.client import HubClient
 from exchange.audit import verify_bundle
 from exchange.auth import issue_credentials
 from exchange.config import Settings
+from exchange.demo_flows import demo_flows
 from exchange.http.console.accounts import add_demo_users
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
@@ -183,6 +185,7 @@ async def _exchange(
         table.add_row(event["at"][11:23], event["event"], event["organ_id"] or "", str(detail))
     console.print(table)
     all_ok &= await _check_evidence(console, clients[sender.code], sent["id"], hub_cert)
+    all_ok &= await demo_flows(console, clients, sender, recipients, sent["document_id"])
     verdict = "[green]every step checked out[/]" if all_ok else "[red]something went wrong[/]"
     console.print(f"Demo finished: {verdict}.")
     return all_ok

@@ -28,6 +28,8 @@ EVENT_KINDS = frozenset(
         "recalled",  # the sender's recall (status 13)
         "rejected",  # refused by the hub
         "console_action",  # an operator's action in the web console (who, what)
+        "linked",  # a revocation, update or replacement linked to the document it concerns
+        "disposition",  # a recipient's copy recalled, superseded, or answered (exchange/flows.py)
     }
 )
 LEAF_VERSION = 1

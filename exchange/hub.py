@@ -27,6 +27,7 @@ from exchange.receipts import Receipts
 from exchange.sealing import open_secret_box
 from exchange.store import Stores
 from exchange.store import database as db
+from exchange.store.flows import PostgresFlows
 from exchange.store.registry import REGISTRY_CHANNEL
 from exchange.submission import Submissions
 from exchange.verification import Inspector
@@ -79,6 +80,7 @@ class Hub:
         self.receipts = Receipts(self.ledger_store, self.ledger, self.key)
         self.dispatcher = Dispatcher(self.packages, self.broker, settings)
         self.deliveries = Deliveries(self.packages)
+        self.flows = PostgresFlows(self.pool)  # dispositions and links (exchange/flows.py)
         self.worker = InboxWorker(self.deliveries, self.broker)
         self.inspector = Inspector(settings, self.cpu, self.limits)
         self.submissions = Submissions(

@@ -27,6 +27,7 @@ from exchange.auth import Caller
 from exchange.delivery import choose_document
 from exchange.errors import HubError
 from exchange.events import Event
+from exchange.flows import settle
 from exchange.policy import Policy
 from exchange.ports import IncomingBody, NewPackage, Publisher, Submission
 from exchange.receipts import Receipts
@@ -148,12 +149,14 @@ class Submissions:
         # Keep the bytes at their content address before the row that points at them.
         kept = await incoming.keep()
         try:
-            result = await self.packages.insert(new, choose_document)
+            result = await self.packages.insert(new, choose_document, settle)
         except HubError:
             if not await self.packages.digest_known(new.digest):
                 kept.unlink(missing_ok=True)
             raise
         if result.duplicate:
+            if result.digest != new.digest and not await self.packages.digest_known(new.digest):
+                kept.unlink(missing_ok=True)  # a harmless repeat of a status: not stored
             return result
         summary = new.events[0].detail if new.events else None
         return dataclasses.replace(result, verification=summary)

@@ -7,21 +7,17 @@ copy and the statuses it sent or received (never another recipient's). The evide
 
 from __future__ import annotations
 
-import datetime as dt
-
 from exchange.auth import Caller
 from exchange.delivery import Deliveries
+from exchange.documents import business_view
+from exchange.store.flows import PostgresFlows
 
 __all__ = ["trail"]
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 async def trail(deliveries: Deliveries, caller: Caller, package_id: str) -> dict:
-    """The events of a package that the caller may see, oldest first, with the state of each
-    copy it may see."""
+    """The events of a package that the caller may see, oldest first, with the state, last
+    status and disposition of each copy it may see, and the packages linked to it."""
     packages = deliveries.packages
     row = await deliveries.locate(caller, package_id)
     copies = await packages.copies(row, caller.organ_id)
@@ -43,16 +39,7 @@ async def trail(deliveries: Deliveries, caller: Caller, package_id: str) -> dict
         "about": str(row["about_package"]) if row["about_package"] else None,
         "digest": row["digest"].hex(),
         "received_at": row["received_at"].isoformat(),
-        "recipients": [
-            {
-                "organ_id": d["recipient"],
-                "state": d["state"],
-                "delivered_at": _iso(d["delivered_at"]),
-                "fetched_at": _iso(d["fetched_at"]),
-                "acknowledged_at": _iso(d["acked_at"]),
-            }
-            for d in copies
-        ],
+        **await business_view(PostgresFlows(packages.pool), caller, row, copies),
         "events": [
             {
                 "at": e["at"].isoformat(),

@@ -15,7 +15,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from schemas.build import VN_TZ, build_document, build_status
+from schemas.build import (
+    VN_TZ,
+    build_document,
+    build_replacement,
+    build_revocation,
+    build_status,
+    build_update,
+)
+from schemas.business import (
+    Business,
+    BusinessDocType,
+    BusinessDocumentInfo,
+    Receiver,
+    Replacement,
+    StaffInfo,
+)
 from schemas.errors import FormatError
 from schemas.model import (
     Attachment,
@@ -38,6 +53,9 @@ __all__ = [
     "SCHEMA_DIR",
     "VN_TZ",
     "Attachment",
+    "Business",
+    "BusinessDocType",
+    "BusinessDocumentInfo",
     "FormatError",
     "GovLevel",
     "Limits",
@@ -46,11 +64,17 @@ __all__ = [
     "Package",
     "ParsedPackage",
     "Party",
+    "Receiver",
+    "Replacement",
     "ResponseFor",
+    "StaffInfo",
     "Trace",
     "attachment_name_problem",
     "build_document",
+    "build_replacement",
+    "build_revocation",
     "build_status",
+    "build_update",
     "iter_attachments",
     "load_schema",
     "normalise",

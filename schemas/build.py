@@ -24,12 +24,20 @@ from datetime import date, datetime, timedelta, timezone
 
 from lxml import etree
 
-from schemas.model import Party
+from schemas.business import Business, BusinessDocType, Replacement
+from schemas.model import Party, ResponseFor, Trace
 from schemas.organ import OrganId
 from schemas.reader import NS
 from schemas.rules import schema_violation
 
-__all__ = ["VN_TZ", "build_document", "build_status"]
+__all__ = [
+    "VN_TZ",
+    "build_document",
+    "build_replacement",
+    "build_revocation",
+    "build_status",
+    "build_update",
+]
 
 VN_TZ = timezone(timedelta(hours=7), "ICT")
 
@@ -58,11 +66,17 @@ def build_document(
     attachments: Iterable[tuple[str, str, bytes]] = (),
     trace_organ: str | None = None,
     timestamp: datetime | str | None = None,
+    business: Business | None = None,
+    response_for: Sequence[ResponseFor] = (),
+    trace: Sequence[Trace] | None = None,
 ) -> bytes:
     """A document package. ``attachments`` are ``(name, content_type, data)``.
 
     ``document_id`` defaults to ``"<sender>,<yyyy/MM/dd>,<number>/<notation>"``; the promulgation
     date and the trace timestamp default to now (UTC+7); ``trace_organ`` defaults to the sender.
+    ``business`` is the whole ``Bussiness`` block (else one made of ``business_doc_type`` and
+    ``business_doc_reason``); ``trace`` the hops of ``TraceHeaderList`` (else one hop,
+    ``trace_organ`` at ``timestamp``); ``response_for`` the documents this one answers.
     """
     if not recipients:
         raise ValueError("a document needs at least one recipient")
@@ -85,21 +99,23 @@ def build_document(
     _leaf(message, "Content", content if content is not None else subject)
     _record(message, "SignerInfo", Position=signer_position, FullName=signer)
     _record(message, "OtherInfo", Priority=str(priority))
+    for answered in response_for:
+        _response_for(message, answered)
     _leaf(message, "SteeringType", str(steering_type))
-    trace = _sub(header, "TraceHeaderList")
-    _record(
-        trace,
-        "TraceHeader",
-        OrganId=str(OrganId.parse(trace_organ)) if trace_organ else sender_party.organ_id,
-        Timestamp=_timestamp(timestamp),
-    )
-    _record(
-        trace,
-        "Bussiness",
-        BussinessDocType=str(business_doc_type),
-        BussinessDocReason=business_doc_reason,
-        Paper="0",
-    )
+    trace_list = _sub(header, "TraceHeaderList")
+    if trace is None:
+        hop = str(OrganId.parse(trace_organ)) if trace_organ else sender_party.organ_id
+        trace = [Trace(hop, _timestamp(timestamp))]
+    for step in trace:
+        _record(
+            trace_list,
+            "TraceHeader",
+            OrganId=str(OrganId.parse(step.organ_id)),
+            Timestamp=step.timestamp,
+        )
+    if business is None:
+        business = Business(BusinessDocType(business_doc_type), business_doc_reason, paper=0)
+    _business(trace_list, business)
     attachments = list(attachments)
     if attachments:
         manifest = _sub(_sub(root[0], "edXMLBody"), "edXMLManifest", version="1.0")
@@ -120,6 +136,34 @@ def build_document(
             _leaf(item, "ContentType", content_type)
             _leaf(item, "ContentTransferEncoded", base64.b64encode(data).decode("ascii"))
     return _finish(root, "edxml")
+
+
+def build_revocation(*, revoked_document_id: str, reason: str | None = None, **document) -> bytes:
+    """A revocation (BussinessDocType 1) of the sender's document ``revoked_document_id``;
+    ``document`` are the arguments of :func:`build_document` (its own number, subject, ...)."""
+    business = Business(BusinessDocType.REVOKE, reason, revoked_document_id, paper=0)
+    return build_document(business=business, **document)
+
+
+def build_update(*, updated_document_id: str, reason: str | None = None, **document) -> bytes:
+    """An update (BussinessDocType 2) of the sender's document ``updated_document_id``."""
+    business = Business(BusinessDocType.UPDATE, reason, updated_document_id, paper=0)
+    return build_document(business=business, **document)
+
+
+def build_replacement(
+    *,
+    replaced: Sequence[str | Replacement],
+    reason: str | None = None,
+    **document,
+) -> bytes:
+    """A replacement (BussinessDocType 3) of one or more of the sender's documents: each a
+    DocumentId (replaced at every recipient) or a :class:`Replacement` naming the organs."""
+    replacements = tuple(r if isinstance(r, Replacement) else Replacement(r) for r in replaced)
+    if not replacements:
+        raise ValueError("a replacement names at least one document")
+    business = Business(BusinessDocType.REPLACE, reason, paper=0, replacements=replacements)
+    return build_document(business=business, **document)
 
 
 def build_status(
@@ -222,6 +266,66 @@ def _organization(parent: etree._Element, name: str, party: Party) -> None:
         Fax=party.fax,
         Website=party.website,
     )
+
+
+def _response_for(parent: etree._Element, answered: ResponseFor) -> None:
+    _record(
+        parent,
+        "ResponseFor",
+        OrganId=str(OrganId.parse(answered.organ_id)),
+        Code=answered.code,
+        DocumentId=answered.document_id,
+        PromulgationDate=answered.promulgation_date,
+    )
+
+
+def _business(parent: etree._Element, business: Business) -> None:
+    """The ``Bussiness`` block, children in the order of the field samples."""
+    element = _sub(parent, "Bussiness")
+    if business.document_id is not None:
+        _leaf(element, "DocumentId", business.document_id)
+    _leaf(element, "BussinessDocType", str(int(business.doc_type)))
+    if business.reason is not None:
+        _leaf(element, "BussinessDocReason", business.reason)
+    if business.paper is not None:
+        _leaf(element, "Paper", str(business.paper))
+    info = business.document_info
+    if info is not None:
+        written = _record(
+            element,
+            "BussinessDocumentInfo",
+            DocumentInfo=_str(info.document_info),
+            DocumentReceiver=_str(info.document_receiver),
+        )
+        written = written if written is not None else _sub(element, "BussinessDocumentInfo")
+        if info.receivers:
+            receivers = _sub(written, "ReceiverList")
+            for receiver in info.receivers:
+                _record(
+                    receivers,
+                    "Receiver",
+                    OrganId=str(OrganId.parse(receiver.organ_id)),
+                    ReceiverType=str(receiver.receiver_type),
+                )
+    if business.replacements:
+        replacements = _sub(element, "ReplacementInfoList")
+        for replacement in business.replacements:
+            item = _sub(replacements, "ReplacementInfo")
+            _leaf(item, "DocumentId", replacement.document_id)
+            if replacement.organ_ids:
+                organs = _sub(item, "OrganIdList")
+                for organ in replacement.organ_ids:
+                    _leaf(organs, "OrganId", str(OrganId.parse(organ)))
+    staff = business.staff
+    if staff is not None:
+        _record(
+            element,
+            "StaffInfo",
+            Department=staff.department,
+            Staff=staff.staff,
+            Email=staff.email,
+            Mobile=staff.mobile,
+        )
 
 
 def _finish(root: etree._Element, schema: str) -> bytes:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from lxml import etree
 
+from schemas.business import Business, BusinessDocType, read_business
 from schemas.encoded import decode_content
 from schemas.organ import OrganId, OrganIdError
 from schemas.reader import DSIG_NS
@@ -108,6 +109,21 @@ class Package:
     trace: tuple[Trace, ...] = ()
     has_signature: bool = False
     signature_namespace: str | None = None
+    business: Business = Business()
+
+    @property
+    def concerns(self) -> tuple[str, ...]:
+        """The DocumentIds of the earlier documents this package revokes, updates or replaces
+        (none for a new document or a status), each once, in the order written."""
+        kind = self.business.doc_type
+        if self.kind != "edoc" or kind is BusinessDocType.NEW:
+            return ()
+        named = [r.document_id for r in self.business.replacements]
+        if not named and self.business.document_id:
+            named = [self.business.document_id]
+        if not named and kind is BusinessDocType.REVOKE:
+            named = [r.document_id for r in self.response_for if r.document_id]
+        return tuple(dict.fromkeys(named))
 
 
 def _organ_id(parent: etree._Element, field: str) -> str:
@@ -192,6 +208,7 @@ def package_model(root: etree._Element, kind: str) -> Package:
         "business_doc_type": int(child_text(business, "BussinessDocType") or 0),
         "business_doc_reason": child_text(business, "BussinessDocReason"),
         "business_document_id": child_text(business, "DocumentId"),
+        "business": read_business(business),
     }
     if kind == "status":
         target = responses[0]

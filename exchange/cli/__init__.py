@@ -10,6 +10,7 @@ import asyncpg
 
 from exchange.cli.agency import add_agency_commands
 from exchange.cli.audit import add_audit_commands
+from exchange.cli.document import add_document_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
 from exchange.cli.report import add_report_commands
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_command(sub)
     add_report_commands(sub)
     add_user_commands(sub)
+    add_document_commands(sub)
     return parser
 
 

@@ -90,6 +90,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "console.locked": (429, "console user locked after repeated failed sign-ins"),
     "console.csrf_invalid": (403, "a console form without the session's CSRF token"),
     "console.forbidden": (403, "a console page the user's role may not see"),
+    "status.out_of_order": (409, "a status the recipient's copy cannot take now (names its state)"),
+    "recall.pending": (409, "a recall of that copy still waits for its answer (15 or 16)"),
+    "document.unknown": (422, "a revocation, update or replacement of a document never sent"),
+    "document.not_sender": (403, "a revocation, update or replacement of another's document"),
+    "document.not_recipient": (422, "a replacement naming an organ that never received it"),
+    "package.recalled": (410, "the sender recalled this document from the caller"),
 }
 
 

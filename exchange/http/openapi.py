@@ -135,7 +135,7 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                     "description": "The package as received",
                     "content": {"application/xml": {"schema": {"type": "string"}}},
                 },
-                (),
+                (410,),
             ),
             (
                 "/ack",
@@ -279,6 +279,18 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                 }
             },
             **package_routes,
+            "/v1/documents": {
+                "get": {
+                    "summary": "A document the caller sent or receives, with every package "
+                    "about it (versions, revocations, updates, replacements, statuses) and each "
+                    "copy's state, last status and disposition",
+                    "parameters": [{**_text("document_id", minLength=1), "required": True}],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Document"}, "The document"),
+                        **_errors(401),
+                    },
+                }
+            },
             "/v1/ledger/heads": {
                 "get": {
                     "summary": "The latest signed tree head, or the one of ?size=N; with "
@@ -480,11 +492,31 @@ def openapi_document(inbox_max_limit: int = 500) -> dict:
                         "next": {"type": ["string", "null"]},
                     },
                 },
+                "Document": {
+                    "type": "object",
+                    "required": ["document_id", "packages"],
+                    "properties": {
+                        "document_id": {"type": "string"},
+                        "packages": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
                 "Trail": {
                     "type": "object",
                     "properties": {
                         "id": {"type": "string"},
-                        "recipients": {"type": "array", "items": {"type": "object"}},
+                        "recipients": {
+                            "type": "array",
+                            "description": "each visible copy: state, status_code, "
+                            "status_received, progress, disposition, awaiting_answer, answer, "
+                            "superseded_by, times",
+                            "items": {"type": "object"},
+                        },
+                        "links": {
+                            "type": "array",
+                            "description": "revokes, updates, replaces, revoked_by, "
+                            "updated_by, replaced_by",
+                            "items": {"type": "object"},
+                        },
                         "events": {"type": "array", "items": {"type": "object"}},
                     },
                 },

@@ -15,7 +15,7 @@ import logging
 
 from aiohttp import web
 
-from exchange import hubkeys, kpi, merkle, trails
+from exchange import documents, hubkeys, kpi, merkle, trails
 from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
@@ -171,7 +171,10 @@ async def package_bytes(request: web.Request) -> web.StreamResponse:
             "package.bytes_missing",
             "the hub cannot find this package's bytes; the operators are alerted",
         )
+    await documents.refuse_recalled(hub.flows, caller, row)
     await hub.deliveries.fetched(caller, row)
+    # Again once the download is recorded: a recall decided meanwhile may have seen it untaken.
+    await documents.refuse_recalled(hub.flows, caller, row)
     digest_b64 = base64.b64encode(row["digest"]).decode()
     return web.FileResponse(
         path,
@@ -203,6 +206,16 @@ async def trail(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     caller = await _caller(request)
     return web.json_response(await trails.trail(hub.deliveries, caller, request.match_info["id"]))
+
+
+async def document(request: web.Request) -> web.Response:
+    """GET /v1/documents?document_id=...: a document and every package about it."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    document_id = request.query.get("document_id", "")
+    if not document_id:
+        raise HubError("request.invalid_parameter", "document_id is required", field="document_id")
+    return web.json_response(await documents.document(hub.flows, hub.packages, caller, document_id))
 
 
 async def ledger_heads(request: web.Request) -> web.Response:
@@ -387,4 +400,5 @@ ROUTES = [
     ("GET", "/readyz", ready),
     ("GET", "/metrics", metrics),
     ("GET", "/v1/reports/kpi", kpi_report),
+    ("GET", "/v1/documents", document),
 ]

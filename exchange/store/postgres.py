@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -18,6 +18,7 @@ from exchange.errors import HubError
 from exchange.events import Event, canonical_leaf
 from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
 from exchange.store.events import record_events
+from exchange.store.flows import FlowOutcome
 from schemas import Package
 
 __all__ = ["DeliveryRow", "PostgresPackages"]
@@ -27,10 +28,13 @@ _LOCK_DIGEST = 7214010
 _LOCK_DOCUMENT_ID = 7214011
 _LOCK_DELIVERING = 7214002  # one delivering transaction at a time: inbox cursors only grow
 _REPLACING_TYPES = {1, 2, 3}  # revoke, update, replace: may reuse a DocumentId
-_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged"]
+_PER_RECIPIENT_EVENTS = ["routed", "delivered", "fetched", "acknowledged", "disposition"]
 _STATUS_EVENTS = ["status", "recalled"]
 
 ChooseDocument = Callable[[Package, list[DocumentCandidate]], DocumentCandidate]
+SettleFlows = Callable[
+    [asyncpg.Connection, NewPackage, DocumentCandidate | None], Awaitable[FlowOutcome]
+]
 
 
 async def _lock(conn: asyncpg.Connection, namespace: int, key: str) -> None:
@@ -83,9 +87,16 @@ class PostgresPackages:
             row["id"], row["kind"], row["document_id"], digest, tuple(row["recipients"]), True
         )  # its receipt is the one stored with the first submission
 
-    async def insert(self, new: NewPackage, choose_document: ChooseDocument) -> Submission:
+    async def insert(
+        self,
+        new: NewPackage,
+        choose_document: ChooseDocument,
+        settle_flows: SettleFlows | None = None,
+    ) -> Submission:
         """Store an accepted package with its deliveries, outbox rows and events, in one
-        transaction; identical bytes stored meanwhile win (their submission is returned)."""
+        transaction; identical bytes stored meanwhile win (their submission is returned), and
+        so does the earlier status a status harmlessly repeats (``settle_flows``, which also
+        applies the package to the copies it concerns, in this transaction)."""
         package, digest, package_id = new.package, new.digest, new.id
         async with self.pool.acquire() as conn, conn.transaction():
             # The same bytes posted twice at once (a client retrying while its first attempt
@@ -99,6 +110,9 @@ class PostgresPackages:
             about = None
             if package.kind == "status":
                 about = choose_document(package, await self._candidates(conn, package))
+            flows = FlowOutcome() if settle_flows is None else await settle_flows(conn, new, about)
+            if flows.repeat_of is not None:
+                return await self.find_by_digest(flows.repeat_of, conn)
             submitted = Event(
                 "submitted",
                 digest,
@@ -122,7 +136,7 @@ class PostgresPackages:
             events = list(new.events)
             if about is not None:
                 events.append(_status_link(package, package_id, digest, about))
-            await record_events(conn, events)
+            await record_events(conn, [*events, *flows.events])
         return Submission(
             package_id,
             package.kind,
@@ -248,6 +262,8 @@ class PostgresPackages:
                    p.size, p.digest
             FROM deliveries d JOIN packages p ON p.id = d.package_id
             WHERE d.recipient = $1 AND d.state = 'delivered' AND d.inbox_seq > $2
+              AND NOT EXISTS (SELECT 1 FROM dispositions x WHERE x.package_id = d.package_id
+                              AND x.recipient = d.recipient AND x.disposition = 'recalled')
             ORDER BY d.inbox_seq LIMIT $3
             """,
             organ_id,
