@@ -26,8 +26,8 @@ COUNTED_STATUSES = ("01", "02", "03", "04", "05", "06", "15", "16")
 PENDING = {
     "push_failures": "needs the push delivery events (webhook attempts and failures)",
     "witness_signatures": "needs witness co-signatures of tree heads (federation)",
-    "recall_dispositions": "needs recall dispositions (recalled, superseded) of the business flow",
 }
+DISPOSITIONS = ("recall_requested", "recalled", "recall_refused", "superseded")
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,19 @@ def _refusals(s: Slice) -> list[Figure]:
     ]
 
 
+def _dispositions(s: Slice) -> list[Figure]:
+    return [
+        _rate(
+            f"copies_{name}",
+            sum(c.disposition == name for c in s.received),
+            len(s.received),
+            ("submitted", "disposition"),
+            f"copies whose last disposition event says {name}, of copies received",
+        )
+        for name in DISPOSITIONS
+    ]
+
+
 # Each function reads one slice and returns its figures; append new ones at the end.
 FIGURES: list[Callable[[Slice], list[Figure]]] = [
     _sent,
@@ -280,4 +293,5 @@ FIGURES: list[Callable[[Slice], list[Figure]]] = [
     _on_time,
     _signatures,
     _refusals,
+    _dispositions,
 ]

@@ -35,14 +35,15 @@ class Document:
 
 @dataclass
 class Copy:
-    """One recipient's copy of a document: the first ``delivered`` and ``fetched`` events and the
-    first status of each code that recipient sent about it."""
+    """One recipient's copy of a document: the first ``delivered`` and ``fetched`` events, the
+    first status of each code that recipient sent about it, and its last disposition."""
 
     document: Document
     recipient: str
     delivered_at: dt.datetime | None = None
     fetched_at: dt.datetime | None = None
     statuses: dict[str, dt.datetime] = field(default_factory=dict)
+    disposition: str | None = None  # the last ``disposition`` event's "to" (None: active)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ LABELS = {
     "rejected_02": ("Bị từ chối (02)", "Rejected (02)"),
     "refused_at_door": ("Bị hệ thống từ chối", "Refused at the door"),
     "recalled": ("Bị thu hồi (13)", "Recalled (13)"),
+    "copies_recall_requested": ("Bản đang chờ trả lời thu hồi", "Copies awaiting a recall answer"),
+    "copies_recalled": ("Bản đã thu hồi", "Copies recalled"),
+    "copies_recall_refused": ("Bản từ chối thu hồi (16)", "Copies whose recall was refused (16)"),
+    "copies_superseded": ("Bản bị thay thế/cập nhật", "Copies superseded (update, replacement)"),
 }
 _TEXT = {
     "title": ("Báo cáo chỉ số liên thông văn bản", "Document exchange KPI report"),

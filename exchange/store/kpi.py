@@ -53,7 +53,8 @@ class PostgresKpi:
             later = await conn.fetch(
                 "SELECT package_id, event, organ_id, at, detail FROM events "
                 "WHERE package_id = ANY($1::uuid[]) AND at <= $2 "
-                "AND event IN ('verified', 'delivered', 'fetched', 'status', 'recalled') "
+                "AND event IN ('verified', 'delivered', 'fetched', 'status', 'recalled', "
+                "'disposition') "
                 "ORDER BY at, id",
                 list(documents),
                 as_of,
@@ -120,5 +121,7 @@ def _apply(row, document: Document, copies: dict, reports: dict) -> None:
         copy.delivered_at = copy.delivered_at or at
     elif event == "fetched":
         copy.fetched_at = copy.fetched_at or at
+    elif event == "disposition":
+        copy.disposition = row["detail"].get("to")  # rows come in time order: the last wins
     else:
         copy.statuses.setdefault(row["detail"].get("status_code"), at)

@@ -279,6 +279,28 @@ async def test_the_dashboards_report_to_print_and_as_csv(site):
             assert r.status == 400
 
 
+async def test_a_recall_shows_as_the_copys_disposition(site, exchange):
+    from schemas import build_status
+
+    sender = await exchange.client(CENTRAL)
+    await sender.submit(
+        build_status(
+            sender=CENTRAL,
+            response_for_organ_id=PROVINCE,
+            response_for_document_id=site["document_id"],
+            status_code="13",
+            description="Thu hồi",
+            staff="Văn thư",
+        )
+    )
+    async with await signed_in(site["url"], "kiemtoan") as session:
+        _, html, _ = await _get(session, f"{site['url']}/console/documents/{site['doc']}")
+    row = re.search(rf'data-recipient="{PROVINCE}".*?</tr>', html, re.S).group(0)
+    assert 'data-disposition="recall_requested"' in row
+    other = re.search(rf'data-recipient="{DISTRICT}".*?</tr>', html, re.S).group(0)
+    assert 'data-disposition="active"' in other
+
+
 async def test_one_address_trying_many_names_is_throttled(site, exchange):
     """Last in this module: it exhausts 127.0.0.1's allowance of failed sign-ins."""
     url = site["url"]

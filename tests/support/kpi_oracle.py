@@ -77,6 +77,18 @@ async def oracle(pool, start, end, as_of, deadlines: dict[str, int], under: str 
             for q in ("median", "p90"):
                 value = None if row[q] is None else round(float(row[q]), 3)
                 out[f"time_to_{label}_{q}"] = (row["n"], copies, value)
+        for name in ("recall_requested", "recalled", "recall_refused", "superseded"):
+            n = await conn.fetchval(
+                _COPIES
+                + "SELECT count(*) FROM firsts f WHERE (SELECT e.detail->>'to' FROM events e "
+                "WHERE e.package_id = f.package_id AND e.organ_id = f.recipient "
+                "AND e.event = 'disposition' AND e.at <= $3 ORDER BY e.at DESC, e.id DESC "
+                "LIMIT 1) = $6",
+                *args,
+                "01",
+                name,
+            )
+            out[f"copies_{name}"] = (n, copies, round(n / copies, 6) if copies else None)
         for code, days in deadlines.items():
             out[f"on_time_{code}"] = await _on_time(conn, args, code, days, as_of)
     return out

@@ -122,6 +122,29 @@ async def _document(conn, rng, n, sent, sender, recipients) -> list[Event]:
         )
     for recipient in recipients:
         events += _copy(rng, package_id, digest, recipient, sent)
+    if rng.random() < 0.06:  # recalled (13 or a revocation) or superseded: the copies' fate
+        events += _dispositions(rng, package_id, digest, recipients, sent)
+    return events
+
+
+def _dispositions(rng, package_id, digest, recipients, sent) -> list[Event]:
+    events, at = [], sent + dt.timedelta(hours=rng.uniform(2, 72))
+    superseded = rng.random() < 0.4
+    for recipient in recipients:
+        steps = [("active", "superseded")] if superseded else [("active", "recall_requested")]
+        if not superseded and rng.random() < 0.8:
+            steps.append(("recall_requested", rng.choice(["recalled", "recall_refused"])))
+        for n, (before, after) in enumerate(steps):
+            events.append(
+                Event(
+                    "disposition",
+                    digest,
+                    package_id,
+                    recipient,
+                    {"from": before, "to": after, "cause": str(uuid.uuid4()), "why": "gen"},
+                    at + dt.timedelta(minutes=30 * n),
+                )
+            )
     return events
 
 
