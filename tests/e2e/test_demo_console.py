@@ -63,7 +63,6 @@ async def test_keep_serving_prints_a_console_login_that_works(settings):
                 html = await r.text()
             assert html.count("<svg") == 4
             sent = re.search(r'data-figure="documents_sent".*?class="big">([^<]+)<', html, re.S)
-            assert sent.group(1) == "1"
             on_time = re.search(
                 r'data-figure="on_time_03".*?class="small">(\d+) / (\d+)<', html, re.S
             )
@@ -77,8 +76,9 @@ async def test_keep_serving_prints_a_console_login_that_works(settings):
                 expected = await oracle(pool, start, end, dt.datetime.now(dt.UTC), {"03": 1})
             finally:
                 await pool.close()
+            assert int(sent.group(1)) == expected["documents_sent"][0] >= 1
             assert (int(on_time.group(1)), int(on_time.group(2))) == expected["on_time_03"][:2]
-            assert expected["on_time_03"][:2] == (3, 3)
+            assert expected["on_time_03"][1] >= 3  # the first document's three recipients
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
