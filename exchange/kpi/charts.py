@@ -19,7 +19,7 @@ def bar_chart(title: str, rows: list[tuple[str, float | None]], *, percent: bool
     """Horizontal bars, one per (label, value); ``percent`` draws ratios 0..1 as per cent.
     A missing value (None) is drawn as "–" with no bar."""
     top = max([v for _, v in rows if v is not None] or [0]) if not percent else 1.0
-    height = _ROW * len(rows) + 34
+    height = _ROW * max(len(rows), 1) + 34
     width = _LABEL_WIDTH + _BAR_WIDTH + 70
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
@@ -27,6 +27,8 @@ def bar_chart(title: str, rows: list[tuple[str, float | None]], *, percent: bool
         f"<title>{escape(title)}</title>",
         f'<text class="chart-title" x="0" y="16">{escape(title)}</text>',
     ]
+    if not rows:
+        parts.append('<text class="chart-value" x="0" y="44">–</text>')
     for index, (label, value) in enumerate(rows):
         y = 28 + index * _ROW
         length = 0 if value is None or not top else round(_BAR_WIDTH * value / top, 1)
@@ -55,6 +57,8 @@ def column_chart(title: str, columns: list[tuple[str, int]]) -> Markup:
         f"<title>{escape(title)}</title>",
         f'<text class="chart-title" x="0" y="16">{escape(title)}</text>',
     ]
+    if not columns:
+        parts.append('<text class="chart-value" x="0" y="44">–</text>')
     for index, (label, value) in enumerate(columns):
         x = 5 + index * step
         bar = 0 if not top else round(plot * value / top, 1)
