@@ -22,7 +22,7 @@ from PIL import Image
 from exchange.registry import Agency
 from tests.support.console import PASSWORD, add_user
 from tests.support.demo_flow import run_exchange
-from tests.support.traffic import generate_month
+from tests.support.traffic import AGENCIES, generate_month
 
 CHROMIUM = os.environ.get("LIENTHONG_CHROMIUM", "/usr/bin/chromium")
 CENTRAL, PROVINCE, OTHER = "000.00.00.G22", "000.00.00.H49", "000.00.00.H47"
@@ -51,9 +51,10 @@ async def site(exchange):
             )
         ]
     )
+    # every registered code gets a queue (the registry's NOTIFY): all are removed afterwards
+    exchange.codes.extend([a.code for a in AGENCIES] + ["000.00.12.H49"])
     for code in (CENTRAL, PROVINCE, "000.00.10.H49", "000.05.10.H49", "000.00.11.H49"):
         await exchange.hub.broker.ensure_agency(code)
-        exchange.codes.append(code)
     sent = await run_exchange(exchange, CENTRAL, [PROVINCE, "000.00.10.H49", "000.05.10.H49"])
     hub = exchange.hub
     # a copy that never arrived (as if the broker lost it an hour ago), for the operator
