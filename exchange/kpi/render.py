@@ -56,6 +56,7 @@ _TEXT = {
     "province": ("Tỉnh", "Province"),
     "district": ("Huyện", "District"),
     "commune": ("Xã", "Commune"),
+    "level": ("Cấp", "Level"),
 }
 _env = Environment(
     loader=PackageLoader("exchange.kpi", "templates"),
