@@ -188,6 +188,9 @@ async def test_the_demo_exchange_through_the_api_matches_the_recomputation(excha
         exchange.hub.pool, start, end, as_of, {"01": 0, "03": 1, "06": 10}, under="H49"
     )
     _check_against_oracle(report, expected)
+    _, communes = await _get(exchange, PROVINCE, f"from={today}&to={today}&level=commune")
+    assert communes["figures"]["copies_received"]["value"] == 1
+    assert list(communes["by_level"]) == ["commune"]
     _, central = await _get(exchange, CENTRAL, f"from={today}&to={today}")
     assert central["figures"]["documents_sent"]["value"] == 1
     assert central["figures"]["copies_received"]["value"] == 0
