@@ -45,6 +45,7 @@ class PostgresConsole:
         )
 
     async def users(self) -> list[asyncpg.Record]:
+        """Every console user with its role, agency and lock-out (never the hash)."""
         return await self.pool.fetch(
             "SELECT name, role, agency, failures, locked_until FROM console_users ORDER BY name"
         )
@@ -69,6 +70,7 @@ class PostgresConsole:
         )
 
     async def signed_in(self, name: str) -> None:
+        """A successful sign-in: the failure count starts again."""
         await self.pool.execute(
             "UPDATE console_users SET failures = 0, locked_until = NULL WHERE name = $1", name
         )
@@ -143,6 +145,7 @@ class PostgresConsole:
         return True
 
     async def clients(self) -> list[asyncpg.Record]:
+        """Every DMS client id with its agency and whether it is revoked (never the hash)."""
         return await self.pool.fetch(
             "SELECT client_id, organ_id, created_at, revoked_at FROM credentials "
             "ORDER BY organ_id, created_at"
@@ -166,6 +169,7 @@ class PostgresConsole:
         return True
 
     async def package(self, package_id: uuid.UUID) -> asyncpg.Record | None:
+        """The package row (the caller applies the visibility rule)."""
         return await self.pool.fetchrow("SELECT * FROM packages WHERE id = $1", package_id)
 
     async def ledger_positions(self, package_id: uuid.UUID) -> list[asyncpg.Record]:
