@@ -46,7 +46,7 @@ async def dashboard(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     try:
         query = _kpi_query(request, viewer)
     except HubError:
-        return error_page(request, 400, "request.invalid_parameter", "not_found", viewer)
+        return error_page(request, 400, "request.invalid_parameter", "bad_period", viewer)
     report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
     context = {"report": report, "charts": chart_set(report, lang_of(request)), "query": query}
     if viewer.role == "operator":
@@ -69,7 +69,7 @@ async def report_file(request: web.Request, viewer: Viewer) -> web.StreamRespons
     try:
         query = _kpi_query(request, viewer)
     except HubError:
-        return error_page(request, 400, "request.invalid_parameter", "not_found", viewer)
+        return error_page(request, 400, "request.invalid_parameter", "bad_period", viewer)
     report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
     name = f"kpi-{query.start}-{query.end}"
     if request.match_info["kind"] == "csv":

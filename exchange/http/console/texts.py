@@ -35,6 +35,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "from": ("Từ ngày", "From"),
     "to": ("Đến ngày", "To"),
     "show": ("Xem", "Show"),
+    "bad_period": (
+        "Kỳ báo cáo không hợp lệ (ngày YYYY-MM-DD, tối đa 366 ngày).",
+        "Not a valid period (dates YYYY-MM-DD, at most 366 days).",
+    ),
     "report_html": ("Báo cáo để in", "Printable report"),
     "backlog": ("Tồn đọng", "Backlog"),
     "outbox": ("Chờ gửi qua broker (outbox)", "Waiting for the broker (outbox)"),
