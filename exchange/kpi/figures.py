@@ -112,7 +112,8 @@ def _sent(s: Slice) -> list[Figure]:
             "documents_sent",
             len(s.sent),
             ("submitted",),
-            "documents (kind edoc) whose submitted event is in the period, by senders in scope",
+            "documents (kind edoc) whose submitted event is in the period, by senders in scope; "
+            "revocations (a linked event 'revokes' of their own) are recalls, not documents",
         )
     ]
 
@@ -265,8 +266,9 @@ def _refusals(s: Slice) -> list[Figure]:
             "recalled",
             sum(d.recalled_at is not None for d in s.sent),
             len(s.sent),
-            ("submitted", "recalled"),
-            "documents with a recalled event (status 13 from the sender), of documents sent",
+            ("submitted", "recalled", "linked"),
+            "documents with a recalled event (status 13 from the sender) or revoked by a "
+            "revocation (a linked event 'revokes' naming it), of documents sent",
         ),
     ]
 

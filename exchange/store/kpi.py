@@ -54,7 +54,7 @@ class PostgresKpi:
                 "SELECT package_id, event, organ_id, at, detail FROM events "
                 "WHERE package_id = ANY($1::uuid[]) AND at <= $2 "
                 "AND event IN ('verified', 'delivered', 'fetched', 'status', 'recalled', "
-                "'disposition') "
+                "'disposition', 'linked') "
                 "ORDER BY at, id",
                 list(documents),
                 as_of,
@@ -62,6 +62,15 @@ class PostgresKpi:
             reports = await self._pdf_verdicts(conn, later)
             for r in later:
                 _apply(r, documents[r["package_id"]], copies, reports)
+            # A revocation (BussinessDocType 1) is a recall, not a document to handle: it
+            # shows as the recall of the document it concerns (its "linked ... revokes" event).
+            revocations = {
+                r["package_id"]
+                for r in later
+                if r["event"] == "linked"
+                and r["detail"].get("relation") == "revokes"
+                and r["detail"].get("concerns")
+            }
             refusals = await conn.fetch(
                 "SELECT organ_id, at, detail->>'code' AS code FROM events "
                 "WHERE event = 'rejected' AND at >= $1 AND at < $2 AND at <= $3",
@@ -74,8 +83,8 @@ class PostgresKpi:
             start,
             end,
             as_of,
-            list(documents.values()),
-            list(copies.values()),
+            [d for key, d in documents.items() if key not in revocations],
+            [c for (key, _), c in copies.items() if key not in revocations],
             [Refusal(r["organ_id"] or "", r["at"], r["code"] or "") for r in refusals],
             {a["code"]: a["level"] for a in agencies},
             {a["code"]: a["name"] for a in agencies},
@@ -111,8 +120,12 @@ def _apply(row, document: Document, copies: dict, reports: dict) -> None:
         if digest:
             document.pdfs, document.pdfs_passed = reports.get(bytes.fromhex(digest), (0, 0))
         return
-    if event == "recalled":
-        document.recalled_at = document.recalled_at or at
+    if event == "recalled" or (
+        event == "linked" and row["detail"].get("relation") == "revokes" and row["detail"].get("by")
+    ):
+        document.recalled_at = document.recalled_at or at  # status 13, or a revocation of it
+        return
+    if event == "linked":
         return
     copy = copies.get((row["package_id"], organ))
     if copy is None:

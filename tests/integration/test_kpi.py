@@ -103,6 +103,12 @@ async def test_a_month_report_has_every_part_the_charts_need(month_pool):
     per_agency = sum(a["figures"]["documents_sent"]["value"] for a in report["by_agency"])
     assert per_agency == report["figures"]["documents_sent"]["value"]
     assert set(report["pending"]) == {"push_failures", "witness_signatures"}
+    # revocations are packages of their own, but recalls, not documents to handle
+    revocations = await month_pool.fetchval(
+        "SELECT count(*) FROM packages WHERE business_doc_type = 1"
+    )
+    assert revocations > 0 and report["figures"]["documents_sent"]["value"] == 500
+    assert report["figures"]["recalled"]["numerator"] >= revocations
     dispositions = [
         report["figures"][f"copies_{d}"]["numerator"] for d in ("recalled", "superseded")
     ]

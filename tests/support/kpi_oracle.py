@@ -19,6 +19,8 @@ WITH docs AS (
     FROM events e JOIN agencies s ON s.code = e.organ_id
     WHERE e.event = 'submitted' AND e.detail->>'kind' = 'edoc'
       AND e.at >= $1 AND e.at < $2 AND e.at <= $3
+      AND NOT EXISTS (SELECT 1 FROM events l WHERE l.package_id = e.package_id
+          AND l.event = 'linked' AND l.detail->>'relation' = 'revokes' AND l.detail ? 'concerns')
 ), copies AS (
     SELECT DISTINCT d.package_id, d.sent, r.recipient
     FROM docs d, jsonb_array_elements_text(d.detail->'recipients') AS r(recipient)
@@ -47,7 +49,10 @@ async def oracle(pool, start, end, as_of, deadlines: dict[str, int], under: str 
             "SELECT count(*) FROM events e JOIN agencies s ON s.code = e.organ_id "
             "WHERE e.event = 'submitted' AND e.detail->>'kind' = 'edoc' "
             "AND e.at >= $1 AND e.at < $2 AND e.at <= $3 "
-            "AND ($4::text IS NULL OR s.routing_key = $4 OR s.routing_key LIKE $4 || '.%')",
+            "AND ($4::text IS NULL OR s.routing_key = $4 OR s.routing_key LIKE $4 || '.%') "
+            "AND NOT EXISTS (SELECT 1 FROM events l WHERE l.package_id = e.package_id "
+            "AND l.event = 'linked' AND l.detail->>'relation' = 'revokes' "
+            "AND l.detail ? 'concerns')",
             *args,
         )
         out["documents_sent"] = (sent, None, sent)

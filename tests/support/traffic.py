@@ -122,8 +122,55 @@ async def _document(conn, rng, n, sent, sender, recipients) -> list[Event]:
         )
     for recipient in recipients:
         events += _copy(rng, package_id, digest, recipient, sent)
+    if rng.random() < 0.03:  # revoked by a revocation package (BussinessDocType 1)
+        events += await _revocation(conn, n, package_id, digest, sender, recipients, sent)
     if rng.random() < 0.06:  # recalled (13 or a revocation) or superseded: the copies' fate
         events += _dispositions(rng, package_id, digest, recipients, sent)
+    return events
+
+
+async def _revocation(conn, n, target, target_digest, sender, recipients, sent) -> list[Event]:
+    """A revocation of document ``target``: a package of its own, linked to it both ways."""
+    at = sent + dt.timedelta(hours=3)
+    revocation, digest = uuid.uuid4(), _digest("revocation", n, sent)
+    await conn.execute(
+        "INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type, size, "
+        "received_at) VALUES ($1, $2, $3, 'edoc', $4, 1, 1000, $5)",
+        revocation,
+        digest,
+        sender,
+        f"{sender},{sent:%Y/%m/%d},{n}/THU-HOI",
+        at,
+    )
+    link = {"relation": "revokes", "organs": recipients}
+    events = [
+        Event(
+            "submitted",
+            digest,
+            revocation,
+            sender,
+            {"kind": "edoc", "size": 1000, "recipients": recipients},
+            at,
+        ),
+        Event(
+            "linked",
+            target_digest,
+            target,
+            sender,
+            {**link, "by": str(revocation), "by_document_id": f"{n}/THU-HOI"},
+            at,
+        ),
+        Event(
+            "linked",
+            digest,
+            revocation,
+            sender,
+            {**link, "concerns": str(target), "document_id": f"{n}/GEN"},
+            at,
+        ),
+    ]
+    for recipient in recipients:
+        events.append(Event("delivered", digest, revocation, recipient, {}, at))
     return events
 
 
