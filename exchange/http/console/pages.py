@@ -15,6 +15,7 @@ from exchange.errors import HubError
 from exchange.evidence import build_bundle
 from exchange.http.console.common import Viewer, console_page, error_page, lang_of, render
 from exchange.http.v1 import HUB
+from exchange.kpi.calendar import VIETNAM
 from exchange.kpi.render import chart_set, render_csv, render_html
 from exchange.merkle import ProofError, verify_inclusion
 from schemas import OrganId
@@ -175,7 +176,7 @@ async def registry(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         rows = [(a, 0) for a in agencies]
     else:
         rows = _tree(agencies)
-    today = dt.date.today()
+    today = dt.datetime.now(VIETNAM).date()
     return render(request, "registry.html.j2", viewer=viewer, rows=rows, q=search, today=today)
 
 
