@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     kpi_deadline_01_days: Annotated[int, Field(ge=0, le=365)] = 0
     kpi_deadline_03_days: Annotated[int, Field(ge=0, le=365)] = 1
     kpi_deadline_06_days: Annotated[int, Field(ge=0, le=365)] = 10
+    # GET /v1/reports/kpi reads a whole period's events: per calling agency, per minute.
+    kpi_reports_per_minute: Annotated[int, Field(ge=1)] = 12
     # Web console: session lifetime; failed sign-ins of one user before it is locked, how long.
     console_session_seconds: Annotated[int, Field(ge=60)] = 8 * 3600
     console_lockout_failures: Annotated[int, Field(ge=1)] = 5

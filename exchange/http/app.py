@@ -10,7 +10,7 @@ from exchange.http.errors import DATABASE_READY, REFUSALS, errors_middleware
 from exchange.http.guard import guard_middleware, security_headers
 from exchange.http.inputs import query_middleware
 from exchange.http.login import LoginGuard
-from exchange.http.v1 import CERTS, HEAD_SIGNS, HUB, LOGINS, ROUTES
+from exchange.http.v1 import CERTS, HEAD_SIGNS, HUB, KPI_REPORTS, LOGINS, ROUTES
 from exchange.hub import Hub
 from exchange.throttle import SlidingWindow
 
@@ -34,6 +34,7 @@ def make_app(hub: Hub) -> web.Application:
     app[HEAD_SIGNS] = SlidingWindow(
         hub.settings.head_signs_per_window, hub.settings.head_sign_window_seconds
     )
+    app[KPI_REPORTS] = SlidingWindow(hub.settings.kpi_reports_per_minute, 60.0)
     app[CERTS] = CertificateCache()
     app.on_response_prepare.append(_security_headers)
     for method, path, handler in ROUTES:

@@ -110,7 +110,7 @@ _KPI_OPERATION = {
             },
             "Each figure with its numerator, denominator and the event kinds it reads",
         ),
-        **_errors(401, 403, 422),
+        **_errors(401, 403, 422, 429),
     },
 }
 

@@ -28,12 +28,13 @@ from exchange.hub import Hub
 from exchange.throttle import SlidingWindow, too_many
 from schemas import OrganId
 
-__all__ = ["CERTS", "HEAD_SIGNS", "HUB", "LOGINS", "ROUTES"]
+__all__ = ["CERTS", "HEAD_SIGNS", "HUB", "KPI_REPORTS", "LOGINS", "ROUTES"]
 
 log = logging.getLogger("lienthong.http")
 HUB = web.AppKey("hub", Hub)
 LOGINS = web.AppKey("logins", LoginGuard)
 HEAD_SIGNS = web.AppKey("head_signs", SlidingWindow)
+KPI_REPORTS = web.AppKey("kpi_reports", SlidingWindow)  # reports computed, per agency
 CERTS = web.AppKey("client_certificates", CertificateCache)
 _XML_TYPES = {"application/xml", "text/xml", "application/edxml+xml"}
 
@@ -325,6 +326,11 @@ async def kpi_report(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     caller = await _caller(request)
     query = kpi.parse_query(request.query)
+    limiter = request.app[KPI_REPORTS]
+    wait = limiter.retry_after(caller.organ_id)
+    if wait is not None:
+        raise too_many("request.rate_limited", "KPI reports are computed sparingly", wait)
+    limiter.hit(caller.organ_id)
     own = OrganId.parse(caller.organ_id).subtree_prefix
     if query.scope.under is None:
         query = dataclasses.replace(query, scope=dataclasses.replace(query.scope, under=own))

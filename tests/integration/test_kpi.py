@@ -273,3 +273,20 @@ async def test_an_auditor_recomputes_the_figures_from_the_evidence_export(exchan
     assert figures["time_to_delivered_p90"]["value"] == pytest.approx(
         statistics.quantiles(to_delivered, n=10, method="inclusive")[8], abs=1e-3
     )
+
+
+async def test_reports_are_rate_limited_per_agency(exchange, exchanged):
+    limit = exchange.hub.settings.kpi_reports_per_minute
+    token = await exchange.token(COMMUNE)
+    statuses = []
+    for _ in range(limit + 1):
+        async with exchange.session.get(
+            f"{exchange.url}/v1/reports/kpi", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            statuses.append(r.status)
+            body, retry = await r.json(), r.headers.get("Retry-After")
+    assert statuses[:limit] == [200] * limit
+    assert_error(statuses[-1], body, 429, "request.rate_limited")
+    assert int(retry) >= 1
+    status, _ = await _get(exchange, PROVINCE, "")  # another agency is not held back
+    assert status == 200
