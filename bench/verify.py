@@ -4,6 +4,7 @@
     .venv/bin/python bench/verify.py --quick      # 5 and 20 runs (seconds)
     .venv/bin/python bench/verify.py --json       # every number, as JSON on stdout
     .venv/bin/python bench/verify.py --profile 12 # then cProfile's top functions per file
+    .venv/bin/python bench/verify.py --stages     # then CPU ms per stage (needs pyinstrument)
 
 Files, made once per run with the test PKI (``python -m tests.support.pki``, a separate process
 so its OCSP/CRL/TSA work is not counted as ours) and the leader's RSA-2048 key: a 1-page and a
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.util
 import io
 import json
 import os
@@ -336,7 +338,9 @@ def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
     data = case.path.read_bytes()
     call = validate_pdf if case.kind == "pdf" else validate_package
     call(data, trust)
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(
+        time.process_time
+    )  # CPU time: waits on a shared machine do not count
     profiler.enable()
     for _ in range(runs):
         call(data, trust)
@@ -346,6 +350,44 @@ def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
+
+
+def stages(case: Case, trust: TrustSettings, runs: int) -> list[dict]:
+    """CPU ms per (step, work) of one warm validation: pyinstrument's shares (see
+    :mod:`bench.verify_stages`) times the measured warm CPU median."""
+    from bench.verify_stages import stage_table
+
+    data = case.path.read_bytes()
+    call = validate_pdf if case.kind == "pdf" else validate_package
+    call(data, trust)
+    shares = stage_table(lambda: call(data, trust), runs)
+    rows = [
+        {"step": step, "work": work, "ms": share * case.warm, "name_prep_ms": prep * case.warm}
+        for (step, work), (share, prep) in shares.items()
+    ]
+    return sorted(rows, key=lambda row: -row["ms"])
+
+
+def stage_output(case: Case, rows: list[dict], console: Console) -> None:
+    out = Table(
+        "step",
+        "work",
+        "CPU ms",
+        "%",
+        "of it: name\nprep ms",
+        title=f"{case.name}: {case.warm:.1f} ms CPU per validation, by stage",
+    )
+    for row in rows:
+        if row["ms"] >= 0.05:
+            share = 100 * row["ms"] / case.warm
+            out.add_row(
+                row["step"],
+                row["work"],
+                f"{row['ms']:.2f}",
+                f"{share:.0f}",
+                f"{row['name_prep_ms']:.2f}",
+            )
+    console.print(out)
 
 
 # ----- output -------------------------------------------------------------------------------------
@@ -463,6 +505,9 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=int, metavar="N", help="print cProfile's top N functions per file"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="then CPU ms per stage of each file (pyinstrument)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     runs = args.runs or (5 if args.quick else 30)
@@ -470,6 +515,9 @@ def main() -> int:
     missing = [t for t in ("pdfsig", "xmlsec1") if shutil.which(t) is None]
     if missing:
         print(f"missing tools: {', '.join(missing)} (apt install poppler-utils xmlsec1)")
+        return 1
+    if args.stages and importlib.util.find_spec("pyinstrument") is None:
+        print("--stages needs pyinstrument: .venv/bin/pip install pyinstrument")
         return 1
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
     fast = install_fast_paths()  # as the hub's workers and ``lienthong verify`` do
@@ -513,11 +561,16 @@ def main() -> int:
                     )
         result = summary(cases)
         result["fast_hex_reader"] = fast
+        if args.stages:
+            with console.status("profiling the stages"):
+                result["stages"] = {c.name: stages(c, trust, max(runs, 20)) for c in cases}
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:
             table(cases, console)
             _notes(cases, result, console, runs, tool_runs)
+            for case in cases if args.stages else ():
+                stage_output(case, result["stages"][case.name], console)
         if args.profile:
             for case in cases:
                 console.rule(f"cProfile: {case.name}, {runs} warm runs")

@@ -29,14 +29,16 @@ One certificate loader and one context factory serve the whole package:
 
 * :func:`load_certificates` / :func:`certificates` read every certificate the configuration,
   a signer's options or a caller names (PEM with one or many, DER, folders of them); the files
-  are parsed once per version (path, size, modification time);
+  are parsed once per version (the file: device, inode, size, modification time);
 * :func:`make_validation_context` builds every pyhanko-certvalidator ``ValidationContext`` (PDF
   and package validation, detached CMS, the signer's own checks), its revocation fetches going
   through the process cache of :mod:`signing.fetchers` unless asked not to.
 
-Validation contexts themselves are *not* shared between documents: they accumulate state (the
-certificates a document brought along, the POE it proved) that must not leak from one
-document into another.
+What does not depend on the document is built once: the parsed anchors and intermediates, and
+certvalidator's trust manager for a set of anchors (an index of the roots by subject that
+nothing changes after it is built). Validation contexts themselves are *not* shared between
+documents: they accumulate state (the certificates a document brought along, the POE it
+proved) that must not leak from one document into another.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.policy_decl import AlgorithmUsagePolicy, DisallowWeakAlgorithmsPolicy
+from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from signing.errors import TrustError
 from signing.fetchers import clear_revocation_cache, make_fetchers
@@ -128,7 +131,7 @@ def load_certificates(path: Path) -> list[asn1_x509.Certificate]:
     return _parse_certificates(path.read_bytes(), str(path))
 
 
-_FILE_CACHE: dict[tuple[str, int, int], tuple[asn1_x509.Certificate, ...]] = {}
+_FILE_CACHE: dict[tuple[int, int, int, int], tuple[asn1_x509.Certificate, ...]] = {}
 _FILE_CACHE_LOCK = threading.Lock()
 
 
@@ -140,7 +143,7 @@ def _cached_load(path: Path) -> tuple[asn1_x509.Certificate, ...]:
         st = path.stat()
     except OSError:
         raise TrustError(f"{path}: no such certificate file") from None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file version, no realpath
     with _FILE_CACHE_LOCK:
         hit = _FILE_CACHE.get(key)
     if hit is None:
@@ -195,12 +198,40 @@ class LoadedTrust:
         return frozenset(c.sha256.hex() for c in self.anchors)
 
 
+_TRUST_MANAGERS: dict[tuple[bytes, ...], tuple[SimpleTrustManager, int]] = {}
+_TRUST_MANAGERS_LOCK = threading.Lock()
+_TRUST_MANAGERS_MAX = 64
+# A lookup of a name that is no root leaves an empty entry in the manager's index (a
+# defaultdict), so a shared manager is rebuilt after this many contexts: bounded memory.
+_TRUST_MANAGER_USES = 1000
+
+
+def _trust_manager(anchors: Sequence[asn1_x509.Certificate]) -> SimpleTrustManager:
+    """certvalidator's trust manager for ``anchors``, shared by the contexts with the same
+    anchors (by SHA-256): it indexes the roots by subject, and what it answers never changes
+    after it is built."""
+    key = tuple(sorted({c.sha256 for c in anchors}))
+    with _TRUST_MANAGERS_LOCK:
+        manager, uses = _TRUST_MANAGERS.get(key, (None, 0))
+        if manager is not None and uses < _TRUST_MANAGER_USES:
+            _TRUST_MANAGERS[key] = (manager, uses + 1)
+            return manager
+    manager = SimpleTrustManager.build(trust_roots=list(anchors))
+    with _TRUST_MANAGERS_LOCK:
+        if len(_TRUST_MANAGERS) >= _TRUST_MANAGERS_MAX:
+            _TRUST_MANAGERS.clear()
+        _TRUST_MANAGERS[key] = (manager, 1)
+    return manager
+
+
 def clear_caches() -> None:
-    """Forget cached trust files and revocation data (tests, a CA incident)."""
+    """Forget cached trust files, trust managers and revocation data (tests, a CA incident)."""
     with _FILE_CACHE_LOCK:
         _FILE_CACHE.clear()
     with _PARSED_LOCK:
         _PARSED.clear()
+    with _TRUST_MANAGERS_LOCK:
+        _TRUST_MANAGERS.clear()
     clear_revocation_cache()
 
 
@@ -343,7 +374,7 @@ def make_validation_context(
         )
         kwargs.update(fetchers=fetchers, fetcher_backend=OwnedFetcherBackend(backend))
     return ValidationContext(
-        trust_roots=list(anchors),
+        trust_manager=_trust_manager(list(anchors)),
         other_certs=list(other_certs),
         moment=moment,
         allow_fetching=allow_fetching,

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ObjectIdentifier
 
 from schemas import FormatError, Limits, ParsedPackage, read_package
+from schemas.encoded import decode_base64, decode_content
+from schemas.tree import attachment_elements, q
 from signing.trust import TrustSettings
 from signing.validation.caveats import document_warnings, with_warnings
 from signing.validation.pdf import async_validate_pdf
@@ -44,10 +46,31 @@ _STATUS = {"valid": TOTAL_PASSED, "invalid": TOTAL_FAILED, "indeterminate": INDE
 _ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
 
 
+_SNIFF = 1024  # a PDF's header is looked for in its first bytes
+_SNIFF_TEXT = 4096  # base64 characters decoded for them (line breaks included)
+
+
 def _is_pdf(data: bytes, content_type: str | None) -> bool:
-    return data[:1024].lstrip().startswith(b"%PDF") or (content_type or "").lower() in (
+    return data[:_SNIFF].lstrip().startswith(b"%PDF") or (content_type or "").lower() in (
         "application/pdf",
     )
+
+
+def _head(element) -> bytes | None:
+    """The first :data:`_SNIFF` decoded bytes of an ``Attachment`` element, decoding only the
+    start of its text; None when they cannot be had that way (comments in the text, or so much
+    white space that the first characters hold fewer bytes), then the caller decodes it all.
+    The package was read already, so its base64 is known to be valid."""
+    encoded = element.find(q("ContentTransferEncoded"))
+    if encoded is None or len(encoded) != 0:
+        return None
+    text = encoded.text or ""
+    prefix = text[:_SNIFF_TEXT]
+    try:
+        head = next(decode_base64(prefix, chunk=len(prefix)), b"") if prefix else b""
+    except ValueError:  # not base64 after all: decoding it whole says where
+        return None
+    return head if len(head) >= _SNIFF or len(prefix) == len(text) else None
 
 
 def _org_id(cert: x509.Certificate) -> str | None:
@@ -126,7 +149,13 @@ async def _attachments(
 ) -> tuple[list[AttachmentReport], list[str], list[str]]:
     """Each PDF attachment's report, the content ids of the others, and the PDFs' warnings."""
     attachments, skipped, warnings = [], [], []
-    for attachment, content in parsed.attachments():
+    elements = attachment_elements(parsed.root)
+    for attachment, element in zip(parsed.package.attachments, elements, strict=True):
+        head = _head(element)  # a non-PDF attachment is not decoded whole
+        if head is not None and not _is_pdf(head, attachment.content_type):
+            skipped.append(attachment.content_id)
+            continue
+        content = b"".join(decode_content(element))
         if not _is_pdf(content, attachment.content_type):
             skipped.append(attachment.content_id)
             continue

@@ -149,8 +149,9 @@ async def _validate(data: bytes, trust: TrustSettings) -> DocumentReport:
         if reader.encrypted:
             raise ValueError("encrypted PDF documents are not supported")
         total_revisions = reader.xrefs.total_revisions
-        signature_fields = {name for name, _, _ in enumerate_sig_fields(reader)}
-        facts = _signature_facts(data, reader)
+        fields = list(enumerate_sig_fields(reader))  # one walk of the form: all, then filled
+        signature_fields = {name for name, _, _ in fields}
+        facts = _signature_facts(data, reader, [f for f in fields if f[1]])
     except Exception as exc:  # noqa: BLE001 - hostile input: report, never raise
         message = f"the file cannot be read as a PDF: {clip(exc)}"
         summary = Summary(TOTAL_FAILED, "FORMAT_FAILURE", 0, 0, message)
@@ -179,11 +180,13 @@ async def _validate(data: bytes, trust: TrustSettings) -> DocumentReport:
     return document.report(_summarise(reports, trust.revocation), reports, total_revisions, [])
 
 
-def _signature_facts(data: bytes, reader: PdfFileReader) -> list[SignatureFacts]:
-    """Each filled signature field, read as far as it can be, with its ``/ByteRange`` checked."""
+def _signature_facts(
+    data: bytes, reader: PdfFileReader, filled: list[tuple[str, object, generic.PdfObject]]
+) -> list[SignatureFacts]:
+    """Each filled signature field (``enumerate_sig_fields`` items with a ``/V``, which is what
+    its ``filled_status=True`` selects), read as far as it can be, ``/ByteRange`` checked."""
     facts = []
-    fields = list(enumerate_sig_fields(reader, filled_status=True))
-    for index, (name, _sig_ref, sig_field) in enumerate(fields, start=1):
+    for index, (name, _value, sig_field) in enumerate(filled, start=1):
         emb: EmbeddedPdfSignature | None = None
         byte_range: list[int] = []
         error = None

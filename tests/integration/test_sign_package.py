@@ -508,6 +508,21 @@ def test_certificate_problems(pki):
     assert verify(pki, expired, at=ten_days_ago).valid
 
 
+def test_shared_trust_managers_keep_each_set_of_anchors_apart(pki):
+    """Contexts share certvalidator's trust manager per set of anchors: the rogue hierarchy's
+    root trusts only its own signer, however the checks alternate."""
+    rogue_root = pki.identity("untrusted").chain[-1]
+    rogue, clerk = sign_p12(pki, "untrusted", package()), sign_p12(pki, "clerk", package())
+    for _ in range(2):
+        assert verify_package(rogue, trust_roots=[rogue_root]).valid
+        assert verify_package(clerk, trust_roots=[rogue_root]).reason == (
+            "NO_CERTIFICATE_CHAIN_FOUND"
+        )
+        assert verify(pki, clerk).valid
+        assert verify(pki, rogue).reason == "NO_CERTIFICATE_CHAIN_FOUND"
+        assert verify_package(rogue, trust_roots=[pki.root_pem, rogue_root]).valid
+
+
 def test_revocation(pki):
     revoked = verify(pki, sign_p12(pki, "revoked", package()), check_revocation=True)
     assert (revoked.status, revoked.reason) == ("invalid", "REVOKED")

@@ -107,3 +107,26 @@ async def test_package_revocation_follows_the_trust_mode(pki, trust):
     assert (offline.indication, offline.sub_indication) == ("INDETERMINATE", "TRY_LATER")
     revoked = await async_validate_package(await sign(pki, package([]), who="revoked"), trust)
     assert revoked.sub_indication == "REVOKED"
+
+
+async def test_attachments_are_told_apart_by_their_first_bytes(pki, trust, signed_pdf):
+    # Only the start of each attachment's base64 is decoded to tell a PDF: a PDF labelled as
+    # anything is still validated, a large file of another kind is skipped without a report.
+    tampered = bytearray(signed_pdf)
+    tampered[tampered.index(b"Quy ch") if b"Quy ch" in tampered else 200] ^= 0x01
+    other = bytes(range(256)) * 800  # 200 KB, not a PDF
+    spaces = b" " * 2000 + b"%PDF-1.7"  # the header must be within the first 1024 bytes
+    data = await sign(
+        pki,
+        package(
+            [
+                ("qd.bin", "application/octet-stream", bytes(tampered)),
+                ("du-lieu.bin", "application/octet-stream", other),
+                ("khoang-trang.bin", None, spaces),
+            ]
+        ),
+    )
+    report = await async_validate_package(data, trust)
+    assert [a.name for a in report.attachments] == ["qd.bin"]
+    assert report.attachments[0].indication == "TOTAL-FAILED"
+    assert len(report.skipped_attachments) == 2
