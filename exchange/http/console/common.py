@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup
 
 from exchange.auth import Caller
 from exchange.http.console.sessions import Session, read_session
@@ -87,7 +86,6 @@ def render(
         here=request.rel_url,
         label=lambda name: figure_label(name, lang),
         shown=shown,
-        Markup=Markup,
         **context,
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
