@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -143,6 +143,16 @@ class Settings(BaseSettings):
     federation_bindings: Annotated[tuple[str, ...], NoDecode] = ()
     federation_management_url: str = "http://127.0.0.1:15672"
     federation_witness_interval_seconds: float = 60.0
+    # KPI deadlines in working days (Vietnam's calendar) for statuses 01, 03 and 06.
+    kpi_deadline_01_days: Annotated[int, Field(ge=0, le=365)] = 0
+    kpi_deadline_03_days: Annotated[int, Field(ge=0, le=365)] = 1
+    kpi_deadline_06_days: Annotated[int, Field(ge=0, le=365)] = 10
+    # GET /v1/reports/kpi reads a whole period's events: per calling agency, per minute.
+    kpi_reports_per_minute: Annotated[int, Field(ge=1)] = 12
+    # Web console: session lifetime; failed sign-ins of one user before it is locked, how long.
+    console_session_seconds: Annotated[int, Field(ge=60)] = 8 * 3600
+    console_lockout_failures: Annotated[int, Field(ge=1)] = 5
+    console_lockout_seconds: int = 900
 
     @field_validator("trust_anchors", "trust_intermediates", "federation_bindings", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from exchange.config import Settings
 from exchange.demo_flows import demo_flows
 from exchange.demo_push import PushReceiver
 from exchange.demo_reorganisation import show_reorganisation
+from exchange.http.console.accounts import add_demo_users
 from exchange.http.serve import running_hub
 from exchange.registry import Agency
 from schemas import build_document, build_status
@@ -95,6 +96,11 @@ async def run_demo(
             if receiver is not None:
                 await receiver.stop()
         if keep_serving:
+            logins = Table("user", "role", "agency", "password", title="Web console users")
+            for login in await add_demo_users(hub.stores.console, province.code):
+                logins.add_row(*login)
+            console.print(logins)
+            console.print(f"Console: {url}/console (sign in with a user above)")
             console.print(f"The hub keeps serving on {url}; Ctrl-C to stop.")
             await asyncio.Event().wait()
     return 0 if ok else 1

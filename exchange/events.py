@@ -27,6 +27,7 @@ EVENT_KINDS = frozenset(
         "status",  # a status package about this document (01-06, 15, 16)
         "recalled",  # the sender's recall (status 13)
         "rejected",  # refused by the hub
+        "console_action",  # an operator's action in the web console (who, what)
         "linked",  # a revocation, update or replacement linked to the document it concerns
         "disposition",  # a recipient's copy recalled, superseded, or answered (exchange/flows.py)
         "push_attempt",  # one webhook attempt to the recipient's system (exchange/push)

@@ -32,8 +32,8 @@ import asyncpg
 from asn1crypto import pem
 from lxml import etree
 
-from exchange.history import package_parties
 from exchange.federation.evidence import federation_members
+from exchange.history import package_parties
 from exchange.hubkeys import chain_of, key_id, pem_chain
 
 if TYPE_CHECKING:

@@ -15,6 +15,8 @@ from exchange.cli.document import add_document_commands
 from exchange.cli.federation import add_federation_commands
 from exchange.cli.hub import add_hub_commands
 from exchange.cli.registry import add_registry_commands
+from exchange.cli.report import add_report_commands
+from exchange.cli.user import add_user_commands
 from exchange.errors import HubError
 from signing import SigningError, add_sign_commands, add_verify_command
 
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_deliveries_commands(sub)
     add_sign_commands(sub)
     add_verify_command(sub)
+    add_report_commands(sub)
+    add_user_commands(sub)
     add_document_commands(sub)
     add_federation_commands(sub)
     return parser

@@ -6,11 +6,12 @@ from aiohttp import web
 
 from exchange.clientcerts import CertificateCache
 from exchange.http import lgsp, vdxp
+from exchange.http.console import add_console_routes
 from exchange.http.errors import DATABASE_READY, FACADE_REFUSALS, REFUSALS, errors_middleware
 from exchange.http.guard import guard_middleware, security_headers
 from exchange.http.inputs import query_middleware
 from exchange.http.login import LoginGuard
-from exchange.http.v1 import CERTS, HEAD_SIGNS, HUB, LOGINS, ROUTES
+from exchange.http.v1 import CERTS, HEAD_SIGNS, HUB, KPI_REPORTS, LOGINS, ROUTES
 from exchange.hub import Hub
 from exchange.throttle import SlidingWindow
 
@@ -39,9 +40,11 @@ def make_app(hub: Hub) -> web.Application:
     app[HEAD_SIGNS] = SlidingWindow(
         hub.settings.head_signs_per_window, hub.settings.head_sign_window_seconds
     )
+    app[KPI_REPORTS] = SlidingWindow(hub.settings.kpi_reports_per_minute, 60.0)
     app[CERTS] = CertificateCache()
     app[FACADE_REFUSALS] = {vdxp.BASE + "/": vdxp.refusal, lgsp.BASE + "/": lgsp.lgsp_refusal}
     app.on_response_prepare.append(_security_headers)
     for method, path, handler in (*ROUTES, *vdxp.ROUTES, *lgsp.ROUTES):
         app.router.add_route(method, path, handler)
+    add_console_routes(app)
     return app

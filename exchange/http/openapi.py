@@ -87,6 +87,47 @@ _HEALTH = {
 }
 
 
+_DAY = {"type": "string", "format": "date", "maxLength": 10}
+_KPI_OPERATION = {
+    "summary": "Timeliness and volume KPIs of the caller's subtree, from the recorded events",
+    "parameters": [
+        {"name": "from", "in": "query", "schema": _DAY, "description": "first day (ICT)"},
+        {"name": "to", "in": "query", "schema": _DAY, "description": "last day, included"},
+        {
+            "name": "level",
+            "in": "query",
+            "schema": {"enum": ["central", "province", "district", "commune"]},
+        },
+        _text("under", description="an organ id in the caller's subtree: its whole subtree"),
+        _text("agency", description="one organ id in the caller's subtree"),
+    ],
+    "responses": {
+        "200": _json(
+            {
+                "type": "object",
+                "required": ["schema", "period", "figures", "by_level", "by_agency", "pending"],
+                "properties": {
+                    "schema": {"const": "lienthong.kpi-report/1"},
+                    "period": {"type": "object"},
+                    "as_of": {"type": "string", "format": "date-time"},
+                    "scope": {"type": "object"},
+                    "figures": {
+                        "type": "object",
+                        "additionalProperties": {"$ref": "#/components/schemas/KpiFigure"},
+                    },
+                    "by_level": {"type": "object"},
+                    "by_agency": {"type": "array", "items": {"type": "object"}},
+                    "charts": {"type": "object"},
+                    "pending": {"type": "object"},
+                },
+            },
+            "Each figure with its numerator, denominator and the event kinds it reads",
+        ),
+        **_errors(401, 403, 422, 429),
+    },
+}
+
+
 @cache
 def openapi_document(inbox_max_limit: int = 500) -> dict:
     """The document, built once per inbox limit (the one setting that shows in it), with the
@@ -391,12 +432,27 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 }
             },
             **push_paths(_errors, _json),
+            "/v1/reports/kpi": {"get": _KPI_OPERATION},
         },
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
+                "KpiFigure": {
+                    "type": "object",
+                    "required": ["name", "value", "numerator", "denominator", "unit", "events"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "value": {"type": ["number", "null"]},
+                        "numerator": {"type": ["integer", "null"]},
+                        "denominator": {"type": ["integer", "null"]},
+                        "unit": {"enum": ["count", "ratio", "seconds"]},
+                        "events": {"type": "array", "items": {"type": "string"}},
+                        "how": {"type": "string"},
+                        "detail": {"type": "object"},
+                    },
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error"],

@@ -8,6 +8,7 @@ by :mod:`exchange.http.errors`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ import logging
 
 from aiohttp import web
 
-from exchange import documents, hubkeys, merkle, trails
+from exchange import documents, hubkeys, kpi, merkle, trails
 from exchange.auth import Caller, authenticate
 from exchange.clientcerts import CertificateCache, certificate_bound, certificate_caller
 from exchange.errors import HubError
@@ -31,12 +32,13 @@ from exchange.hub import Hub
 from exchange.throttle import SlidingWindow, too_many
 from schemas import OrganId
 
-__all__ = ["CERTS", "HEAD_SIGNS", "HUB", "LOGINS", "ROUTES"]
+__all__ = ["CERTS", "HEAD_SIGNS", "HUB", "KPI_REPORTS", "LOGINS", "ROUTES"]
 
 log = logging.getLogger("lienthong.http")
 HUB = web.AppKey("hub", Hub)
 LOGINS = web.AppKey("logins", LoginGuard)
 HEAD_SIGNS = web.AppKey("head_signs", SlidingWindow)
+KPI_REPORTS = web.AppKey("kpi_reports", SlidingWindow)  # reports computed, per agency
 CERTS = web.AppKey("client_certificates", CertificateCache)
 _XML_TYPES = {"application/xml", "text/xml", "application/edxml+xml"}
 
@@ -338,6 +340,35 @@ async def evidence(request: web.Request) -> web.Response:
     )
 
 
+async def kpi_report(request: web.Request) -> web.Response:
+    """GET /v1/reports/kpi?from=&to=&level=&under=&agency=: KPIs of the caller's own subtree."""
+    hub = request.app[HUB]
+    caller = await _caller(request)
+    query = kpi.parse_query(request.query)
+    limiter = request.app[KPI_REPORTS]
+    wait = limiter.retry_after(caller.organ_id)
+    if wait is not None:
+        raise too_many("request.rate_limited", "KPI reports are computed sparingly", wait)
+    limiter.hit(caller.organ_id)
+    own = OrganId.parse(caller.organ_id).subtree_prefix
+    if query.scope.under is None:
+        query = dataclasses.replace(query, scope=dataclasses.replace(query.scope, under=own))
+    elif not kpi.within(query.scope.under, own):
+        raise HubError(
+            "report.out_of_scope",
+            f"{caller.organ_id} sees the KPIs of its own subtree only",
+            field="under",
+        )
+    if query.scope.agency and not kpi.within(OrganId.parse(query.scope.agency).routing_key, own):
+        raise HubError(
+            "report.out_of_scope",
+            f"{caller.organ_id} sees the KPIs of its own subtree only",
+            field="agency",
+        )
+    report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
+    return web.json_response(report)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[HUB].settings.inbox_max_limit))
 
@@ -393,6 +424,7 @@ ROUTES = [
     ("GET", "/healthz", health),
     ("GET", "/readyz", ready),
     ("GET", "/metrics", metrics),
+    ("GET", "/v1/reports/kpi", kpi_report),
     ("GET", "/v1/documents", document),
     ("GET", "/v1/agencies/{code}", agency),
     ("GET", "/v1/federation/packages/{digest}", federation_routes.package_for_peer),

@@ -10,13 +10,17 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from exchange.store.console import PostgresConsole
 from exchange.store.credentials import PostgresCredentials
+from exchange.store.kpi import PostgresKpi
 from exchange.store.ledger import PostgresLedger
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
 
 __all__ = [
+    "PostgresConsole",
     "PostgresCredentials",
+    "PostgresKpi",
     "PostgresLedger",
     "PostgresPackages",
     "PostgresRegistry",
@@ -33,6 +37,8 @@ class Stores:
     registry: PostgresRegistry
     credentials: PostgresCredentials
     ledger: PostgresLedger
+    kpi: PostgresKpi
+    console: PostgresConsole
 
     @classmethod
     def over(cls, pool: asyncpg.Pool) -> Stores:
@@ -42,4 +48,6 @@ class Stores:
             PostgresRegistry(pool),
             PostgresCredentials(pool),
             PostgresLedger(pool),
+            PostgresKpi(pool),
+            PostgresConsole(pool),
         )
