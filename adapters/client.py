@@ -17,6 +17,7 @@ have helpers that build the package and send it: :meth:`HubClient.recall`,
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -135,6 +136,17 @@ class HubClient:
         if after:
             params["after"] = after
         return await self._json("GET", "/v1/inbox", params=params)
+
+    async def inbox_items(self, limit: int = 100) -> AsyncIterator[dict]:
+        """Every package waiting for this agency, oldest first, page after page."""
+        after = None
+        while True:
+            page = await self.inbox(after, limit)
+            for item in page["items"]:
+                yield item
+            if not page["items"]:
+                return
+            after = page["next"]
 
     async def fetch(self, package_id: str) -> bytes:
         """The exact bytes of a package."""

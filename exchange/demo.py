@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -39,10 +40,14 @@ DEMO_AGENCIES = (
 )
 
 
-async def _wait_inbox(client: HubClient, want: int, timeout: float = 30.0) -> list[dict]:
+async def _wait_inbox(
+    client: HubClient, keep: Callable[[dict], bool], want: int, timeout: float = 30.0
+) -> list[dict]:
+    """The items of the whole inbox that ``keep`` accepts, once there are ``want`` of them (or
+    the timeout passed): an inbox holding older items from earlier runs does not mislead."""
     deadline = time.monotonic() + timeout
     while True:
-        items = (await client.inbox())["items"]
+        items = [item async for item in client.inbox_items() if keep(item)]
         if len(items) >= want or time.monotonic() > deadline:
             return items
         await asyncio.sleep(0.05)
@@ -154,8 +159,7 @@ async def _exchange(
     async def arrival(agency: Agency) -> float | None:
         if receiver is not None and agency.code == receiver.organ_id:
             return await receiver.arrival(sent["id"], started)
-        items = await _wait_inbox(clients[agency.code], 1)
-        if not any(i["id"] == sent["id"] for i in items):
+        if not await _wait_inbox(clients[agency.code], lambda i: i["id"] == sent["id"], 1):
             return None
         return time.perf_counter() - started
 
@@ -191,7 +195,11 @@ async def _exchange(
         )
     console.print(results)
 
-    statuses = await _wait_inbox(clients[sender.code], 2 * len(recipients))
+    statuses = await _wait_inbox(
+        clients[sender.code],
+        lambda i: i.get("response_for") == sent["document_id"],
+        2 * len(recipients),
+    )
     back = Table("from", "status", "about", title=f"Statuses back at {sender.name}")
     for item in statuses:
         back.add_row(item["sender"], item["status_code"], item["response_for"])

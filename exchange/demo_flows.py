@@ -19,8 +19,9 @@ __all__ = ["demo_flows"]
 async def _arrived(client: HubClient, package_id: str, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(i["id"] == package_id for i in (await client.inbox(limit=500))["items"]):
-            return True
+        async for item in client.inbox_items():
+            if item["id"] == package_id:
+                return True
         await asyncio.sleep(0.05)
     return False
 

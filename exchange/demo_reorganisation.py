@@ -149,7 +149,7 @@ async def show_reorganisation(console, hub, clients: dict, sender: str) -> bool:
 async def _arrival(client, package_id: str, timeout: float = 30.0) -> dict | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for item in (await client.inbox())["items"]:
+        async for item in client.inbox_items():
             if item["id"] == package_id:
                 return item
         await asyncio.sleep(0.05)

@@ -47,6 +47,7 @@ async def import_directory(
                     _date(item.get("valid_from")),
                     _date(item.get("valid_to")),
                     item.get("successor"),
+                    successors=tuple(str(s) for s in item.get("successors") or ())[:20],
                 )
             )
             homes.append((code, home))

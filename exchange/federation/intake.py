@@ -29,10 +29,10 @@ from exchange.flows import settle
 from exchange.policy import Policy
 from exchange.ports import NewPackage, Publisher
 from exchange.receipts import Receipts
-from exchange.registry import check_recipient
 from exchange.store.federation import PostgresFederation
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
+from exchange.succession import route_recipients
 from exchange.verification import Inspector
 from schemas import FormatError, OrganId
 
@@ -140,11 +140,10 @@ class Intake:
             raise HubError(
                 "federation.bad_message", f"{handover.recipient} is not a recipient this hub serves"
             )
-        known = await self.registry.agencies(ours)
         field = "To/OrganId" if package.kind == "edoc" else "ResponseFor/OrganId"
         today = dt.datetime.now(dt.UTC).date()
-        for code in ours:
-            check_recipient(known.get(code), code, today, field)
+        # The sending hub routed by its registry; here a code must take documents as it is.
+        await route_recipients(self.registry, ours, today, "refuse", field)
         package_id = uuid.uuid4()
         events = [
             Event(

@@ -81,6 +81,7 @@ async def directory(request: web.Request) -> web.Response:
             "valid_from": r["valid_from"].isoformat() if r["valid_from"] else None,
             "valid_to": r["valid_to"].isoformat() if r["valid_to"] else None,
             "successor": r["successor"],
+            "successors": list(r["successors"]),
             "home_hub": r["hub_id"] or hub.settings.hub_id,
         }
         for r in rows

@@ -93,7 +93,8 @@ class PostgresFederation:
         """Every agency with its home hub (NULL: this hub)."""
         return await self.pool.fetch(
             "SELECT a.code, a.name, a.parent, a.level, a.valid_from, a.valid_to, a.successor, "
-            "h.hub_id FROM agencies a LEFT JOIN agency_home_hubs h ON h.organ_id = a.code "
+            "a.successors, h.hub_id "
+            "FROM agencies a LEFT JOIN agency_home_hubs h ON h.organ_id = a.code "
             "ORDER BY a.code"
         )
 
