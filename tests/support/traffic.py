@@ -56,6 +56,18 @@ async def generate_month(
                 a.level,
                 a.routing_key,
             )
+            # the registry answers from its versions (migration 0009): one, since always
+            await conn.execute(
+                "INSERT INTO agency_versions (code, effective_from, name, parent, level, "
+                "routing_key, recorded_by, reason) SELECT $1, DATE '0001-01-01', $2, $3, $4, $5, "
+                "'traffic generator', 'generated traffic' WHERE NOT EXISTS "
+                "(SELECT 1 FROM agency_versions WHERE code = $1)",
+                a.code,
+                a.name,
+                a.parent,
+                a.level,
+                a.routing_key,
+            )
         for n in range(documents):
             sent = start + dt.timedelta(
                 days=rng.randrange(days), hours=rng.uniform(7, 18), seconds=rng.random()
