@@ -24,7 +24,6 @@ COUNTED_STATUSES = ("01", "02", "03", "04", "05", "06", "15", "16")
 
 # Figures the issue asks for whose events are not recorded yet, and what will record them.
 PENDING = {
-    "push_failures": "needs the push delivery events (webhook attempts and failures)",
     "witness_signatures": "needs witness co-signatures of tree heads (federation)",
 }
 DISPOSITIONS = ("recall_requested", "recalled", "recall_refused", "superseded")
@@ -286,6 +285,18 @@ def _dispositions(s: Slice) -> list[Figure]:
     ]
 
 
+def _push_failures(s: Slice) -> list[Figure]:
+    return [
+        _rate(
+            "copies_push_failed",
+            sum(c.push_failed_at is not None for c in s.received),
+            len(s.received),
+            ("submitted", "push_failed"),
+            "copies with a push_failed event (the push gave up: a dead letter), of copies received",
+        )
+    ]
+
+
 # Each function reads one slice and returns its figures; append new ones at the end.
 FIGURES: list[Callable[[Slice], list[Figure]]] = [
     _sent,
@@ -296,4 +307,5 @@ FIGURES: list[Callable[[Slice], list[Figure]]] = [
     _signatures,
     _refusals,
     _dispositions,
+    _push_failures,
 ]

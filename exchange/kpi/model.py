@@ -44,6 +44,7 @@ class Copy:
     fetched_at: dt.datetime | None = None
     statuses: dict[str, dt.datetime] = field(default_factory=dict)
     disposition: str | None = None  # the last ``disposition`` event's "to" (None: active)
+    push_failed_at: dt.datetime | None = None  # the first ``push_failed`` event (dead letter)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ LABELS = {
     "copies_recalled": ("Bản đã thu hồi", "Copies recalled"),
     "copies_recall_refused": ("Bản từ chối thu hồi (16)", "Copies whose recall was refused (16)"),
     "copies_superseded": ("Bản bị thay thế/cập nhật", "Copies superseded (update, replacement)"),
+    "copies_push_failed": ("Bản đẩy thất bại (thư chết)", "Copies whose push failed (dead letter)"),
 }
 _TEXT = {
     "title": ("Báo cáo chỉ số liên thông văn bản", "Document exchange KPI report"),

@@ -54,7 +54,7 @@ class PostgresKpi:
                 "SELECT package_id, event, organ_id, at, detail FROM events "
                 "WHERE package_id = ANY($1::uuid[]) AND at <= $2 "
                 "AND event IN ('verified', 'delivered', 'fetched', 'status', 'recalled', "
-                "'disposition', 'linked') "
+                "'disposition', 'linked', 'push_failed') "
                 "ORDER BY at, id",
                 list(documents),
                 as_of,
@@ -134,6 +134,8 @@ def _apply(row, document: Document, copies: dict, reports: dict) -> None:
         copy.delivered_at = copy.delivered_at or at
     elif event == "fetched":
         copy.fetched_at = copy.fetched_at or at
+    elif event == "push_failed":
+        copy.push_failed_at = copy.push_failed_at or at
     elif event == "disposition":
         copy.disposition = row["detail"].get("to")  # rows come in time order: the last wins
     else:

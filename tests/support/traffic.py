@@ -136,6 +136,18 @@ async def _document(conn, rng, n, sent, sender, recipients) -> list[Event]:
         events += _copy(rng, package_id, digest, recipient, sent)
     if rng.random() < 0.03:  # revoked by a revocation package (BussinessDocType 1)
         events += await _revocation(conn, n, package_id, digest, sender, recipients, sent)
+    for recipient in recipients:
+        if rng.random() < 0.03:  # on push, and the push gave up (a dead letter)
+            events.append(
+                Event(
+                    "push_failed",
+                    digest,
+                    package_id,
+                    recipient,
+                    {"webhook_id": str(uuid.uuid4()), "reason": "HTTP 410: gone"},
+                    sent + dt.timedelta(hours=rng.uniform(1, 72)),
+                )
+            )
     if rng.random() < 0.06:  # recalled (13 or a revocation) or superseded: the copies' fate
         events += _dispositions(rng, package_id, digest, recipients, sent)
     return events
