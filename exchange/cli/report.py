@@ -22,9 +22,13 @@ def cmd_report_kpi(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     params = {"from": args.start, "to": args.end, "under": args.under, "level": args.level}
     params["agency"] = args.agency
+    params["structure_at"] = args.structure_at
     query = parse_query({k: v for k, v in params.items() if v})
+    deadlines = deadlines_of(settings)
     report = asyncio.run(
-        with_stores(settings, lambda s: kpi_report(s.kpi, query, deadlines_of(settings)))
+        with_stores(
+            settings, lambda s: kpi_report(s.kpi, query, deadlines, s.registry.structure_at)
+        )
     )
     if args.csv:
         Path(args.csv).write_text(render_csv(report), encoding="utf-8")
@@ -62,6 +66,12 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--under", help="an organ id: its whole subtree")
     p.add_argument("--level", choices=("central", "province", "district", "commune"))
     p.add_argument("--agency", help="one organ id")
+    p.add_argument(
+        "--structure-at",
+        metavar="DATE",
+        help="group by the levels of that day (2025-06-30: the four levels before the 2025 "
+        "reorganisation; default: today's registry)",
+    )
     p.add_argument("--csv", metavar="FILE", help="write every figure as CSV")
     p.add_argument("--html", metavar="FILE", help="write a printable HTML report with charts")
     p.add_argument("--lang", choices=("vi", "en"), default="vi", help="HTML and table language")

@@ -100,6 +100,12 @@ _KPI_OPERATION = {
         },
         _text("under", description="an organ id in the caller's subtree: its whole subtree"),
         _text("agency", description="one organ id in the caller's subtree"),
+        {
+            "name": "structure_at",
+            "in": "query",
+            "schema": _DAY,
+            "description": "group by the registry's levels of that day (default: today)",
+        },
     ],
     "responses": {
         "200": _json(
@@ -119,6 +125,7 @@ _KPI_OPERATION = {
                     "by_agency": {"type": "array", "items": {"type": "object"}},
                     "charts": {"type": "object"},
                     "pending": {"type": "object"},
+                    "structure_at": {"type": "string", "format": "date"},
                 },
             },
             "Each figure with its numerator, denominator and the event kinds it reads",

@@ -341,7 +341,8 @@ async def evidence(request: web.Request) -> web.Response:
 
 
 async def kpi_report(request: web.Request) -> web.Response:
-    """GET /v1/reports/kpi?from=&to=&level=&under=&agency=: KPIs of the caller's own subtree."""
+    """GET /v1/reports/kpi?from=&to=&level=&under=&agency=&structure_at=: KPIs of the
+    caller's own subtree."""
     hub = request.app[HUB]
     caller = await _caller(request)
     query = kpi.parse_query(request.query)
@@ -365,7 +366,9 @@ async def kpi_report(request: web.Request) -> web.Response:
             f"{caller.organ_id} sees the KPIs of its own subtree only",
             field="agency",
         )
-    report = await kpi.kpi_report(hub.stores.kpi, query, kpi.deadlines_of(hub.settings))
+    report = await kpi.kpi_report(
+        hub.stores.kpi, query, kpi.deadlines_of(hub.settings), hub.registry.structure_at
+    )
     return web.json_response(report)
 
 

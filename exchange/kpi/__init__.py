@@ -9,8 +9,9 @@ Each figure carries its numerator, denominator, the event kinds it reads and how
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +52,14 @@ class KpiQuery:
     end: dt.date
     scope: Scope
     as_of: dt.datetime | None = None
+    structure_at: dt.date | None = None  # group by the registry's levels of that day
+
+
+class Place(Protocol):
+    level: str
+
+
+Structure = Callable[[dt.date], Awaitable[Mapping[str, Place]]]
 
 
 def deadlines_of(settings) -> Deadlines:
@@ -70,8 +79,10 @@ def _day(value: str, name: str) -> dt.date:
 
 
 def parse_query(params: Mapping[str, str], today: dt.date | None = None) -> KpiQuery:
-    """``from``, ``to`` (dates; default: this month so far), ``level``, ``under``, ``agency``;
-    refused with ``request.invalid_parameter`` naming the field."""
+    """``from``, ``to`` (dates; default: this month so far), ``level``, ``under``, ``agency``,
+    ``structure_at`` (a date: levels as the registry stood then, e.g. 2025-06-30 for the four
+    levels before the 2025 reorganisation; default: the registry today); refused with
+    ``request.invalid_parameter`` naming the field."""
     today = today or dt.datetime.now(VIETNAM).date()
     start = _day(params["from"], "from") if params.get("from") else today.replace(day=1)
     end = _day(params["to"], "to") if params.get("to") else today
@@ -92,12 +103,29 @@ def parse_query(params: Mapping[str, str], today: dt.date | None = None) -> KpiQ
         else None
     )
     agency = str(OrganId.parse(params["agency"], field="agency")) if params.get("agency") else None
-    return KpiQuery(start, end, Scope(agency, level, under))
+    structure_at = (
+        _day(params["structure_at"], "structure_at") if params.get("structure_at") else None
+    )
+    return KpiQuery(start, end, Scope(agency, level, under), structure_at=structure_at)
 
 
-async def kpi_report(source: EvidenceSource, query: KpiQuery, deadlines: Deadlines) -> dict:
-    """The report of ``query`` from the events ``source`` holds."""
+async def kpi_report(
+    source: EvidenceSource,
+    query: KpiQuery,
+    deadlines: Deadlines,
+    structure: Structure | None = None,
+) -> dict:
+    """The report of ``query`` from the events ``source`` holds; with ``query.structure_at``,
+    levels come from ``structure`` (the registry's tree of that day, e.g.
+    ``PostgresRegistry.structure_at``): a code of that day keeps the level it had then."""
     start, end = period_bounds(query.start, query.end)
     as_of = query.as_of or dt.datetime.now(dt.UTC)
     evidence = await source.evidence(start, end, as_of)
-    return build_report(evidence, query.scope, deadlines)
+    if query.structure_at is not None and structure is not None:
+        places = await structure(query.structure_at)
+        levels = {**evidence.levels, **{code: p.level for code, p in places.items()}}
+        evidence = dataclasses.replace(evidence, levels=levels)
+    report = build_report(evidence, query.scope, deadlines)
+    if query.structure_at is not None:
+        report["structure_at"] = query.structure_at.isoformat()
+    return report

@@ -10,6 +10,7 @@ import pytest
 
 from exchange.kpi import Deadlines, KpiQuery, Scope, kpi_report, parse_query
 from exchange.kpi.report import period_bounds
+from exchange.registry import Agency
 from exchange.store import database as db
 from tests.conftest import make_settings
 from tests.support.http import assert_error
@@ -291,3 +292,54 @@ async def test_reports_are_rate_limited_per_agency(exchange, exchanged):
     assert int(retry) >= 1
     status, _ = await _get(exchange, PROVINCE, "")  # another agency is not held back
     assert status == 200
+
+
+async def test_reports_group_by_the_structure_of_any_day(tmp_path):
+    """A district that became a commune on 2026-12-15 counts as a district when the report asks
+    for the structure of 2026-11-30, and as a commune with today's registry."""
+    from exchange.store import PostgresKpi, PostgresRegistry
+
+    settings = make_settings(tmp_path)
+    await db.create_database(settings)
+    await db.migrate(settings)
+    pool = await db.connect(settings, min_size=1, max_size=2)
+    try:
+        await generate_month(pool, 2026, 11, documents=80, seed=3)
+        registry = PostgresRegistry(pool)
+        city = "000.00.10.H49"
+        await registry.upsert(
+            [Agency(city, "UBND phường Hạ Long", "000.00.00.H49", "commune")],
+            effective=dt.date(2026, 12, 15),
+            reason="test: a district became a commune",
+        )
+        first, last = month(2026, 11)
+        as_of = dt.datetime(2026, 12, 20, tzinfo=dt.UTC)
+        start, end = period_bounds(first, last)
+        sent_by_city = await pool.fetchval(
+            "SELECT count(*) FROM events WHERE event = 'submitted' AND organ_id = $1 "
+            "AND detail->>'kind' = 'edoc' AND at >= $2 AND at < $3 AND NOT EXISTS "
+            "(SELECT 1 FROM events l WHERE l.package_id = events.package_id "
+            "AND l.event = 'linked' AND l.detail->>'relation' = 'revokes' "
+            "AND l.detail ? 'concerns')",
+            city,
+            start,
+            end,
+        )
+        assert sent_by_city > 0
+
+        async def report(structure_at):
+            query = KpiQuery(first, last, Scope(), as_of, structure_at=structure_at)
+            return await kpi_report(PostgresKpi(pool), query, DEADLINES, registry.structure_at)
+
+        today, then = await report(None), await report(dt.date(2026, 11, 30))
+        assert then["structure_at"] == "2026-11-30" and "structure_at" not in today
+
+        def sent(rep, level):
+            return rep["by_level"][level]["documents_sent"]["value"]
+
+        assert sent(then, "district") - sent(today, "district") == sent_by_city
+        assert sent(today, "commune") - sent(then, "commune") == sent_by_city
+        assert then["figures"]["documents_sent"] == today["figures"]["documents_sent"]
+    finally:
+        await pool.close()
+        await db.drop_schema(settings)
