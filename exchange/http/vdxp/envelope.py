@@ -120,7 +120,7 @@ FACADE_ERRORS: dict[str, tuple[str, str]] = {
     "federation.bad_head": ("707", "Gốc sổ cái của trục liên kết không đọc được"),
     "federation.bad_peer": ("708", "Thông tin trục liên kết không dùng được"),
     "federation.unknown_peer": ("709", "Không có trục liên kết này"),
-    "federation.not_configured": ("710", "Trục chưa được cấu hình liên kết (hub_id, chứng thư TLS)"),
+    "federation.not_configured": ("710", "Trục chưa cấu hình liên kết (hub_id, chứng thư TLS)"),
     "federation.management_failed": ("711", "Không cấu hình được liên kết trên RabbitMQ"),
     "service.unavailable": ("901", "Hệ thống tạm thời không sẵn sàng, vui lòng thử lại"),
     "internal": ("999", "Lỗi hệ thống"),
