@@ -26,7 +26,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
@@ -48,6 +48,39 @@ log = logging.getLogger("lienthong.broker")
 PUBLISH_CHANNELS = 4
 _BACKOFF_MAX = 30.0
 
+
+
+async def connect_with_backoff(
+    settings: Settings,
+    adopt: Callable[[aio_pika.abc.AbstractRobustConnection], None],
+    set_up: Callable[[aio_pika.abc.AbstractRobustConnection], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    failure: str,
+    logger: logging.Logger = log,
+) -> aio_pika.abc.AbstractRobustConnection:
+    """A robust connection to ``settings.amqp_url`` with ``set_up`` done on it, retrying with
+    backoff (each failure logged as ``failure``) for as long as it takes. ``adopt`` receives
+    each connection before it connects, so that ``close`` can stop it even while it waits."""
+    delay = 0.5
+    while True:
+        connection = aio_pika.RobustConnection(
+            URL(settings.amqp_url), reconnect_interval=settings.broker_reconnect_seconds
+        )
+        adopt(connection)
+        try:
+            await connection.connect(timeout=10)
+            await set_up(connection)
+            return connection
+        except asyncio.CancelledError:
+            await close()
+            raise
+        except Exception as exc:
+            logger.warning(
+                failure, extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay}
+            )
+            await close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 class Broker:
     """A robust connection, confirming publisher channels, a consumer channel, and the queues."""
@@ -87,30 +120,19 @@ class Broker:
         Once connected the connection is robust: after a broker restart it reconnects by itself
         and restores channels, queues, bindings and consumers; ``on_reconnect`` hooks run then.
         """
-        delay = 0.5
-        while True:
-            # Made before it connects, so that close() can stop it even while it still waits.
-            self._connection = aio_pika.RobustConnection(
-                URL(self.settings.amqp_url),
-                reconnect_interval=self.settings.broker_reconnect_seconds,
-            )
-            try:
-                await self._connection.connect(timeout=10)
-                await self._set_up()
-                break
-            except asyncio.CancelledError:
-                await self.close()
-                raise
-            except Exception as exc:
-                log.warning(
-                    "the broker cannot be reached or refused the hub's set-up; retrying",
-                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
-                )
-                await self.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        self._connection.reconnect_callbacks.add(self._reconnected)
-        self._connection.close_callbacks.add(self._lost)
+
+        def adopt(connection: aio_pika.abc.AbstractRobustConnection) -> None:
+            self._connection = connection
+
+        connection = await connect_with_backoff(
+            self.settings,
+            adopt,
+            lambda _: self._set_up(),
+            self.close,
+            "the broker cannot be reached or refused the hub's set-up; retrying",
+        )
+        connection.reconnect_callbacks.add(self._reconnected)
+        connection.close_callbacks.add(self._lost)
         log.info("connected to the broker")
 
     async def _set_up(self) -> None:

@@ -37,7 +37,7 @@ from exchange.succession import party_codes, route_package
 from exchange.verification import Inspector
 from schemas import FormatError, OrganId, Package
 
-__all__ = ["Submissions", "check_sender"]
+__all__ = ["Submissions", "check_sender", "new_package"]
 
 log = logging.getLogger("lienthong.submission")
 
@@ -127,25 +127,14 @@ class Submissions:
         recipients = routing.recipients
         about_others = package.kind == "status" or package.business_doc_type != 0
         parties = await party_codes(self.registry, sender, today) if about_others else ()
-        package_id = uuid.uuid4()
-        events = ()
-        if verdict is not None:
-            summary = verdict.summary()
-            events = (
-                Event("verified", incoming.digest, package_id, package.sender.organ_id, summary),
-            )
-        return NewPackage(
-            id=package_id,
-            package=package,
-            digest=incoming.digest,
-            size=incoming.size,
-            recipients=recipients,
-            routing_keys=tuple(OrganId.parse(r).routing_key for r in recipients),
-            retry_after=self.retry_after,
-            report=(verdict.report.indication, verdict.digest, verdict.report_bytes)
-            if verdict
-            else None,
-            events=events,
+        return new_package(
+            uuid.uuid4(),
+            package,
+            incoming.digest,
+            incoming.size,
+            recipients,
+            self.retry_after,
+            verdict,
             redirected_from=routing.redirected_from,
             sender_parties=parties,
         )
@@ -177,3 +166,38 @@ def check_sender(caller: Caller, package: Package) -> None:
             f"From/OrganId is {package.sender.organ_id} but the token belongs to {caller.organ_id}",
             field="From/OrganId",
         )
+
+
+def new_package(
+    package_id: uuid.UUID,
+    package: Package,
+    digest: bytes,
+    size: int,
+    recipients: tuple[str, ...],
+    retry_after: float,
+    verdict,
+    *,
+    events: tuple[Event, ...] = (),
+    redirected_from: dict[str, str] | None = None,
+    sender_parties: tuple[str, ...] = (),
+) -> NewPackage:
+    """The row set a package is stored as: its deliveries' routing keys, the verification
+    ``verdict`` (None: not verified) as a report and a ``verified`` event after ``events``."""
+    if verdict is not None:
+        summary = verdict.summary()
+        events = (*events, Event("verified", digest, package_id, package.sender.organ_id, summary))
+    return NewPackage(
+        id=package_id,
+        package=package,
+        digest=digest,
+        size=size,
+        recipients=recipients,
+        routing_keys=tuple(OrganId.parse(r).routing_key for r in recipients),
+        retry_after=retry_after,
+        report=(verdict.report.indication, verdict.digest, verdict.report_bytes)
+        if verdict
+        else None,
+        events=events,
+        redirected_from=redirected_from or {},
+        sender_parties=sender_parties,
+    )

@@ -27,11 +27,12 @@ from exchange.federation.messages import Handover, Note, now_iso
 from exchange.federation.peers import Peers
 from exchange.flows import settle
 from exchange.policy import Policy
-from exchange.ports import NewPackage, Publisher
+from exchange.ports import Publisher
 from exchange.receipts import Receipts
 from exchange.store.federation import PostgresFederation
 from exchange.store.postgres import PostgresPackages
 from exchange.store.registry import PostgresRegistry
+from exchange.submission import new_package
 from exchange.succession import route_recipients
 from exchange.verification import Inspector
 from schemas import FormatError, OrganId
@@ -145,31 +146,22 @@ class Intake:
         # The sending hub routed by its registry; here a code must take documents as it is.
         await route_recipients(self.registry, ours, today, "refuse", field)
         package_id = uuid.uuid4()
-        events = [
-            Event(
-                "arrived",
-                handover.digest,
-                package_id,
-                handover.sender,
-                {"from_hub": handover.from_hub, "hops": list(handover.hops)},
-            )
-        ]
-        if verdict is not None:
-            events.append(
-                Event("verified", handover.digest, package_id, handover.sender, verdict.summary())
-            )
-        new = NewPackage(
-            id=package_id,
-            package=package,
-            digest=handover.digest,
-            size=incoming.size,
-            recipients=ours,
-            routing_keys=tuple(OrganId.parse(r).routing_key for r in ours),
-            retry_after=self.retry_after,
-            report=(verdict.report.indication, verdict.digest, verdict.report_bytes)
-            if verdict
-            else None,
-            events=tuple(events),
+        arrived = Event(
+            "arrived",
+            handover.digest,
+            package_id,
+            handover.sender,
+            {"from_hub": handover.from_hub, "hops": list(handover.hops)},
+        )
+        new = new_package(
+            package_id,
+            package,
+            handover.digest,
+            incoming.size,
+            ours,
+            self.retry_after,
+            verdict,
+            events=(arrived,),
         )
         await incoming.keep()
         result = await self.packages.insert(new, choose_document, settle)

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
-from yarl import URL
 
+from exchange.broker import connect_with_backoff
 from exchange.config import Settings
 from exchange.federation.management import IN_EXCHANGE, INBOUND_QUEUE, OUT_EXCHANGE
 
@@ -47,28 +47,18 @@ class Link:
         self, on_message: Callable[[AbstractIncomingMessage], Awaitable[None]], prefetch: int
     ) -> None:
         """Connect (retrying with backoff), declare, bind and consume."""
-        delay = 0.5
-        while True:
-            connection = aio_pika.RobustConnection(
-                URL(self.settings.amqp_url),
-                reconnect_interval=self.settings.broker_reconnect_seconds,
-            )
+
+        def adopt(connection: aio_pika.abc.AbstractRobustConnection) -> None:
             self._connection = connection
-            try:
-                await connection.connect(timeout=10)
-                await self._declare(connection, on_message, prefetch)
-                break
-            except asyncio.CancelledError:
-                await self.close()
-                raise
-            except Exception as exc:
-                log.warning(
-                    "federation: the broker cannot be reached; retrying",
-                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
-                )
-                await self.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+
+        await connect_with_backoff(
+            self.settings,
+            adopt,
+            lambda connection: self._declare(connection, on_message, prefetch),
+            self.close,
+            "federation: the broker cannot be reached; retrying",
+            log,
+        )
         self.connected.set()
 
     async def _declare(self, connection, on_message, prefetch: int) -> None:

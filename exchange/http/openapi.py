@@ -5,70 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from exchange.http.errors import ERROR_CODES
-from exchange.http.inputs import MAX_QUERY_VALUE
+from exchange.http.openapi_federation import FEDERATION_PATHS
+from exchange.http.openapi_parts import BIG, errors, integer, json_body, text
 from exchange.http.push import push_paths
 
 __all__ = ["openapi_document"]
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_BIG = 2**62  # the largest cursor, tree size or leaf index the handlers take
-
-# Any request can meet these: a malformed query or request (400), a head that is too slow or
-# too long (408, 414, 431), an internal failure (500), the database unreachable (503).
-_ANY = (400, 408, 414, 431, 500, 503)
-
-
-def _peer_route(summary: str, ok: dict, *parameters: dict) -> dict:
-    """A route for peer hubs: authenticated by the hub certificate of the connection."""
-    return {
-        "get": {
-            "summary": summary + " (peer hubs, mutual TLS)",
-            "security": [],
-            "parameters": list(parameters),
-            "responses": {"200": ok, **_errors(403, 404)},
-        }
-    }
-
-
-def _errors(*statuses: int) -> dict:
-    out = {}
-    for status in sorted(set(statuses) | set(_ANY)):
-        codes = sorted(c for c, (s, _) in ERROR_CODES.items() if s == status)
-        out[str(status)] = {
-            "description": "Refused: " + ", ".join(codes),
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-        if status == 429:
-            out[str(status)]["headers"] = {
-                "Retry-After": {
-                    "description": "seconds to wait",
-                    "required": True,
-                    "schema": {"type": "integer", "minimum": 1},
-                }
-            }
-    return out
-
-
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _integer(name: str, low: int, high: int, *, required: bool = False, doc: str = "") -> dict:
-    """A query integer with exactly the bounds its handler enforces (``_int`` in api.py)."""
-    schema = {"type": "integer", "minimum": low, "maximum": high}
-    param = {"name": name, "in": "query", "required": required, "schema": schema}
-    if doc:
-        param["description"] = doc
-    return param
-
-
-def _text(name: str, **schema: object) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "schema": {"type": "string", "maxLength": MAX_QUERY_VALUE, **schema},
-    }
 
 
 _VSCHAR = "^[ -~]*$"  # RFC 6749 A.1, A.2: visible ASCII and space
@@ -98,8 +39,8 @@ _KPI_OPERATION = {
             "in": "query",
             "schema": {"enum": ["central", "province", "district", "commune"]},
         },
-        _text("under", description="an organ id in the caller's subtree: its whole subtree"),
-        _text("agency", description="one organ id in the caller's subtree"),
+        text("under", description="an organ id in the caller's subtree: its whole subtree"),
+        text("agency", description="one organ id in the caller's subtree"),
         {
             "name": "structure_at",
             "in": "query",
@@ -108,7 +49,7 @@ _KPI_OPERATION = {
         },
     ],
     "responses": {
-        "200": _json(
+        "200": json_body(
             {
                 "type": "object",
                 "required": ["schema", "period", "figures", "by_level", "by_agency", "pending"],
@@ -130,7 +71,7 @@ _KPI_OPERATION = {
             },
             "Each figure with its numerator, denominator and the event kinds it reads",
         ),
-        **_errors(401, 403, 422, 429),
+        **errors(401, 403, 422, 429),
     },
 }
 
@@ -150,7 +91,7 @@ def _v1_document(inbox_max_limit: int) -> dict:
             method: {
                 "summary": summary,
                 "parameters": [_ID],
-                "responses": {"200": ok, **_errors(401, 404, *extra)},
+                "responses": {"200": ok, **errors(401, 404, *extra)},
             }
         }
         for suffix, method, summary, ok, extra in (
@@ -168,7 +109,7 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "/ack",
                 "post",
                 "Confirm the package is safely stored; it leaves the inbox",
-                _json({"type": "object"}, "Acknowledged"),
+                json_body({"type": "object"}, "Acknowledged"),
                 (409,),
             ),
             (
@@ -186,26 +127,26 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "/receipt",
                 "get",
                 "The hub's signed receipt (also returned with the 202)",
-                _json({"type": "object"}, "body, signature (CMS) and claims"),
+                json_body({"type": "object"}, "body, signature (CMS) and claims"),
                 (),
             ),
             (
                 "/report",
                 "get",
                 "The signature verification report made when the package arrived",
-                _json({"type": "object"}, "lienthong.package-validation-report/1"),
+                json_body({"type": "object"}, "lienthong.package-validation-report/1"),
                 (),
             ),
             (
                 "/trail",
                 "get",
                 "Every recorded event of the package",
-                _json({"$ref": "#/components/schemas/Trail"}, "The trail"),
+                json_body({"$ref": "#/components/schemas/Trail"}, "The trail"),
                 (),
             ),
         )
     }
-    head = _json({"$ref": "#/components/schemas/TreeHead"}, "A signed head")
+    head = json_body({"$ref": "#/components/schemas/TreeHead"}, "A signed head")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -234,8 +175,8 @@ def _v1_document(inbox_max_limit: int) -> dict:
                         }
                     },
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Token"}, "A bearer token"),
-                        **_errors(401, 413, 415, 429),
+                        "200": json_body({"$ref": "#/components/schemas/Token"}, "A bearer token"),
+                        **errors(401, 413, 415, 429),
                     },
                 }
             },
@@ -243,19 +184,19 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "get": {
                     "summary": "The agency registry",
                     "parameters": [
-                        _text("parent"),
+                        text("parent"),
                         {
                             "name": "level",
                             "in": "query",
                             "schema": {"enum": ["central", "province", "district", "commune"]},
                         },
-                        _text("under", description="an organ id: its whole subtree"),
-                        _text("at", format="date", description="the registry as of this day"),
-                        _integer("limit", 1, 10_000),
-                        _integer("offset", 0, 10**9),
+                        text("under", description="an organ id: its whole subtree"),
+                        text("at", format="date", description="the registry as of this day"),
+                        integer("limit", 1, 10_000),
+                        integer("offset", 0, 10**9),
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_body(
                             {
                                 "type": "object",
                                 "properties": {
@@ -267,7 +208,7 @@ def _v1_document(inbox_max_limit: int) -> dict:
                             },
                             "Agencies ordered by code",
                         ),
-                        **_errors(401, 422),
+                        **errors(401, 422),
                     },
                 }
             },
@@ -281,11 +222,11 @@ def _v1_document(inbox_max_limit: int) -> dict:
                             "required": True,
                             "schema": {"type": "string"},
                         },
-                        _text("at", format="date", description="YYYY-MM-DD"),
+                        text("at", format="date", description="YYYY-MM-DD"),
                     ],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/AgencyAsOf"}, "The agency"),
-                        **_errors(401, 404, 422),
+                        "200": json_body({"$ref": "#/components/schemas/AgencyAsOf"}, "The agency"),
+                        **errors(401, 404, 422),
                     },
                 }
             },
@@ -302,12 +243,12 @@ def _v1_document(inbox_max_limit: int) -> dict:
                         },
                     },
                     "responses": {
-                        "202": _json({"$ref": "#/components/schemas/Submission"}, "Accepted"),
-                        "200": _json(
+                        "202": json_body({"$ref": "#/components/schemas/Submission"}, "Accepted"),
+                        "200": json_body(
                             {"$ref": "#/components/schemas/Submission"},
                             "The same bytes were already accepted: the first submission",
                         ),
-                        **_errors(401, 403, 409, 413, 415, 422),
+                        **errors(401, 403, 409, 413, 415, 422),
                     },
                 }
             },
@@ -315,12 +256,12 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "get": {
                     "summary": "Packages waiting for the caller, oldest first",
                     "parameters": [
-                        _integer("after", 0, _BIG, doc="the `next` cursor of the previous page"),
-                        _integer("limit", 1, inbox_max_limit),
+                        integer("after", 0, BIG, doc="the `next` cursor of the previous page"),
+                        integer("limit", 1, inbox_max_limit),
                     ],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Inbox"}, "The inbox"),
-                        **_errors(401),
+                        "200": json_body({"$ref": "#/components/schemas/Inbox"}, "The inbox"),
+                        **errors(401),
                     },
                 }
             },
@@ -330,10 +271,10 @@ def _v1_document(inbox_max_limit: int) -> dict:
                     "summary": "A document the caller sent or receives, with every package "
                     "about it (versions, revocations, updates, replacements, statuses) and each "
                     "copy's state, last status and disposition",
-                    "parameters": [{**_text("document_id", minLength=1), "required": True}],
+                    "parameters": [{**text("document_id", minLength=1), "required": True}],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Document"}, "The document"),
-                        **_errors(401),
+                        "200": json_body({"$ref": "#/components/schemas/Document"}, "The document"),
+                        **errors(401),
                     },
                 }
             },
@@ -342,14 +283,14 @@ def _v1_document(inbox_max_limit: int) -> dict:
                     "summary": "The latest signed tree head, or the one of ?size=N; with "
                     "?consistency_from=M also the consistency proof from size M",
                     "parameters": [
-                        _integer("size", 0, _BIG, doc="0 or absent: the latest head"),
-                        _integer("consistency_from", 0, _BIG, doc="0 or absent: no proof"),
+                        integer("size", 0, BIG, doc="0 or absent: the latest head"),
+                        integer("consistency_from", 0, BIG, doc="0 or absent: no proof"),
                     ],
-                    "responses": {"200": head, **_errors(401, 404)},
+                    "responses": {"200": head, **errors(401, 404)},
                 },
                 "post": {
                     "summary": "Sign a head of the log as it is now (rate-limited per agency)",
-                    "responses": {"200": head, **_errors(401, 404, 429)},
+                    "responses": {"200": head, **errors(401, 404, 429)},
                 },
             },
             "/v1/ledger/certificate": {
@@ -370,7 +311,7 @@ def _v1_document(inbox_max_limit: int) -> dict:
                                 "application/json": {"schema": {"type": "object"}},
                             },
                         },
-                        **_errors(400, 401),
+                        **errors(400, 401),
                     },
                 }
             },
@@ -378,12 +319,12 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "get": {
                     "summary": "RFC 9162 inclusion proof of a leaf in the tree of a given size",
                     "parameters": [
-                        _integer("leaf", 0, _BIG, required=True),
-                        _integer("size", 1, _BIG, required=True),
+                        integer("leaf", 0, BIG, required=True),
+                        integer("size", 1, BIG, required=True),
                     ],
                     "responses": {
-                        "200": _json({"type": "object"}, "leaf_hash and audit_path (hex)"),
-                        **_errors(401),
+                        "200": json_body({"type": "object"}, "leaf_hash and audit_path (hex)"),
+                        **errors(401),
                     },
                 }
             },
@@ -391,28 +332,28 @@ def _v1_document(inbox_max_limit: int) -> dict:
                 "get": {
                     "summary": "RFC 9162 consistency proof between two tree sizes",
                     "parameters": [
-                        _integer("from", 1, _BIG, required=True),
-                        _integer("to", 1, _BIG, required=True),
+                        integer("from", 1, BIG, required=True),
+                        integer("to", 1, BIG, required=True),
                     ],
                     "responses": {
-                        "200": _json({"type": "object"}, "proof (hex)"),
-                        **_errors(401),
+                        "200": json_body({"type": "object"}, "proof (hex)"),
+                        **errors(401),
                     },
                 }
             },
-            **_FEDERATION_PATHS,
+            **FEDERATION_PATHS,
             "/v1/openapi.json": {
                 "get": {
                     "summary": "This document",
                     "security": [],
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                    "responses": {"200": json_body({"type": "object"}, "OpenAPI 3.1")},
                 }
             },
             "/healthz": {
                 "get": {
                     "summary": "Liveness: the process answers, whatever its dependencies",
                     "security": [],
-                    "responses": {"200": _json(_HEALTH, "alive")},
+                    "responses": {"200": json_body(_HEALTH, "alive")},
                 }
             },
             "/readyz": {
@@ -420,8 +361,8 @@ def _v1_document(inbox_max_limit: int) -> dict:
                     "summary": "Readiness: the database and the broker are both usable",
                     "security": [],
                     "responses": {
-                        "200": _json(_HEALTH, "ready"),
-                        "503": _json(_HEALTH, "not ready; each dependency says why"),
+                        "200": json_body(_HEALTH, "ready"),
+                        "503": json_body(_HEALTH, "not ready; each dependency says why"),
                     },
                 }
             },
@@ -434,11 +375,11 @@ def _v1_document(inbox_max_limit: int) -> dict:
                             "description": "Prometheus text format",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         },
-                        **_errors(401),
+                        **errors(401),
                     },
                 }
             },
-            **push_paths(_errors, _json),
+            **push_paths(errors, json_body),
             "/v1/reports/kpi": {"get": _KPI_OPERATION},
         },
         "components": {
@@ -600,31 +541,3 @@ def _v1_document(inbox_max_limit: int) -> dict:
             },
         },
     }
-
-
-_FEDERATION_PATHS = {
-    "/v1/federation/packages/{digest}": _peer_route(
-        "The bytes of a package handed over, by SHA-256",
-        {
-            "description": "The package",
-            "content": {"application/xml": {"schema": {"type": "string"}}},
-        },
-        {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
-    ),
-    "/v1/federation/head": _peer_route(
-        "The latest signed tree head, with a consistency proof from an older size",
-        _json({"type": "object"}, "head (and proof)"),
-        _integer("consistency_from", 0, _BIG),
-    ),
-    "/v1/federation/directory": _peer_route(
-        "Every agency this hub knows, with its home hub",
-        _json({"type": "object"}, "directory"),
-    ),
-    "/v1/ledger/witnesses": {
-        "get": {
-            "summary": "This hub's countersignatures of its peers' tree heads",
-            "parameters": [_integer("limit", 1, 1000), _text("peer")],
-            "responses": {"200": _json({"type": "object"}, "witness signatures"), **_errors(401)},
-        }
-    },
-}

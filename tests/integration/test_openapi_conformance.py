@@ -115,7 +115,7 @@ CLI_ONLY = {"agency.unknown", "certificate.invalid", "certificate.taken"}
 
 
 def test_every_code_in_the_source_is_listed():
-    source = "\n".join(p.read_text() for p in Path("exchange").glob("*.py"))
+    source = "\n".join(p.read_text() for p in Path("exchange").rglob("*.py"))
     found = set(re.findall(r'(?:HubError|too_many)\(\s*"([a-z_]+\.[a-z_.]+|internal)"', source))
     found |= set(re.findall(r'"(request\.[a-z_]+|http\.[a-z_]+)"', source))
     assert len(found) > 20
