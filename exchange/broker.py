@@ -49,7 +49,6 @@ PUBLISH_CHANNELS = 4
 _BACKOFF_MAX = 30.0
 
 
-
 async def connect_with_backoff(
     settings: Settings,
     adopt: Callable[[aio_pika.abc.AbstractRobustConnection], None],
@@ -81,6 +80,7 @@ async def connect_with_backoff(
             await close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
 
 class Broker:
     """A robust connection, confirming publisher channels, a consumer channel, and the queues."""

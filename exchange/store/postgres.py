@@ -8,13 +8,14 @@ recipient, their outbox rows and the events recording them are written together 
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import asyncpg
 
-from exchange.events import Event
+from exchange.events import Event, canonical_leaf
 from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
 from exchange.store.accepting import (
     ACCEPT_SQL,
@@ -26,7 +27,7 @@ from exchange.store.accepting import (
 )
 from exchange.store.events import record_events
 from exchange.store.flows import FlowOutcome
-from exchange.store.push import enqueue_pushes
+from exchange.store.push import PUSH_CHANNEL
 from schemas import Package
 
 __all__ = ["DeliveryRow", "PostgresPackages"]
@@ -291,21 +292,15 @@ class PostgresPackages:
 
     async def mark_delivered(self, delivery_ids: list[int]) -> int:
         """Pending deliveries into their recipients' inboxes (cursor, time, 'delivered'
-        event); already delivered ones are left alone. Returns how many changed."""
+        event, a push for recipients on push); already delivered ones are left alone.
+        Returns how many changed."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_DELIVERING)
             rows = await conn.fetch(
-                """
-                UPDATE deliveries SET state = 'delivered', delivered_at = now(),
-                    inbox_seq = nextval('inbox_seq')
-                FROM packages p
-                WHERE deliveries.id = ANY($1::bigint[]) AND deliveries.state = 'pending'
-                  AND p.id = deliveries.package_id
-                RETURNING deliveries.id, deliveries.package_id, deliveries.recipient, p.digest
-                """,
+                "SELECT delivery_id, package_id, recipient, digest FROM deliver_copies($1, $2, $3)",
+                _LOCK_DELIVERING,
                 delivery_ids,
+                PUSH_CHANNEL,
             )
-            await enqueue_pushes(conn, [r["id"] for r in rows])
             await record_events(
                 conn,
                 [Event("delivered", r["digest"], r["package_id"], r["recipient"]) for r in rows],
@@ -359,39 +354,47 @@ class PostgresPackages:
 
     async def confirm_published(self, confirmed: list[Outgoing], published_at: datetime) -> None:
         """The broker confirmed these: their outbox rows go, and 'routed' is recorded once
-        per delivery (a re-publication only moves ``routed_at``)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Only rows still there: the relay and the fast path may both have published one.
-            gone = await conn.fetch(
-                "DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id",
-                [c.delivery_id for c in confirmed],
+        per delivery (a re-publication only moves ``routed_at``). One statement: the leaves
+        are made here for every confirmed row and kept only for the first routing."""
+        routed = [
+            Event(
+                "routed",
+                c.digest,
+                c.package_id,
+                c.recipient,
+                {"routing_key": c.routing_key},
+                published_at,
             )
-            first = {
-                r["id"]
-                for r in await conn.fetch(
-                    "UPDATE deliveries d SET routed_at = $2 FROM (SELECT id, routed_at AS before "
-                    "FROM deliveries WHERE id = ANY($1::bigint[]) FOR UPDATE) o "
-                    "WHERE d.id = o.id RETURNING d.id, o.before IS NULL AS first",
-                    [r["delivery_id"] for r in gone],
-                    published_at,
-                )
-                if r["first"]
-            }
-            await record_events(
-                conn,
-                [
-                    Event(
-                        "routed",
-                        c.digest,
-                        c.package_id,
-                        c.recipient,
-                        {"routing_key": c.routing_key},
-                        published_at,
-                    )
-                    for c in confirmed
-                    if c.delivery_id in first
-                ],
+            for c in confirmed
+        ]
+        # Only rows still there: the relay and the fast path may both have published one.
+        await self.pool.execute(
+            """
+            WITH gone AS (
+                DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id
+            ), before AS (
+                SELECT id, routed_at FROM deliveries
+                WHERE id IN (SELECT delivery_id FROM gone) FOR UPDATE
+            ), moved AS (
+                UPDATE deliveries d SET routed_at = $2 FROM before
+                WHERE d.id = before.id RETURNING d.id, before.routed_at IS NULL AS first
             )
+            INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf)
+            SELECT e.package, 'routed', e.organ, $2, e.detail::jsonb, e.digest, e.leaf
+            FROM unnest($1::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bytea[],
+                        $7::bytea[]) WITH ORDINALITY AS e(id, package, organ, detail, digest,
+                                                          leaf, n)
+            JOIN moved ON moved.id = e.id AND moved.first
+            ORDER BY e.n
+            """,
+            [c.delivery_id for c in confirmed],
+            published_at,
+            [e.package_id for e in routed],
+            [e.organ_id for e in routed],
+            [json.dumps(e.detail) for e in routed],
+            [e.digest for e in routed],
+            [canonical_leaf(e) for e in routed],
+        )
 
     async def due_now(self) -> None:
         """Every outbox row is due at once, its backoff reset (the broker is back)."""

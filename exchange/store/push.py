@@ -1,7 +1,9 @@
 """Push endpoints, pushes and their attempts in PostgreSQL: every statement of push delivery.
 
 A push is created in the transaction that puts a copy of a pushed agency into its inbox
-(:func:`enqueue_pushes`, called by ``mark_delivered``), so the broker's message, the inbox entry
+(the SQL function ``deliver_copies`` of migration 0012, called by ``mark_delivered``, or
+:func:`enqueue_pushes` for copies delivered before an agency went on push), so the broker's
+message, the inbox entry
 and the push are one step; from then on the push lives here, not in the broker: its retry
 schedule survives restarts of the hub, the broker and the database.
 """

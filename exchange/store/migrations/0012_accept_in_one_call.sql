@@ -23,6 +23,7 @@ CREATE OR REPLACE FUNCTION store_package(
     p_event_details text[], p_event_digests bytea[], p_event_leaves bytea[])
 RETURNS TABLE (delivery_id bigint, recipient text, event_id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     submitted_id bigint;
     delivery_ids bigint[];
@@ -74,6 +75,7 @@ CREATE OR REPLACE FUNCTION accept_package(
     p_event_details text[], p_event_digests bytea[], p_event_leaves bytea[])
 RETURNS TABLE (existing uuid, clash uuid, delivery_id bigint, recipient text, event_id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     found_id uuid;
 BEGIN
@@ -101,5 +103,49 @@ BEGIN
                        p_report_digest, p_report, p_event_packages, p_events,
                        p_event_organs, p_event_at, p_event_details, p_event_digests,
                        p_event_leaves) AS s;
+END
+$$;
+
+-- deliver_copies: pending copies into their recipients' inboxes (cursor, time, state), under
+-- the delivering lock so that inbox cursors grow in commit order, with a push queued for each
+-- copy whose recipient is on push (and the pushers woken); returns the copies that moved, for
+-- their 'delivered' events, which the caller writes in the same transaction.
+CREATE OR REPLACE FUNCTION deliver_copies(p_lock bigint, p_ids bigint[], p_push_channel text)
+RETURNS TABLE (delivery_id bigint, package_id uuid, recipient text, digest bytea)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    moved_ids bigint[];
+    moved_packages uuid[];
+    moved_recipients text[];
+    moved_digests bytea[];
+    pushes bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_lock);
+    WITH moved AS (
+        UPDATE deliveries d SET state = 'delivered', delivered_at = now(),
+            inbox_seq = nextval('inbox_seq')
+        FROM packages p
+        WHERE d.id = ANY(p_ids) AND d.state = 'pending' AND p.id = d.package_id
+        RETURNING d.id, d.package_id, d.recipient, p.digest
+    )
+    SELECT array_agg(m.id ORDER BY m.id), array_agg(m.package_id ORDER BY m.id),
+           array_agg(m.recipient ORDER BY m.id), array_agg(m.digest ORDER BY m.id)
+    INTO moved_ids, moved_packages, moved_recipients, moved_digests FROM moved m;
+    IF moved_ids IS NULL THEN
+        RETURN;
+    END IF;
+    WITH made AS (
+        INSERT INTO push_deliveries (id, delivery_id, organ_id)
+        SELECT gen_random_uuid(), u.id, u.recipient
+        FROM unnest(moved_ids, moved_recipients) AS u(id, recipient)
+        JOIN push_endpoints e ON e.organ_id = u.recipient AND e.enabled
+        ON CONFLICT (delivery_id) DO NOTHING RETURNING 1
+    )
+    SELECT count(*) INTO pushes FROM made;
+    IF pushes > 0 THEN
+        PERFORM pg_notify(p_push_channel, '');
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(moved_ids, moved_packages, moved_recipients, moved_digests);
 END
 $$;
