@@ -235,14 +235,18 @@ def print_details(out: Console, r: Result, meta: dict) -> None:
             f"{r.concurrency} × {r.package_bytes:,} B in flight"
         )
     if r.half_load_rate is not None:
-        cap = f"cap {r.half_cap} reached by {r.half_cap_hit} arrivals" if r.half_cap_hit else ""
+        cap = f"{r.half_cap_hit} arrivals waited for the cap of {r.half_cap} in flight"
         out.print(
             f"  half load ({r.half_arrivals} arrivals at {r.half_load_rate:.1f}/s, "
             f"{_num(r.half_achieved_rate, '.1f')}/s started): {r.half_delivered}/{r.half_sent} "
             f"delivered, p50/p99 {_num(r.half_p50_ms, '.0f')}/{_num(r.half_p99_ms, '.0f')} ms, "
             f"accept p99 {_num(r.half_accept_p99_ms, '.0f')} ms; start lag p99 "
             f"{_num(r.half_lag_p99_ms, '.1f')} ms; at most {r.half_max_in_flight} in flight"
-            + (f"; [yellow]{cap}[/]" if cap else f" (cap {r.half_cap} not reached)")
+            + (
+                f"; [yellow]{cap}[/]"
+                if r.half_cap_hit
+                else f" (none waited for the cap of {r.half_cap})"
+            )
         )
     other = max(cpu.get("other", 0.0), ceiling.get("other", 0.0))
     if other > SHARED_WARNING:
