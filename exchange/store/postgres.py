@@ -14,9 +14,16 @@ from datetime import datetime
 
 import asyncpg
 
-from exchange.errors import HubError
-from exchange.events import Event, canonical_leaf
+from exchange.events import Event
 from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
+from exchange.store.accepting import (
+    ACCEPT_SQL,
+    STORE_SQL,
+    StoredRows,
+    reused_document_id,
+    store_args,
+    submitted_event,
+)
 from exchange.store.events import record_events
 from exchange.store.flows import FlowOutcome
 from exchange.store.push import enqueue_pushes
@@ -120,7 +127,10 @@ class PostgresPackages:
         transaction; identical bytes stored meanwhile win (their submission is returned), and
         so does the earlier status a status harmlessly repeats (``settle_flows``, which also
         applies the package to the copies it concerns, in this transaction)."""
-        package, digest, package_id = new.package, new.digest, new.id
+        package = new.package
+        if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
+            return await self._accept_new_document(new)  # settles no flow: one round trip
+        digest = new.digest
         async with self.pool.acquire() as conn, conn.transaction():
             # The same bytes posted twice at once (a client retrying while its first attempt
             # still runs): the second waits here for the first, then gets the first's answer.
@@ -128,8 +138,6 @@ class PostgresPackages:
             existing = await self.find_by_digest(digest, conn)
             if existing:
                 return existing
-            if package.kind == "edoc" and package.business_doc_type not in _REPLACING_TYPES:
-                await self._refuse_reused_document_id(conn, package)
             about = None
             if package.kind == "status":
                 about = choose_document(
@@ -138,108 +146,31 @@ class PostgresPackages:
             flows = FlowOutcome() if settle_flows is None else await settle_flows(conn, new, about)
             if flows.repeat_of is not None:
                 return await self.find_by_digest(flows.repeat_of, conn)
-            submitted = Event(
-                "submitted",
-                digest,
-                package_id,
-                package.sender.organ_id,
-                {"kind": package.kind, "size": new.size, "recipients": list(new.recipients)}
-                | ({"redirected_from": new.redirected_from} if new.redirected_from else {}),
-            )
-            rows = await self._insert_rows(conn, package_id, new, about, submitted)
-            key_of = dict(zip(new.recipients, new.routing_keys, strict=True))
-            outgoing = tuple(
-                Outgoing(r["id"], package_id, r["recipient"], key_of[r["recipient"]], digest)
-                for r in sorted(rows, key=lambda r: r["id"])
-            )
-            if new.report is not None:
-                await conn.execute(
-                    "INSERT INTO verification_reports (package_id, indication, digest, report) "
-                    "VALUES ($1, $2, $3, $4)",
-                    package_id,
-                    *new.report,
-                )
+            submitted = submitted_event(new)
             events = list(new.events)
             if about is not None:
-                events.append(_status_link(package, package_id, digest, about))
-            await record_events(conn, [*events, *flows.events])
-        return Submission(
-            package_id,
-            package.kind,
-            package.document_id,
-            digest,
-            new.recipients,
-            False,
-            outgoing,
-            rows[0]["event_id"],
-            received_at=submitted.at,
-            sender=package.sender.organ_id,
-        )
+                events.append(_status_link(package, new.id, digest, about))
+            rows = await conn.fetch(STORE_SQL, *store_args(new, about, submitted, events))
+            await record_events(conn, flows.events)
+        return StoredRows(new, submitted, rows).submission
 
-    async def _insert_rows(self, conn, package_id, new: NewPackage, about, submitted: Event):
-        # One round trip for the package, its deliveries, their outbox rows and the
-        # 'submitted' event (foreign keys are checked at the end of the statement).
-        package = new.package
-        response = package.response_for[0] if package.response_for else None
-        return await conn.fetch(
-            """
-            WITH p AS (
-                INSERT INTO packages (id, digest, sender, kind, document_id, business_doc_type,
-                                      status_code, response_for_organ, response_for_document,
-                                      about_package, subject, size)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ), d AS (
-                INSERT INTO deliveries (package_id, recipient, addressed_as)
-                SELECT $1, r, a FROM unnest($13::text[], $19::text[]) AS x(r, a)
-                RETURNING id, recipient
-            ), o AS (
-                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
-                SELECT d.id, k.key, now() + make_interval(secs => $15)
-                FROM d JOIN unnest($13::text[], $14::text[]) AS k(r, key) ON k.r = d.recipient
-            ), e AS (
-                INSERT INTO events (package_id, event, organ_id, at, detail, digest, leaf)
-                VALUES ($1, 'submitted', $3, $16, $17, $2, $18) RETURNING id
-            )
-            SELECT d.id, d.recipient, (SELECT id FROM e) AS event_id FROM d
-            """,
-            package_id,
-            new.digest,
-            package.sender.organ_id,
-            package.kind,
-            package.document_id,
-            package.business_doc_type,
-            package.status_code,
-            response.organ_id if response else None,
-            response.document_id if response else None,
-            about.id if about else None,
-            package.subject,
-            new.size,
-            list(new.recipients),
-            list(new.routing_keys),
-            new.retry_after,
-            submitted.at,
-            submitted.detail,
-            canonical_leaf(submitted),
-            [new.redirected_from.get(r) for r in new.recipients],
+    async def _accept_new_document(self, new: NewPackage) -> Submission:
+        """A new document (it settles no flow) in one call of ``accept_package``: under its
+        digest lock the same bytes stored first win; under its DocumentId lock an earlier
+        document with that id refuses it (both locks are the ones :meth:`insert` takes)."""
+        submitted = submitted_event(new)
+        rows = await self.pool.fetch(
+            ACCEPT_SQL,
+            _LOCK_DIGEST,
+            _LOCK_DOCUMENT_ID,
+            True,
+            *store_args(new, None, submitted, list(new.events)),
         )
-
-    async def _refuse_reused_document_id(self, conn, package: Package) -> None:
-        """A new document (type 0) may not reuse a DocumentId; checked under a lock on that
-        id, so two different documents sent at the same moment cannot both pass."""
-        await _lock(conn, _LOCK_DOCUMENT_ID, f"{package.sender.organ_id}/{package.document_id}")
-        clash = await conn.fetchval(
-            "SELECT id FROM packages WHERE sender = $1 AND document_id = $2 AND kind = 'edoc'",
-            package.sender.organ_id,
-            package.document_id,
-        )
-        if clash:
-            raise HubError(
-                "package.duplicate_document_id",
-                f"DocumentId {package.document_id!r} was already sent with other content "
-                f"(package {clash}); send an update, replacement or revocation "
-                "(BussinessDocType 1-3) to change it",
-                field="DocumentId",
-            )
+        if rows[0]["existing"] is not None:
+            return await self.find_by_digest(new.digest)
+        if rows[0]["clash"] is not None:
+            raise reused_document_id(new.package, rows[0]["clash"])
+        return StoredRows(new, submitted, rows).submission
 
     async def _candidates(
         self, conn, package: Package, parties: Sequence[str] = ()
