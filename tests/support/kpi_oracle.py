@@ -95,8 +95,7 @@ async def oracle(pool, start, end, as_of, deadlines: dict[str, int], under: str 
             )
             out[f"copies_{name}"] = (n, copies, round(n / copies, 6) if copies else None)
         n = await conn.fetchval(
-            _COPIES
-            + "SELECT count(*) FROM firsts f WHERE EXISTS (SELECT 1 FROM events e "
+            _COPIES + "SELECT count(*) FROM firsts f WHERE EXISTS (SELECT 1 FROM events e "
             "WHERE e.package_id = f.package_id AND e.organ_id = f.recipient "
             "AND e.event = 'push_failed' AND e.at <= $3)",
             *args,
