@@ -72,7 +72,8 @@ class HubProcess:
             )
 
     async def wait_healthy(self, session: aiohttp.ClientSession, timeout: float = 60.0) -> None:
-        """Poll ``/healthz`` until it answers 200; fail early if the process dies."""
+        """Poll ``/readyz`` until it answers 200 (the schema migrated, the broker connected:
+        ``/healthz`` answers before that); fail early if the process dies."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,7 +81,7 @@ class HubProcess:
                 code = self.proc.returncode
                 raise RuntimeError(f"the hub exited with {code}:\n{self.log_tail()}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with session.get(f"{self.url}/healthz") as resp:
+                async with session.get(f"{self.url}/readyz") as resp:
                     if resp.status == 200:
                         return
             await asyncio.sleep(0.1)
