@@ -48,20 +48,19 @@ class IncomingBlob:
         return self._hash.digest()
 
     async def finish(self) -> None:
-        """Flush the bytes to disk (the hub answers 202 only for durable bytes); the file stays
-        open, and locked, until it is kept or discarded."""
+        """The whole body was received: flush it to the file, which the parser reads; the file
+        stays open, and locked, until it is kept or discarded. Bytes are made durable only
+        when they are kept: a refused or repeated body never costs an fsync."""
         self._file.flush()
-        await asyncio.to_thread(os.fsync, self._file.fileno())
 
     async def keep(self) -> Path:
-        """Move the file to its content address (identical bodies share one file) and make the
-        move itself durable: the folder is fsynced too, so a row never outlives its bytes."""
+        """Move the file to its content address (identical bodies share one file), durably,
+        before any row points at it: the file and the move are fsynced (one thread hop for
+        the fsyncs, the fan-out folders and the rename)."""
         target = self._store.path_for(self.digest)
         if target.is_file():  # the same bytes are already kept
             return target
-        await asyncio.to_thread(self._store.ensure_dir, target.parent)
-        await asyncio.to_thread(_durable_rename, self.path, target)
-        self._file.close()
+        await asyncio.to_thread(self._store.keep_file, self._file, self.path, target)
         return target
 
     def discard(self) -> None:
@@ -114,6 +113,15 @@ class BlobStore:
                     _fsync_dir(level.parent)
             self._folders.add(folder)
 
+    def keep_file(self, file, source: Path, target: Path) -> None:
+        """fsync an open temporary file, close it, and rename it durably to ``target``."""
+        file.flush()
+        os.fsync(file.fileno())
+        self.ensure_dir(target.parent)
+        os.replace(source, target)
+        file.close()
+        _fsync_dir(target.parent)
+
     def incoming(self, limit: int) -> IncomingBlob:
         return IncomingBlob(self, limit)
 
@@ -127,8 +135,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _durable_rename(source: Path, target: Path) -> None:
-    os.replace(source, target)
-    _fsync_dir(target.parent)

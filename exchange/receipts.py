@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from exchange.batching import GroupCommit
 from exchange.errors import HubError
 from exchange.hubkeys import key_id
 from exchange.ledger import Ledger
@@ -80,6 +81,7 @@ class Receipts:
         self.store = store
         self.ledger = ledger
         self.key = key
+        self._writes = GroupCommit(store.insert_receipts)  # one INSERT for concurrent receipts
 
     async def for_submission(self, result: Submission) -> dict | None:
         """The receipt of a package just accepted (or of the first submission of the same
@@ -146,6 +148,6 @@ class Receipts:
         body = claims.body()
         signature = await sign_detached(body, self.key)
         kid = key_id(self.key.cert)
-        if await self.store.insert_receipt(claims.package_id, body, signature, kid):
+        if await self._writes.submit((claims.package_id, body, signature, kid)):
             return receipt_json(body, signature, kid)
         return await self.load(claims.package_id)

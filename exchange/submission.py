@@ -1,13 +1,14 @@
 """Accepting a package, top to bottom: check → verify → store → route → receipt.
 
-1. The body is already in a temporary file, hashed and fsynced (:meth:`IncomingBody.finish`).
+1. The body is already in a temporary file, hashed (:meth:`IncomingBody.finish` flushes it).
 2. One read of the package in a worker process: the hardened parser, the XSD and the rules, the
    model; in the same read, when the sender is the caller and the hub verifies, its XML
    signature and every signed PDF inside (:mod:`exchange.verification`).
 3. The sender must be the caller; the signatures must satisfy the sender's policy; the
    recipients must be registered and active.
-4. The bytes go to their content address, then the package, one delivery per recipient, their
-   outbox rows and the events are committed together (:mod:`exchange.store.postgres`).
+4. The bytes go to their content address (fsynced), then the package, one delivery per
+   recipient, their outbox rows and the events are committed together
+   (:mod:`exchange.store.postgres`).
 5. The deliveries are handed to the broker (the outbox keeps them until confirmed), and the
    hub's signed receipt cites the package's ledger leaf.
 

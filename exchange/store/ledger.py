@@ -152,20 +152,25 @@ class PostgresLedger:
 
     # ----- receipts and evidence --------------------------------------------------------
 
-    async def insert_receipt(
-        self, package_id: uuid.UUID, body: bytes, signature: bytes, key_id: str
-    ) -> bool:
-        """Store a receipt unless one exists; whether this one was stored."""
-        return bool(
-            await self.pool.fetchval(
+    async def insert_receipts(
+        self, receipts: list[tuple[uuid.UUID, bytes, bytes, str]]
+    ) -> list[bool]:
+        """Store receipts (package id, body, signature, key id) unless one exists, in one
+        statement; for each, whether it was stored (of two for one package, the first)."""
+        stored = {
+            r["package_id"]
+            for r in await self.pool.fetch(
                 "INSERT INTO receipts (package_id, body, signature, key_id) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (package_id) DO NOTHING RETURNING true",
-                package_id,
-                body,
-                signature,
-                key_id,
+                "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::text[]) "
+                "ON CONFLICT (package_id) DO NOTHING RETURNING package_id",
+                *map(list, zip(*receipts, strict=True)),
             )
-        )
+        }
+        outcomes = []
+        for package_id, *_ in receipts:
+            outcomes.append(package_id in stored)
+            stored.discard(package_id)
+        return outcomes
 
     async def receipt(self, package_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
