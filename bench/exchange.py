@@ -237,7 +237,11 @@ async def start_hubs(
     async with aiohttp.ClientSession() as session:
         for i in range(args.hubs):
             port = args.port + i if args.port else free_port()
-            hubs.append(HubProcess(settings.replace(port=port), workdir, args.hub_command, i))
+            hubs.append(
+                HubProcess(
+                    settings.replace(port=port), workdir, args.hub_command, i, args.processes
+                )
+            )
             hubs[-1].start()
             if i == 0:
                 await hubs[0].wait_healthy(session)
@@ -282,7 +286,9 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict]:
         "schema": settings.database_schema,
         "broker_prefix": settings.broker_prefix,
         "queue_type": settings.queue_type,
-        "hub_processes": args.hubs,
+        "hub_processes": args.hubs * args.processes,
+        "hubs": args.hubs,
+        "processes_per_hub": args.processes,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "method": METHOD.format(poll_ms=args.poll_ms),
@@ -418,6 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for delivery")
     parser.add_argument("--hubs", type=int, default=1, help="hub processes; POSTs alternate (1)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="each hub as `serve --processes N` (one port shared by N processes) (1)",
+    )
     parser.add_argument("--port", type=int, help="port of the (first) hub (default: any free)")
     parser.add_argument(
         "--hub-command",

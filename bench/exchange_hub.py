@@ -36,10 +36,16 @@ class HubProcess:
     """``lienthong serve`` in a child process, with the bench's settings in its environment."""
 
     def __init__(
-        self, settings: Settings, workdir: Path, command: str | None = None, index: int = 0
+        self,
+        settings: Settings,
+        workdir: Path,
+        command: str | None = None,
+        index: int = 0,
+        processes: int = 1,
     ) -> None:
         self.settings = settings
         self.command = command
+        self.processes = processes
         self.url = f"http://127.0.0.1:{settings.port}"
         self.log_path = workdir / f"hub-{index}.log"
         self.proc: subprocess.Popen | None = None
@@ -64,7 +70,15 @@ class HubProcess:
         )
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [*command, "serve", "--host", "127.0.0.1", "--port", str(self.settings.port)],
+                [
+                    *command,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.settings.port),
+                    *(["--processes", str(self.processes)] if self.processes > 1 else []),
+                ],
                 env=env,
                 cwd=REPO,
                 stdout=log,

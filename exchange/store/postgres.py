@@ -368,13 +368,19 @@ class PostgresPackages:
             for c in confirmed
         ]
         # Only rows still there: the relay and the fast path may both have published one.
+        # Rows are locked in id order, as deliver_copies locks them: two batches that share
+        # rows wait for each other instead of deadlocking.
         await self.pool.execute(
             """
-            WITH gone AS (
-                DELETE FROM outbox WHERE delivery_id = ANY($1::bigint[]) RETURNING delivery_id
+            WITH held AS (
+                SELECT delivery_id FROM outbox WHERE delivery_id = ANY($1::bigint[])
+                ORDER BY delivery_id FOR UPDATE
+            ), gone AS (
+                DELETE FROM outbox o USING held WHERE o.delivery_id = held.delivery_id
+                RETURNING o.delivery_id
             ), before AS (
                 SELECT id, routed_at FROM deliveries
-                WHERE id IN (SELECT delivery_id FROM gone) FOR UPDATE
+                WHERE id IN (SELECT delivery_id FROM gone) ORDER BY id FOR UPDATE
             ), moved AS (
                 UPDATE deliveries d SET routed_at = $2 FROM before
                 WHERE d.id = before.id RETURNING d.id, before.routed_at IS NULL AS first

@@ -122,6 +122,9 @@ DECLARE
     pushes bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
+    -- in id order, as the confirms of the outbox lock them: batches wait, never deadlock
+    PERFORM 1 FROM deliveries d WHERE d.id = ANY(p_ids) AND d.state = 'pending'
+    ORDER BY d.id FOR UPDATE;
     WITH moved AS (
         UPDATE deliveries d SET state = 'delivered', delivered_at = now(),
             inbox_seq = nextval('inbox_seq')
