@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import importlib.util
-import io
 import json
 import os
-import pstats
 import random
 import re
 import resource
@@ -58,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.verify_stages import profile, stage_output, stages  # noqa: E402
 from signing import (  # noqa: E402
     TrustSettings,
     install_fast_paths,
@@ -331,63 +329,6 @@ def measure_offline(case: Case, trust: TrustSettings, runs: int) -> None:
         cpu = time.process_time()
         validate_package(data, offline)
         case.offline_cpu_ms.append((time.process_time() - cpu) * 1000)
-
-
-def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
-    """cProfile's top functions (own time, then cumulative) over ``runs`` warm validations."""
-    data = case.path.read_bytes()
-    call = validate_pdf if case.kind == "pdf" else validate_package
-    call(data, trust)
-    profiler = cProfile.Profile(
-        time.process_time
-    )  # CPU time: waits on a shared machine do not count
-    profiler.enable()
-    for _ in range(runs):
-        call(data, trust)
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    return out.getvalue()
-
-
-def stages(case: Case, trust: TrustSettings, runs: int) -> list[dict]:
-    """CPU ms per (step, work) of one warm validation: pyinstrument's shares (see
-    :mod:`bench.verify_stages`) times the measured warm CPU median."""
-    from bench.verify_stages import stage_table
-
-    data = case.path.read_bytes()
-    call = validate_pdf if case.kind == "pdf" else validate_package
-    call(data, trust)
-    shares = stage_table(lambda: call(data, trust), runs)
-    rows = [
-        {"step": step, "work": work, "ms": share * case.warm, "name_prep_ms": prep * case.warm}
-        for (step, work), (share, prep) in shares.items()
-    ]
-    return sorted(rows, key=lambda row: -row["ms"])
-
-
-def stage_output(case: Case, rows: list[dict], console: Console) -> None:
-    out = Table(
-        "step",
-        "work",
-        "CPU ms",
-        "%",
-        "of it: name\nprep ms",
-        title=f"{case.name}: {case.warm:.1f} ms CPU per validation, by stage",
-    )
-    for row in rows:
-        if row["ms"] >= 0.05:
-            share = 100 * row["ms"] / case.warm
-            out.add_row(
-                row["step"],
-                row["work"],
-                f"{row['ms']:.2f}",
-                f"{share:.0f}",
-                f"{row['name_prep_ms']:.2f}",
-            )
-    console.print(out)
 
 
 # ----- output -------------------------------------------------------------------------------------

@@ -14,8 +14,21 @@ pyinstrument is not a dependency of the project: ``.venv/bin/pip install pyinstr
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
+import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from signing import TrustSettings, validate_package, validate_pdf
+
+if TYPE_CHECKING:
+    from bench.verify import Case
 
 # (label, function name, path fragment): the innermost frame that matches names the row.
 STEPS = [
@@ -98,3 +111,58 @@ def stage_table(
             rows[key][1] += seconds
         total += seconds
     return {k: (v[0] / total, v[1] / total) for k, v in rows.items()} if total else {}
+
+
+def profile(case: Case, trust: TrustSettings, runs: int, top: int) -> str:
+    """cProfile's top functions (own time, then cumulative) over ``runs`` warm validations."""
+    data = case.path.read_bytes()
+    call = validate_pdf if case.kind == "pdf" else validate_package
+    call(data, trust)
+    profiler = cProfile.Profile(
+        time.process_time
+    )  # CPU time: waits on a shared machine do not count
+    profiler.enable()
+    for _ in range(runs):
+        call(data, trust)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def stages(case: Case, trust: TrustSettings, runs: int) -> list[dict]:
+    """CPU ms per (step, work) of one warm validation: pyinstrument's shares (see
+    :mod:`bench.verify_stages`) times the measured warm CPU median."""
+    data = case.path.read_bytes()
+    call = validate_pdf if case.kind == "pdf" else validate_package
+    call(data, trust)
+    shares = stage_table(lambda: call(data, trust), runs)
+    rows = [
+        {"step": step, "work": work, "ms": share * case.warm, "name_prep_ms": prep * case.warm}
+        for (step, work), (share, prep) in shares.items()
+    ]
+    return sorted(rows, key=lambda row: -row["ms"])
+
+
+def stage_output(case: Case, rows: list[dict], console: Console) -> None:
+    out = Table(
+        "step",
+        "work",
+        "CPU ms",
+        "%",
+        "of it: name\nprep ms",
+        title=f"{case.name}: {case.warm:.1f} ms CPU per validation, by stage",
+    )
+    for row in rows:
+        if row["ms"] >= 0.05:
+            share = 100 * row["ms"] / case.warm
+            out.add_row(
+                row["step"],
+                row["work"],
+                f"{row['ms']:.2f}",
+                f"{share:.0f}",
+                f"{row['name_prep_ms']:.2f}",
+            )
+    console.print(out)
