@@ -45,6 +45,7 @@ class GroupCommit(Generic[Item, Outcome]):
                 del self._waiting[: self._max_batch]
                 try:
                     outcomes = await self._write([item for item, _ in batch])
+                    answers = list(zip(batch, outcomes, strict=True))  # one outcome per item
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 (handed to every caller of the batch)
@@ -52,7 +53,7 @@ class GroupCommit(Generic[Item, Outcome]):
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                for (_, future), outcome in answers:
                     if not future.done():
                         future.set_result(outcome)
         except asyncio.CancelledError:  # the hub stops: nobody waits forever

@@ -58,7 +58,8 @@ class IncomingBlob:
         before any row points at it: the file and the move are fsynced (one thread hop for
         the fsyncs, the fan-out folders and the rename)."""
         target = self._store.path_for(self.digest)
-        if target.is_file():  # the same bytes are already kept
+        if target.is_file():  # the same bytes are kept, maybe a moment ago by another request:
+            await asyncio.to_thread(self._store.settle, target)  # their name is durable too
             return target
         await asyncio.to_thread(self._store.keep_file, self._file, self.path, target)
         return target
@@ -105,13 +106,19 @@ class BlobStore:
         return self.root / hexed[:2] / hexed[2:4] / hexed
 
     def ensure_dir(self, folder: Path) -> None:
-        """Create a fan-out folder once (there are 65,536 of them at most), durably."""
+        """Create a fan-out folder durably, checked once per process (there are 65,536 of them
+        at most); one made by another process is made durable here too, before use."""
         if folder not in self._folders:
             for level in (folder.parent, folder):
-                if not level.exists():
-                    level.mkdir(exist_ok=True)
-                    _fsync_dir(level.parent)
+                level.mkdir(exist_ok=True)
+                _fsync_dir(level.parent)
             self._folders.add(folder)
+
+    def settle(self, target: Path) -> None:
+        """Make an existing blob's name durable (it may have been renamed into place a moment
+        ago, its folder not yet fsynced, by another request or process)."""
+        self.ensure_dir(target.parent)
+        _fsync_dir(target.parent)
 
     def keep_file(self, file, source: Path, target: Path) -> None:
         """fsync an open temporary file, close it, and rename it durably to ``target``."""

@@ -209,6 +209,8 @@ async def settle(conn, new: NewPackage, about: DocumentCandidate | None) -> Flow
         return await _status(conn, new, about)
     relation = _RELATIONS.get(package.business.doc_type)
     if relation is None:
+        # Nothing to settle: PostgresPackages.insert does not call this for a new document at
+        # all (it is accepted in one call); a rule added here for type 0 must go there too.
         return FlowOutcome()
     return await _concerning(conn, new, relation)
 

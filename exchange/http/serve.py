@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from exchange.workers import exit_with_parent
 
 __all__ = ["running_hub", "serve_forever", "serve_processes"]
 
+T = TypeVar("T")
 log = logging.getLogger("lienthong.serve")
 
 
@@ -151,14 +152,13 @@ def _worker(settings: Settings, consume: bool, parent: int) -> None:
     _leave(0)
 
 
-def run_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
     """Run the hub's main coroutine on the configured event loop (``event_loop``)."""
     if settings.event_loop == "uvloop":
         import uvloop
 
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def _leave(code: int) -> None:

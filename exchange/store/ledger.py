@@ -157,6 +157,8 @@ class PostgresLedger:
     ) -> list[bool]:
         """Store receipts (package id, body, signature, key id) unless one exists, in one
         statement; for each, whether it was stored (of two for one package, the first)."""
+        if not receipts:
+            return []
         stored = {
             r["package_id"]
             for r in await self.pool.fetch(

@@ -356,6 +356,7 @@ class PostgresPackages:
         """The broker confirmed these: their outbox rows go, and 'routed' is recorded once
         per delivery (a re-publication only moves ``routed_at``). One statement: the leaves
         are made here for every confirmed row and kept only for the first routing."""
+        confirmed = list({c.delivery_id: c for c in confirmed}.values())  # once per copy
         routed = [
             Event(
                 "routed",
@@ -409,16 +410,21 @@ class PostgresPackages:
     async def reconcile(self, after_seconds: float) -> int:
         """Put back in the outbox every delivery routed long ago and still not delivered (a
         message the broker lost); returns how many. "Long ago" is ``after_seconds`` the first
-        time, then twice as long after each republication of the same delivery."""
+        time, then twice as long after each republication of the same delivery. Copies are
+        taken in id order, skipping any another transaction holds (being delivered right now),
+        so this never deadlocks with the confirms or the deliveries."""
         rows = await self.pool.fetch(
             """
-            WITH lost AS (
-                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
-                SELECT d.id, a.routing_key, now() FROM deliveries d
-                JOIN agencies a ON a.code = d.recipient
+            WITH candidates AS (
+                SELECT d.id, d.recipient FROM deliveries d
                 WHERE d.state = 'pending' AND d.routed_at < now()
                       - make_interval(secs => $1 * 2 ^ least(d.republished, 12))
                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = d.id)
+                ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED
+            ), lost AS (
+                INSERT INTO outbox (delivery_id, routing_key, next_attempt_at)
+                SELECT c.id, a.routing_key, now() FROM candidates c
+                JOIN agencies a ON a.code = c.recipient
                 ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
             )
             UPDATE deliveries SET republished = republished + 1

@@ -99,7 +99,8 @@ async def test_confirms_and_deliveries_in_opposite_orders_never_deadlock(exchang
         results = await asyncio.gather(*running, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         assert not failures, failures
-        assert sum(results[2:]) == len(ids)  # each copy delivered by exactly one
+        # (the hub's own relay may deliver some of them too, after a broker reconnect: the
+        # final state below is what must hold, not who did it)
     rows = await hub.pool.fetch(
         "SELECT d.id, d.state, d.routed_at IS NOT NULL AS routed, "
         "(SELECT count(*) FROM events e WHERE e.package_id = d.package_id "

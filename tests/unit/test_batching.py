@@ -1,5 +1,6 @@
-"""Group commit: concurrent callers share writes, a lone one waits for nobody, failures and
-cancellation reach every caller of the batch."""
+"""Group commit: concurrent callers share writes, a lone one waits for nobody; a failed write,
+a wrong answer and a cancelled writer reach every caller of the batch; a cancelled caller
+stops nobody else."""
 
 from __future__ import annotations
 
@@ -76,3 +77,27 @@ async def test_a_cancelled_caller_does_not_stop_the_others():
     recorder.release.set()
     assert await stays == 20
     assert recorder.batches == [[1, 2]]  # the cancelled caller's item was written all the same
+
+
+async def test_a_write_with_the_wrong_number_of_outcomes_fails_its_callers():
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    group = GroupCommit(short)
+    outcomes = await asyncio.gather(group.submit(1), group.submit(2), return_exceptions=True)
+    assert all(isinstance(o, ValueError) for o in outcomes), outcomes
+
+
+async def test_a_cancelled_writer_cancels_every_waiting_caller():
+    recorder = Recorder()
+    group = GroupCommit(recorder.write)
+    recorder.release.clear()
+    waiting = [asyncio.ensure_future(group.submit(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the writer is inside write([0, 1, 2])
+    assert recorder.batches == [[0, 1, 2]]
+    group._writer.cancel()  # what stopping the hub does to the task
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    recorder.release.set()
+    assert await group.submit(9) == 90  # a new writer starts for the next caller
