@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     broker_reconnect_seconds: float = 2.0  # between attempts while RabbitMQ is unreachable
     shutdown_timeout_seconds: float = 15.0  # SIGTERM: in-flight work gets this long, then exit
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # the hub's loop (asyncio: fallback)
     # RFC 3161 time-stamping authority for signed tree heads (empty: heads are not timestamped).
     tsa_url: str = ""
     # The hub's signing key for ledger heads and receipts: a PKCS#12 file, or a PKCS#11 token

@@ -42,15 +42,11 @@ def _share_metrics(settings: Settings) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from exchange.demo import run_demo
-    from exchange.http.serve import run_loop
 
     settings = settings_of(args)
     setup_logging("ERROR")  # the demo says in plain words what the warnings would
-    return run_loop(
-        settings,
-        run_demo(
-            settings, keep_serving=args.keep_serving, push=args.push, federated=args.federated
-        ),
+    return asyncio.run(
+        run_demo(settings, keep_serving=args.keep_serving, push=args.push, federated=args.federated)
     )
 
 

@@ -12,8 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -26,7 +25,6 @@ from exchange.workers import exit_with_parent
 
 __all__ = ["running_hub", "serve_forever", "serve_processes"]
 
-T = TypeVar("T")
 log = logging.getLogger("lienthong.serve")
 
 
@@ -143,22 +141,12 @@ def _worker(settings: Settings, consume: bool, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops us with SIGTERM
     exit_with_parent(parent)
     setup_logging(settings.log_level)
-    run_loop(
-        settings,
+    asyncio.run(
         serve_forever(
             settings, consume=consume, reuse_port=True, announce=False, handle_sigint=False
-        ),
+        )
     )
     _leave(0)
-
-
-def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
-    """Run the hub's main coroutine on the configured event loop (``event_loop``)."""
-    if settings.event_loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(main)
-    return asyncio.run(main)
 
 
 def _leave(code: int) -> None:
@@ -177,7 +165,7 @@ def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 
     only by exiting the process, once every hub has stopped."""
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck
     if workers <= 1:
-        run_loop(settings, serve_forever(settings, consume=consume))
+        asyncio.run(serve_forever(settings, consume=consume))
         _leave(0)
     if settings.port == 0:
         raise ValueError("several workers need a fixed port")
@@ -191,7 +179,7 @@ def serve_processes(settings: Settings, *, consume: bool = True, workers: int = 
     for child in children:
         child.start()
     try:
-        run_loop(settings, serve_forever(settings, consume=consume, reuse_port=True))
+        asyncio.run(serve_forever(settings, consume=consume, reuse_port=True))
     finally:
         for child in children:
             if child.is_alive():
