@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import re
 import socket
 from importlib import resources
@@ -12,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from exchange.config import Settings
+
+log = logging.getLogger("lienthong.database")
 
 __all__ = [
     "connect",
@@ -95,7 +99,9 @@ _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 async def migrate(settings: Settings) -> list[str]:
     """Apply the migrations not applied yet, in order, each recorded in ``schema_migrations``;
     returns the names applied now. Concurrent callers (several hub processes starting at
-    once) wait for each other on an advisory lock."""
+    once) wait for each other on an advisory lock. Each migration's SHA-256 is recorded; one
+    whose file changed after it was applied is logged (the database keeps what it applied:
+    a change belongs in a new migration)."""
     schema = _schema_name(settings)
     conn = await asyncpg.connect(settings.database_url)
     applied: list[str] = []
@@ -108,15 +114,38 @@ async def migrate(settings: Settings) -> list[str]:
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            await conn.execute(
+                "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 bytea"
+            )
+            done = {
+                r["version"]: r["sha256"]
+                for r in await conn.fetch("SELECT version, sha256 FROM schema_migrations")
+            }
             for version, name, sql in migrations():
-                if version in done:
-                    continue
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
-                applied.append(f"{version:04d}_{name}")
+                digest = hashlib.sha256(sql.encode()).digest()
+                if version not in done:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+                        version,
+                        name,
+                        digest,
+                    )
+                    applied.append(f"{version:04d}_{name}")
+                elif done[version] is None:  # applied before checksums were kept
+                    await conn.execute(
+                        "UPDATE schema_migrations SET sha256 = $2 WHERE version = $1",
+                        version,
+                        digest,
+                    )
+                elif done[version] != digest:
+                    log.warning(
+                        "migration %04d_%s changed after it was applied; this database keeps "
+                        "what it applied: put the change in a new migration",
+                        version,
+                        name,
+                        extra={"schema": schema},
+                    )
     finally:
         await conn.close()
     return applied

@@ -36,6 +36,29 @@ async def test_fresh_database_gets_every_migration_once(tmp_path):
         await db.drop_schema(settings)
 
 
+async def test_a_migration_edited_after_it_was_applied_is_reported(tmp_path, caplog):
+    settings = make_settings(tmp_path)
+    try:
+        await db.migrate(settings)
+        with caplog.at_level("WARNING", logger="lienthong.database"):
+            assert await db.migrate(settings) == []
+        assert not caplog.records  # unchanged files: nothing to say
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute(
+                f'UPDATE "{settings.database_schema}".schema_migrations '
+                "SET sha256 = '\\x00' WHERE version = 12"
+            )
+        finally:
+            await conn.close()
+        with caplog.at_level("WARNING", logger="lienthong.database"):
+            assert await db.migrate(settings) == []  # nothing is applied again
+        (record,) = caplog.records
+        assert "0012_accept_in_one_call changed after it was applied" in record.getMessage()
+    finally:
+        await db.drop_schema(settings)
+
+
 async def test_a_database_of_the_unnumbered_schema_is_taken_over(tmp_path):
     """What the earlier idempotent schema file made (every statement applied, nothing
     recorded) migrates cleanly: the migrations are safe to run again."""
