@@ -106,18 +106,17 @@ class BlobStore:
         return self.root / hexed[:2] / hexed[2:4] / hexed
 
     def ensure_dir(self, folder: Path) -> None:
-        """Create a fan-out folder durably, checked once per process (there are 65,536 of them
-        at most); one made by another process is made durable here too, before use."""
+        """Create a fan-out folder once (there are 65,536 of them at most), durably."""
         if folder not in self._folders:
             for level in (folder.parent, folder):
-                level.mkdir(exist_ok=True)
-                _fsync_dir(level.parent)
+                if not level.exists():
+                    level.mkdir(exist_ok=True)
+                    _fsync_dir(level.parent)
             self._folders.add(folder)
 
     def settle(self, target: Path) -> None:
         """Make an existing blob's name durable (it may have been renamed into place a moment
         ago, its folder not yet fsynced, by another request or process)."""
-        self.ensure_dir(target.parent)
         _fsync_dir(target.parent)
 
     def keep_file(self, file, source: Path, target: Path) -> None:

@@ -21,9 +21,9 @@ from schemas import Package
 __all__ = [
     "ACCEPT_SQL",
     "STORE_SQL",
-    "StoredRows",
     "reused_document_id",
     "store_args",
+    "stored_submission",
     "submitted_event",
 ]
 
@@ -92,27 +92,25 @@ def store_args(
     )
 
 
-class StoredRows:
-    """What ``store_package`` returned, as the submission the core answers with."""
-
-    def __init__(self, new: NewPackage, submitted: Event, rows: list[asyncpg.Record]) -> None:
-        key_of = dict(zip(new.recipients, new.routing_keys, strict=True))
-        self.outgoing = tuple(
-            Outgoing(r["delivery_id"], new.id, r["recipient"], key_of[r["recipient"]], new.digest)
-            for r in sorted(rows, key=lambda r: r["delivery_id"])
-        )
-        self.submission = Submission(
-            new.id,
-            new.package.kind,
-            new.package.document_id,
-            new.digest,
-            new.recipients,
-            False,
-            self.outgoing,
-            rows[0]["event_id"],
-            received_at=submitted.at,
-            sender=new.package.sender.organ_id,
-        )
+def stored_submission(new: NewPackage, submitted: Event, rows: list[asyncpg.Record]) -> Submission:
+    """The submission the core answers with, from the rows ``store_package`` returned."""
+    key_of = dict(zip(new.recipients, new.routing_keys, strict=True))
+    outgoing = tuple(
+        Outgoing(r["delivery_id"], new.id, r["recipient"], key_of[r["recipient"]], new.digest)
+        for r in sorted(rows, key=lambda r: r["delivery_id"])
+    )
+    return Submission(
+        new.id,
+        new.package.kind,
+        new.package.document_id,
+        new.digest,
+        new.recipients,
+        False,
+        outgoing,
+        rows[0]["event_id"],
+        received_at=submitted.at,
+        sender=new.package.sender.organ_id,
+    )
 
 
 def reused_document_id(package: Package, clash: uuid.UUID) -> HubError:

@@ -20,9 +20,9 @@ from exchange.ports import DocumentCandidate, NewPackage, Outgoing, Submission
 from exchange.store.accepting import (
     ACCEPT_SQL,
     STORE_SQL,
-    StoredRows,
     reused_document_id,
     store_args,
+    stored_submission,
     submitted_event,
 )
 from exchange.store.events import record_events
@@ -153,7 +153,7 @@ class PostgresPackages:
                 events.append(_status_link(package, new.id, digest, about))
             rows = await conn.fetch(STORE_SQL, *store_args(new, about, submitted, events))
             await record_events(conn, flows.events)
-        return StoredRows(new, submitted, rows).submission
+        return stored_submission(new, submitted, rows)
 
     async def _accept_new_document(self, new: NewPackage) -> Submission:
         """A new document (it settles no flow) in one call of ``accept_package``: under its
@@ -171,7 +171,7 @@ class PostgresPackages:
             return await self.find_by_digest(new.digest)
         if rows[0]["clash"] is not None:
             raise reused_document_id(new.package, rows[0]["clash"])
-        return StoredRows(new, submitted, rows).submission
+        return stored_submission(new, submitted, rows)
 
     async def _candidates(
         self, conn, package: Package, parties: Sequence[str] = ()

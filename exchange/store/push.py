@@ -1,9 +1,9 @@
 """Push endpoints, pushes and their attempts in PostgreSQL: every statement of push delivery.
 
 A push is created in the transaction that puts a copy of a pushed agency into its inbox
-(the SQL function ``deliver_copies`` of migration 0012, called by ``mark_delivered``, or
-:func:`enqueue_pushes` for copies delivered before an agency went on push), so the broker's
-message, the inbox entry
+(the SQL function ``queue_pushes`` of migration 0012: from ``deliver_copies``, called by
+``mark_delivered``, or from :func:`enqueue_pushes` for copies delivered before an agency went
+on push), so the broker's message, the inbox entry
 and the push are one step; from then on the push lives here, not in the broker: its retry
 schedule survives restarts of the hub, the broker and the database.
 """
@@ -42,16 +42,7 @@ async def enqueue_pushes(conn: asyncpg.Connection, delivery_ids: list[int]) -> N
     delivers them; a copy already pushed keeps its push)."""
     if not delivery_ids:
         return
-    made = await conn.fetchval(
-        "WITH made AS (INSERT INTO push_deliveries (id, delivery_id, organ_id) "
-        "SELECT gen_random_uuid(), d.id, d.recipient FROM deliveries d "
-        "JOIN push_endpoints e ON e.organ_id = d.recipient AND e.enabled "
-        "WHERE d.id = ANY($1::bigint[]) ON CONFLICT (delivery_id) DO NOTHING RETURNING 1) "
-        "SELECT count(*) FROM made",
-        delivery_ids,
-    )
-    if made:  # delivered at commit: every hub's pusher wakes up at once
-        await conn.execute("SELECT pg_notify($1, '')", PUSH_CHANNEL)
+    await conn.execute("SELECT queue_pushes($1::bigint[], $2)", delivery_ids, PUSH_CHANNEL)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,31 @@ BEGIN
 END
 $$;
 
+-- queue_pushes: a push for each of these copies whose recipient is on push (a copy already
+-- pushed keeps its push), and the pushers of every hub woken when one was made; called in the
+-- transaction that delivers the copies (deliver_copies) or puts an agency on push.
+CREATE OR REPLACE FUNCTION queue_pushes(p_ids bigint[], p_push_channel text)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    made bigint;
+BEGIN
+    WITH inserted AS (
+        INSERT INTO push_deliveries (id, delivery_id, organ_id)
+        SELECT gen_random_uuid(), d.id, d.recipient FROM deliveries d
+        JOIN push_endpoints e ON e.organ_id = d.recipient AND e.enabled
+        WHERE d.id = ANY(p_ids)
+        ON CONFLICT (delivery_id) DO NOTHING RETURNING 1
+    )
+    SELECT count(*) INTO made FROM inserted;
+    IF made > 0 THEN
+        PERFORM pg_notify(p_push_channel, '');
+    END IF;
+    RETURN made;
+END
+$$;
+
 -- deliver_copies: pending copies into their recipients' inboxes (cursor, time, state), under
 -- the delivering lock so that inbox cursors grow in commit order, with a push queued for each
 -- copy whose recipient is on push (and the pushers woken); returns the copies that moved, for
@@ -119,7 +144,6 @@ DECLARE
     moved_packages uuid[];
     moved_recipients text[];
     moved_digests bytea[];
-    pushes bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
     -- in id order, as the confirms of the outbox lock them: batches wait, never deadlock
@@ -138,17 +162,7 @@ BEGIN
     IF moved_ids IS NULL THEN
         RETURN;
     END IF;
-    WITH made AS (
-        INSERT INTO push_deliveries (id, delivery_id, organ_id)
-        SELECT gen_random_uuid(), u.id, u.recipient
-        FROM unnest(moved_ids, moved_recipients) AS u(id, recipient)
-        JOIN push_endpoints e ON e.organ_id = u.recipient AND e.enabled
-        ON CONFLICT (delivery_id) DO NOTHING RETURNING 1
-    )
-    SELECT count(*) INTO pushes FROM made;
-    IF pushes > 0 THEN
-        PERFORM pg_notify(p_push_channel, '');
-    END IF;
+    PERFORM queue_pushes(moved_ids, p_push_channel);
     RETURN QUERY SELECT * FROM unnest(moved_ids, moved_packages, moved_recipients, moved_digests);
 END
 $$;
